@@ -1,0 +1,1 @@
+//! The commands language (`commands/*.commands`): placeholder, being written.

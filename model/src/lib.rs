@@ -1,0 +1,12 @@
+//! `roboconf-model`: Roboconf's application model as pure Rust. It parses the graph and
+//! instances DSL and the other files of an application project, resolves them into a
+//! runtime model (components, facets, inherited variables, instances), validates them
+//! with Roboconf's stable error codes, and writes models back as canonical DSL text. It
+//! does no I/O beyond reading the files it parses, and nothing async.
+
+pub mod commands;
+pub mod diag;
+pub mod rules;
+
+pub use diag::{Code, Diagnostic, Severity};
+pub mod dsl;

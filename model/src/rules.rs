@@ -1,0 +1,1 @@
+//! The autonomic rules language (`rules.autonomic/*.drl`): placeholder, being written.
