@@ -34,6 +34,7 @@ def read_conf():
 
 def next_value(kind, previous):
     if kind == "door":
+        previous = previous or 0
         return 1 - previous if random.random() < 0.1 else previous
     start, step, low, high = {
         "temperature": (20.0, 0.3, -20, 45),
@@ -45,7 +46,10 @@ def next_value(kind, previous):
 
 
 def push(target):
-    offset = int(open(offset_file).read() or 0) if os.path.exists(offset_file) else 0
+    offset = 0
+    if os.path.exists(offset_file):
+        with open(offset_file) as f:
+            offset = int(f.read() or 0)
     with open(readings_file) as f:
         f.seek(offset)
         lines = [f.readline() for _ in range(200)]
@@ -63,7 +67,7 @@ def push(target):
 value = None
 while True:
     conf = read_conf()
-    value = next_value(conf.get("kind", ""), value if value is not None else (0 if conf.get("kind") == "door" else None))
+    value = next_value(conf.get("kind", ""), value)
     reading = {"sensor": conf.get("id"), "site": conf.get("site"), "kind": conf.get("kind"),
                "unit": conf.get("unit"), "value": value, "time": round(time.time(), 3)}
     with open(readings_file, "a") as f:

@@ -1,0 +1,290 @@
+//! Builds a graph from an entry `.graph` file and the files it imports, as Roboconf's
+//! graph converter does: every file is parsed and checked (P_ and PM_ codes), imports are
+//! followed relative to the graph folder, then, if nothing so far is an error, names are
+//! checked for collisions and duplicates, and references (extends, facets, children) are
+//! resolved (CO_ codes). Every finding of a stage is reported; a stage with errors stops
+//! the later ones, as in Roboconf, so one mistake does not cascade into many.
+
+use super::{Component, Facet, Graph, ImportDecl, Loc, TypeRef};
+use crate::diag::{has_errors, Code, Diagnostic};
+use crate::dsl::checks::{self, split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER};
+use crate::dsl::exports::{parse_exports, ExportDecl};
+use crate::dsl::{FileDef, FileKind, Holder, HolderKind, Limits};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// The result of building a graph.
+#[derive(Debug, Clone, Default)]
+pub struct GraphBuild {
+    pub graph: Graph,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Every file read or looked for, entry first.
+    pub files: Vec<PathBuf>,
+    /// True when all references were resolved without error.
+    pub complete: bool,
+}
+
+/// Builds the graph of `entry`, resolving imports against `root` (the `graph/` folder).
+pub fn build_graph(entry: &Path, root: &Path, limits: Limits) -> GraphBuild {
+    build_graph_from_defs(entry, root, &mut |p| {
+        p.is_file().then(|| crate::dsl::parse_file(p, limits))
+    })
+}
+
+/// Same as [`build_graph`], reading files through `load` (`None`: no such file).
+pub fn build_graph_from_defs(entry: &Path, root: &Path, load: &mut dyn FnMut(&Path) -> Option<FileDef>) -> GraphBuild {
+    let mut b = Builder::default();
+    let mut queue: VecDeque<(PathBuf, Option<Loc>)> = VecDeque::from([(entry.to_path_buf(), None)]);
+    let mut seen: HashSet<PathBuf> = HashSet::from([entry.to_path_buf()]);
+    while let Some((file, imported_at)) = queue.pop_front() {
+        b.files.push(file.clone());
+        let Some(def) = load(&file) else {
+            b.diags.push(unreachable(&file, imported_at.as_ref()));
+            continue;
+        };
+        let mut errs = checks::validate_file(&def);
+        if !matches!(def.kind, FileKind::Graph | FileKind::Aggregator | FileKind::Empty) {
+            errs.push(Diagnostic::new(
+                Code::CO_NOT_A_GRAPH,
+                &file,
+                0,
+                0,
+                format!("expected a graph file, found a file of type `{}`", def.kind.as_str()),
+            ));
+        }
+        let ok = !has_errors(&errs);
+        b.diags.extend(errs);
+        if !ok {
+            continue;
+        }
+        for block in &def.blocks {
+            match block {
+                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Component => b.add(&file, h, true),
+                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Facet => b.add(&file, h, false),
+                crate::dsl::Block::Import(i) => {
+                    let target = root.join(crate::dsl::text::jtrim(&i.uri));
+                    if seen.insert(target.clone()) {
+                        let at = Loc { file: file.clone(), line: i.span.line, col: i.span.col };
+                        queue.push_back((target, Some(at)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    b.finish()
+}
+
+fn unreachable(file: &Path, imported_at: Option<&Loc>) -> Diagnostic {
+    match imported_at {
+        Some(at) => Diagnostic::new(
+            Code::CO_UNREACHABLE_FILE,
+            &at.file,
+            at.line,
+            at.col,
+            format!("the imported file `{}` does not exist", file.display()),
+        ),
+        None => Diagnostic::new(Code::CO_UNREACHABLE_FILE, file, 0, 0, "the file does not exist"),
+    }
+}
+
+/// What is known of one name while files are read.
+#[derive(Default)]
+struct Pending {
+    decls: Vec<Loc>,
+    installer: Option<String>,
+    exports: Vec<ExportDecl>,
+    imports: Vec<ImportDecl>,
+    extends: Vec<String>,
+    facets: Vec<String>,
+    children: Vec<String>,
+}
+
+#[derive(Default)]
+struct Builder {
+    files: Vec<PathBuf>,
+    diags: Vec<Diagnostic>,
+    components: Vec<(String, Pending)>,
+    facets: Vec<(String, Pending)>,
+    comp_idx: HashMap<String, usize>,
+    facet_idx: HashMap<String, usize>,
+}
+
+fn dedup_push(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+impl Builder {
+    fn add(&mut self, file: &Path, h: &Holder, component: bool) {
+        let loc = Loc { file: file.to_path_buf(), line: h.span.line, col: h.span.col };
+        let (list, idx) = if component {
+            (&mut self.components, &mut self.comp_idx)
+        } else {
+            (&mut self.facets, &mut self.facet_idx)
+        };
+        if let Some(&i) = idx.get(&h.name) {
+            // Only the first declaration counts; the others are reported as duplicates.
+            list[i].1.decls.push(loc);
+            return;
+        }
+        let mut p = Pending { decls: vec![loc], ..Pending::default() };
+        for prop in h.properties().filter(|p| p.name == EXPORTS) {
+            let (decls, _) = parse_exports(&prop.value, file, prop.span.line, prop.value_col);
+            for d in decls {
+                match p.exports.iter_mut().find(|e| e.name == d.name) {
+                    Some(e) => *e = d,
+                    None => p.exports.push(d),
+                }
+            }
+        }
+        for (item, _) in h.property_values(CHILDREN) {
+            dedup_push(&mut p.children, item);
+        }
+        if component {
+            p.installer = h.property(INSTALLER).map(|p| p.value.clone());
+            for (item, _) in h.property_values(IMPORTS) {
+                let (name, optional, external) = split_import(&item);
+                p.imports.retain(|i| i.name != name);
+                p.imports.push(ImportDecl { name, optional, external });
+            }
+            p.extends = h.property(EXTENDS).map(|p| p.value.clone()).into_iter().collect();
+            for (item, _) in h.property_values(FACETS) {
+                dedup_push(&mut p.facets, item);
+            }
+        } else {
+            for (item, _) in h.property_values(EXTENDS) {
+                dedup_push(&mut p.extends, item);
+            }
+        }
+        idx.insert(h.name.clone(), list.len());
+        list.push((h.name.clone(), p));
+    }
+
+    fn report_all(&mut self, decls: &[Loc], code: Code, message: &str) {
+        for d in decls {
+            self.diags.push(Diagnostic::new(code, &d.file, d.line, d.col, message));
+        }
+    }
+
+    fn finish(mut self) -> GraphBuild {
+        let mut stage_ok = !has_errors(&self.diags);
+        if stage_ok {
+            for (name, p) in &self.components {
+                if let Some(&f) = self.facet_idx.get(name) {
+                    let msg = format!("`{name}` is the name of both a component and a facet");
+                    let mut all = p.decls.clone();
+                    all.extend(self.facets[f].1.decls.iter().cloned());
+                    for d in all {
+                        self.diags.push(Diagnostic::new(Code::CO_CONFLICTING_NAME, &d.file, d.line, d.col, msg.clone()));
+                    }
+                }
+            }
+            stage_ok = !has_errors(&self.diags);
+        }
+        if stage_ok {
+            let dup_comps: Vec<_> = self.components.iter().filter(|(_, p)| p.decls.len() > 1).map(|(n, p)| (n.clone(), p.decls.clone())).collect();
+            for (name, decls) in dup_comps {
+                self.report_all(&decls, Code::CO_ALREADY_DEFINED_COMPONENT, &format!("the component `{name}` is defined more than once"));
+            }
+            let dup_facets: Vec<_> = self.facets.iter().filter(|(_, p)| p.decls.len() > 1).map(|(n, p)| (n.clone(), p.decls.clone())).collect();
+            for (name, decls) in dup_facets {
+                self.report_all(&decls, Code::CO_ALREADY_DEFINED_FACET, &format!("the facet `{name}` is defined more than once"));
+            }
+            stage_ok = !has_errors(&self.diags);
+        }
+        let mut components: Vec<Component> = self
+            .components
+            .iter()
+            .map(|(name, p)| Component {
+                name: name.clone(),
+                loc: p.decls[0].clone(),
+                installer: p.installer.clone(),
+                exports: p.exports.clone(),
+                imports: p.imports.clone(),
+                extends: None,
+                facets: Vec::new(),
+                children: Vec::new(),
+            })
+            .collect();
+        let mut facets: Vec<Facet> = self
+            .facets
+            .iter()
+            .map(|(name, p)| Facet {
+                name: name.clone(),
+                loc: p.decls[0].clone(),
+                exports: p.exports.clone(),
+                extends: Vec::new(),
+                children: Vec::new(),
+            })
+            .collect();
+        if stage_ok {
+            let mut found = Vec::new();
+            for (i, (_, p)) in self.components.iter().enumerate() {
+                let at = &p.decls[0];
+                if let Some(e) = p.extends.first().filter(|e| !crate::dsl::text::is_blank(e)) {
+                    match self.comp_idx.get(e) {
+                        Some(&j) => components[i].extends = Some(j),
+                        None => found.push((at, Code::CO_INEXISTING_COMPONENT, format!("the extended component `{e}` does not exist"))),
+                    }
+                }
+                for f in &p.facets {
+                    match self.facet_idx.get(f) {
+                        Some(&j) => components[i].facets.push(j),
+                        None => found.push((at, Code::CO_INEXISTING_FACET, format!("the facet `{f}` does not exist"))),
+                    }
+                }
+                match self.resolve_children(&p.children) {
+                    Ok(ch) => components[i].children = ch,
+                    Err(missing) => found.extend(missing.into_iter().map(|m| (at, Code::CO_INEXISTING_CHILD, m))),
+                }
+            }
+            stage_ok = found.is_empty();
+            let mut diags: Vec<Diagnostic> = found.into_iter().map(|(at, code, m)| Diagnostic::new(code, &at.file, at.line, at.col, m)).collect();
+            if stage_ok {
+                for (i, (_, p)) in self.facets.iter().enumerate() {
+                    let at = &p.decls[0];
+                    for f in &p.extends {
+                        match self.facet_idx.get(f) {
+                            Some(&j) => facets[i].extends.push(j),
+                            None => diags.push(Diagnostic::new(Code::CO_INEXISTING_FACET, &at.file, at.line, at.col, format!("the extended facet `{f}` does not exist"))),
+                        }
+                    }
+                    match self.resolve_children(&p.children) {
+                        Ok(ch) => facets[i].children = ch,
+                        Err(missing) => diags.extend(missing.into_iter().map(|m| Diagnostic::new(Code::CO_INEXISTING_CHILD, &at.file, at.line, at.col, m))),
+                    }
+                }
+                stage_ok = diags.is_empty();
+            }
+            self.diags.extend(diags);
+        }
+        GraphBuild {
+            graph: Graph::new(components, facets),
+            diagnostics: self.diags,
+            files: self.files,
+            complete: stage_ok,
+        }
+    }
+
+    /// Children names to types; the names that match nothing on error.
+    fn resolve_children(&self, names: &[String]) -> Result<Vec<TypeRef>, Vec<String>> {
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        for n in names {
+            if let Some(&c) = self.comp_idx.get(n) {
+                out.push(TypeRef::Component(c));
+            } else if let Some(&f) = self.facet_idx.get(n) {
+                out.push(TypeRef::Facet(f));
+            } else {
+                missing.push(format!("the child `{n}` is neither a component nor a facet"));
+            }
+        }
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(missing)
+        }
+    }
+}
