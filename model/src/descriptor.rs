@@ -26,7 +26,17 @@ pub struct Descriptor {
     lines: BTreeMap<&'static str, usize>,
 }
 
-const KEYS: &[&str] = &["name", "version", "description", "dsl-id", "graph-entry-point", "instance-entry-point", "exports-prefix", "exports", "tags"];
+const KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "dsl-id",
+    "graph-entry-point",
+    "instance-entry-point",
+    "exports-prefix",
+    "exports",
+    "tags",
+];
 
 impl Descriptor {
     /// Parses descriptor text; returns the descriptor and the findings about it.
@@ -40,10 +50,14 @@ impl Descriptor {
     /// are not of the form `Comp.var as alias`.
     pub fn read(file: &Path, text: &str) -> (Descriptor, Vec<String>) {
         let entries = props::parse(text);
-        let mut d = Descriptor { file: file.to_path_buf(), ..Descriptor::default() };
+        let mut d = Descriptor {
+            file: file.to_path_buf(),
+            ..Descriptor::default()
+        };
         let mut invalid_exports = Vec::new();
         for &key in KEYS {
-            let e = props::get(&entries, key).or_else(|| props::get(&entries, &format!("application-{key}")));
+            let e = props::get(&entries, key)
+                .or_else(|| props::get(&entries, &format!("application-{key}")));
             let Some(e) = e else { continue };
             d.lines.insert(key, e.line);
             let v = Some(e.value.clone());
@@ -60,8 +74,13 @@ impl Descriptor {
                     for item in split_nicely(&e.value, ',') {
                         let parts: Vec<&str> = item.split_whitespace().collect();
                         match parts.as_slice() {
-                            [var, kw, alias] if kw.eq_ignore_ascii_case("as") && !var.contains('=') && !alias.contains('=') => {
-                                d.external_exports.insert(var.to_string(), alias.to_string());
+                            [var, kw, alias]
+                                if kw.eq_ignore_ascii_case("as")
+                                    && !var.contains('=')
+                                    && !alias.contains('=') =>
+                            {
+                                d.external_exports
+                                    .insert(var.to_string(), alias.to_string());
                             }
                             _ => invalid_exports.push(item),
                         }
@@ -79,11 +98,25 @@ impl Descriptor {
 
     fn check(&self, invalid_exports: &[String]) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let mut push = |code: Code, key: &str, msg: String| out.push(Diagnostic::new(code, &self.file, self.line_of(key), 1, msg));
+        let mut push = |code: Code, key: &str, msg: String| {
+            out.push(Diagnostic::new(code, &self.file, self.line_of(key), 1, msg))
+        };
         match self.name.as_deref() {
-            None => push(Code::RM_MISSING_APPLICATION_NAME, "name", "the descriptor has no `application-name`".into()),
-            Some(n) if is_blank(n) => push(Code::RM_MISSING_APPLICATION_NAME, "name", "the application name is empty".into()),
-            Some(n) if !is_app_name(n.trim()) => push(Code::RM_INVALID_APPLICATION_NAME, "name", format!("invalid application name `{n}`")),
+            None => push(
+                Code::RM_MISSING_APPLICATION_NAME,
+                "name",
+                "the descriptor has no `application-name`".into(),
+            ),
+            Some(n) if is_blank(n) => push(
+                Code::RM_MISSING_APPLICATION_NAME,
+                "name",
+                "the application name is empty".into(),
+            ),
+            Some(n) if !is_app_name(n.trim()) => push(
+                Code::RM_INVALID_APPLICATION_NAME,
+                "name",
+                format!("invalid application name `{n}`"),
+            ),
             Some(_) => {}
         }
         match self.version.as_deref() {
@@ -97,28 +130,53 @@ impl Descriptor {
             Some(_) => {}
         }
         if self.dsl_id.as_deref().is_none_or(is_blank) {
-            push(Code::RM_MISSING_APPLICATION_DSL_ID, "dsl-id", "no `application-dsl-id`: `roboconf-1.0` is assumed".into());
+            push(
+                Code::RM_MISSING_APPLICATION_DSL_ID,
+                "dsl-id",
+                "no `application-dsl-id`: `roboconf-1.0` is assumed".into(),
+            );
         }
         if self.graph_entry_point.as_deref().is_none_or(is_blank) {
-            push(Code::RM_MISSING_APPLICATION_GEP, "graph-entry-point", "the descriptor has no `graph-entry-point`".into());
+            push(
+                Code::RM_MISSING_APPLICATION_GEP,
+                "graph-entry-point",
+                "the descriptor has no `graph-entry-point`".into(),
+            );
         }
         if !invalid_exports.is_empty() {
             push(
                 Code::PROJ_INVALID_EXTERNAL_EXPORTS,
                 "exports",
-                format!("invalid external exports (expected `Comp.var as alias`): {}", invalid_exports.join(", ")),
+                format!(
+                    "invalid external exports (expected `Comp.var as alias`): {}",
+                    invalid_exports.join(", ")
+                ),
             );
         }
         for (k, v) in &self.external_exports {
             if !is_strict_id(k) {
-                push(Code::RM_INVALID_VARIABLE_NAME, "exports", format!("invalid exported variable `{k}`"));
+                push(
+                    Code::RM_INVALID_VARIABLE_NAME,
+                    "exports",
+                    format!("invalid exported variable `{k}`"),
+                );
             }
             if !is_strict_id(v) {
-                push(Code::RM_INVALID_VARIABLE_NAME, "exports", format!("invalid alias `{v}`"));
+                push(
+                    Code::RM_INVALID_VARIABLE_NAME,
+                    "exports",
+                    format!("invalid alias `{v}`"),
+                );
             }
         }
-        if (!self.external_exports.is_empty() || !invalid_exports.is_empty()) && self.exports_prefix.as_deref().is_none_or(is_blank) {
-            push(Code::RM_MISSING_APPLICATION_EXPORT_PREFIX, "exports-prefix", "external exports need an `exports-prefix`".into());
+        if (!self.external_exports.is_empty() || !invalid_exports.is_empty())
+            && self.exports_prefix.as_deref().is_none_or(is_blank)
+        {
+            push(
+                Code::RM_MISSING_APPLICATION_EXPORT_PREFIX,
+                "exports-prefix",
+                "external exports need an `exports-prefix`".into(),
+            );
         }
         out
     }
@@ -147,7 +205,14 @@ mod tests {
 
     #[test]
     fn versions() {
-        for ok in ["1.0", "1.0.0", "1.0.1-SNAPSHOT", "1.0.simple", "2.3.4.beta", "1.0-rc1"] {
+        for ok in [
+            "1.0",
+            "1.0.0",
+            "1.0.1-SNAPSHOT",
+            "1.0.simple",
+            "2.3.4.beta",
+            "1.0-rc1",
+        ] {
             assert!(is_version(ok), "{ok}");
         }
         for bad in ["1", "a.b", "${project.version}", "1.", "1.0-", ""] {
@@ -163,7 +228,10 @@ mod tests {
         );
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(d.name.as_deref(), Some("Legacy LAMP"));
-        assert_eq!(d.external_exports.get("App.ip").map(String::as_str), Some("ip"));
+        assert_eq!(
+            d.external_exports.get("App.ip").map(String::as_str),
+            Some("ip")
+        );
         assert_eq!(d.line_of("graph-entry-point"), 4);
     }
 }

@@ -274,7 +274,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic with the code's default severity.
-    pub fn new(code: Code, file: &Path, line: usize, col: usize, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: Code,
+        file: &Path,
+        line: usize,
+        col: usize,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             code,
             severity: code.severity(),
@@ -301,7 +307,13 @@ impl fmt::Display for Diagnostic {
         } else {
             let line = self.line.max(1);
             let col = self.col.max(1);
-            write!(f, "{}:{line}:{col}: {sev}[{}]: {}", self.file.display(), self.code, self.message)
+            write!(
+                f,
+                "{}:{line}:{col}: {sev}[{}]: {}",
+                self.file.display(),
+                self.code,
+                self.message
+            )
         }
     }
 }

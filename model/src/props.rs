@@ -18,7 +18,9 @@ pub fn parse(text: &str) -> Vec<Entry> {
     while i < lines.len() {
         let start = i + 1;
         let mut logical = String::new();
-        let mut cur = lines[i].trim_end_matches('\r').trim_start_matches([' ', '\t', '\x0C']);
+        let mut cur = lines[i]
+            .trim_end_matches('\r')
+            .trim_start_matches([' ', '\t', '\x0C']);
         i += 1;
         if logical.is_empty() && (cur.is_empty() || cur.starts_with('#') || cur.starts_with('!')) {
             continue;
@@ -27,7 +29,9 @@ pub fn parse(text: &str) -> Vec<Entry> {
             let trailing = cur.len() - cur.trim_end_matches('\\').len();
             if trailing % 2 == 1 && i < lines.len() {
                 logical.push_str(&cur[..cur.len() - 1]);
-                cur = lines[i].trim_end_matches('\r').trim_start_matches([' ', '\t', '\x0C']);
+                cur = lines[i]
+                    .trim_end_matches('\r')
+                    .trim_start_matches([' ', '\t', '\x0C']);
                 i += 1;
             } else {
                 logical.push_str(cur);
@@ -35,7 +39,11 @@ pub fn parse(text: &str) -> Vec<Entry> {
             }
         }
         let (key, value) = split_entry(&logical);
-        let entry = Entry { key: unescape(&key), value: unescape(&value), line: start };
+        let entry = Entry {
+            key: unescape(&key),
+            value: unescape(&value),
+            line: start,
+        };
         match out.iter_mut().find(|e| e.key == entry.key) {
             Some(e) => *e = entry,
             None => out.push(entry),
@@ -105,11 +113,22 @@ mod tests {
 
     #[test]
     fn forms() {
-        let e = parse("# c\n! c\na = 1\nb: two words\nc 3\nd=multi\\\n   line\ne\\:x = y\n\n  f=\n");
-        let kv: Vec<(&str, &str, usize)> = e.iter().map(|e| (e.key.as_str(), e.value.as_str(), e.line)).collect();
+        let e =
+            parse("# c\n! c\na = 1\nb: two words\nc 3\nd=multi\\\n   line\ne\\:x = y\n\n  f=\n");
+        let kv: Vec<(&str, &str, usize)> = e
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
+            .collect();
         assert_eq!(
             kv,
-            vec![("a", "1", 3), ("b", "two words", 4), ("c", "3", 5), ("d", "multiline", 6), ("e:x", "y", 8), ("f", "", 10)]
+            vec![
+                ("a", "1", 3),
+                ("b", "two words", 4),
+                ("c", "3", 5),
+                ("d", "multiline", 6),
+                ("e:x", "y", 8),
+                ("f", "", 10)
+            ]
         );
     }
 }

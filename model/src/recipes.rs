@@ -23,7 +23,10 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
                 &at.file,
                 at.line,
                 at.col,
-                format!("the component `{}` has no recipe folder `graph/{}/`", comp.name, comp.name),
+                format!(
+                    "the component `{}` has no recipe folder `graph/{}/`",
+                    comp.name, comp.name
+                ),
             ));
             continue;
         }
@@ -32,21 +35,67 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
             check_targets(&rdir, &mut out);
         } else if installer.eq_ignore_ascii_case("script") {
             if !crate::app::list_files(&rdir).is_empty() && !rdir.join("scripts").is_dir() {
-                out.push(Diagnostic::new(Code::REC_SCRIPT_NO_SCRIPTS_DIR, &at.file, at.line, at.col, format!("the recipe of `{}` has files but no `scripts/` folder", comp.name)));
+                out.push(Diagnostic::new(
+                    Code::REC_SCRIPT_NO_SCRIPTS_DIR,
+                    &at.file,
+                    at.line,
+                    at.col,
+                    format!(
+                        "the recipe of `{}` has files but no `scripts/` folder",
+                        comp.name
+                    ),
+                ));
             }
         } else if installer.eq_ignore_ascii_case("puppet") {
             if let Some(c) = g.component(&comp.name) {
                 if g.all_imports(c).values().any(|i| i.is_wildcard()) {
-                    out.push(Diagnostic::new(Code::REC_PUPPET_DISLIKES_WILDCARD_IMPORTS, &at.file, at.line, at.col, format!("Puppet recipes cannot use wildcard imports (`{}`)", comp.name)));
+                    out.push(Diagnostic::new(
+                        Code::REC_PUPPET_DISLIKES_WILDCARD_IMPORTS,
+                        &at.file,
+                        at.line,
+                        at.col,
+                        format!(
+                            "Puppet recipes cannot use wildcard imports (`{}`)",
+                            comp.name
+                        ),
+                    ));
                 }
             }
             let modules = std::fs::read_dir(&rdir)
-                .map(|rd| rd.flatten().filter(|e| e.path().is_dir() && e.file_name().to_string_lossy().to_ascii_lowercase().starts_with("roboconf_")).count())
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| {
+                            e.path().is_dir()
+                                && e.file_name()
+                                    .to_string_lossy()
+                                    .to_ascii_lowercase()
+                                    .starts_with("roboconf_")
+                        })
+                        .count()
+                })
                 .unwrap_or(0);
             if modules == 0 {
-                out.push(Diagnostic::new(Code::REC_PUPPET_HAS_NO_RBCF_MODULE, &at.file, at.line, at.col, format!("the Puppet recipe of `{}` has no `roboconf_*` module", comp.name)));
+                out.push(Diagnostic::new(
+                    Code::REC_PUPPET_HAS_NO_RBCF_MODULE,
+                    &at.file,
+                    at.line,
+                    at.col,
+                    format!(
+                        "the Puppet recipe of `{}` has no `roboconf_*` module",
+                        comp.name
+                    ),
+                ));
             } else if modules > 1 {
-                out.push(Diagnostic::new(Code::REC_PUPPET_HAS_TOO_MANY_RBCF_MODULES, &at.file, at.line, at.col, format!("the Puppet recipe of `{}` has several `roboconf_*` modules", comp.name)));
+                out.push(Diagnostic::new(
+                    Code::REC_PUPPET_HAS_TOO_MANY_RBCF_MODULES,
+                    &at.file,
+                    at.line,
+                    at.col,
+                    format!(
+                        "the Puppet recipe of `{}` has several `roboconf_*` modules",
+                        comp.name
+                    ),
+                ));
             }
         }
     }
@@ -55,7 +104,12 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
 
 fn check_targets(rdir: &Path, out: &mut Vec<Diagnostic>) {
     let mut files: Vec<_> = std::fs::read_dir(rdir)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "properties")).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "properties"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     if files.is_empty() {
@@ -66,24 +120,58 @@ fn check_targets(rdir: &Path, out: &mut Vec<Diagnostic>) {
         let text = match std::fs::read(&f) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) => {
-                out.push(Diagnostic::new(Code::REC_TARGET_INVALID_FILE_OR_CONTENT, &f, 0, 0, format!("cannot read the target file: {e}")));
+                out.push(Diagnostic::new(
+                    Code::REC_TARGET_INVALID_FILE_OR_CONTENT,
+                    &f,
+                    0,
+                    0,
+                    format!("cannot read the target file: {e}"),
+                ));
                 continue;
             }
         };
         let entries = props::parse(&text);
-        let value = |k: &str| props::get(&entries, k).map(|e| e.value.clone()).filter(|v| !is_blank(v));
+        let value = |k: &str| {
+            props::get(&entries, k)
+                .map(|e| e.value.clone())
+                .filter(|v| !is_blank(v))
+        };
         let id = value("id");
         if id.is_none() {
-            out.push(Diagnostic::new(Code::REC_TARGET_NO_ID, &f, 1, 1, "the target has no `id`"));
+            out.push(Diagnostic::new(
+                Code::REC_TARGET_NO_ID,
+                &f,
+                1,
+                1,
+                "the target has no `id`",
+            ));
         }
         if value("handler").is_none() {
-            out.push(Diagnostic::new(Code::REC_TARGET_NO_HANDLER, &f, 1, 1, "the target has no `handler`"));
+            out.push(Diagnostic::new(
+                Code::REC_TARGET_NO_HANDLER,
+                &f,
+                1,
+                1,
+                "the target has no `handler`",
+            ));
         }
         if value("name").is_none() {
-            out.push(Diagnostic::new(Code::REC_TARGET_NO_NAME, &f, 1, 1, "the target has no `name`"));
+            out.push(Diagnostic::new(
+                Code::REC_TARGET_NO_NAME,
+                &f,
+                1,
+                1,
+                "the target has no `name`",
+            ));
         }
         if !ids.insert(id.clone().unwrap_or_default()) {
-            out.push(Diagnostic::new(Code::REC_TARGET_CONFLICTING_ID, &f, 1, 1, format!("the target id `{}` is used twice", id.unwrap_or_default())));
+            out.push(Diagnostic::new(
+                Code::REC_TARGET_CONFLICTING_ID,
+                &f,
+                1,
+                1,
+                format!("the target id `{}` is used twice", id.unwrap_or_default()),
+            ));
         }
     }
 }

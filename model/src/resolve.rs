@@ -46,31 +46,58 @@ fn view(g: &Graph, c: usize) -> ComponentView {
     let exports = g.component_exports(c);
     let mut local_names: HashMap<String, BTreeSet<String>> = HashMap::new();
     for k in exports.keys() {
-        local_names.entry(split_var(k).1.to_string()).or_default().insert(k.clone());
+        local_names
+            .entry(split_var(k).1.to_string())
+            .or_default()
+            .insert(k.clone());
     }
     let mut random_locals = BTreeSet::new();
     for x in g.extended_chain(c) {
-        random_locals.extend(g.components[x].exports.iter().filter(|v| v.random.is_some()).map(|v| split_var(&v.name).1.to_string()));
+        random_locals.extend(
+            g.components[x]
+                .exports
+                .iter()
+                .filter(|v| v.random.is_some())
+                .map(|v| split_var(&v.name).1.to_string()),
+        );
     }
     for f in g.all_facets(c) {
-        random_locals.extend(g.facets[f].exports.iter().filter(|v| v.random.is_some()).map(|v| split_var(&v.name).1.to_string()));
+        random_locals.extend(
+            g.facets[f]
+                .exports
+                .iter()
+                .filter(|v| v.random.is_some())
+                .map(|v| split_var(&v.name).1.to_string()),
+        );
     }
-    let random = exports.keys().filter(|k| random_locals.contains(split_var(k).1)).cloned().collect();
+    let random = exports
+        .keys()
+        .filter(|k| random_locals.contains(split_var(k).1))
+        .cloned()
+        .collect();
     let declares = |decls: &[crate::dsl::exports::ExportDecl], prefix: &str, local: &str| {
-        decls.iter().any(|d| d.name == local || split_var(&d.name) == (prefix, local))
+        decls
+            .iter()
+            .any(|d| d.name == local || split_var(&d.name) == (prefix, local))
     };
     let declared = exports
         .keys()
         .filter(|k| {
             let (prefix, local) = split_var(k);
-            g.component(prefix).is_some_and(|x| declares(&g.components[x].exports, prefix, local))
-                || g.facet(prefix).is_some_and(|x| declares(&g.facets[x].exports, prefix, local))
+            g.component(prefix)
+                .is_some_and(|x| declares(&g.components[x].exports, prefix, local))
+                || g.facet(prefix)
+                    .is_some_and(|x| declares(&g.facets[x].exports, prefix, local))
         })
         .cloned()
         .collect();
     let imports = g.all_imports(c);
     let import_prefixes = imports.values().map(|i| i.prefix().to_string()).collect();
-    let mandatory_prefixes = imports.values().filter(|i| !i.optional).map(|i| i.prefix().to_string()).collect();
+    let mandatory_prefixes = imports
+        .values()
+        .filter(|i| !i.optional)
+        .map(|i| i.prefix().to_string())
+        .collect();
     ComponentView {
         exports,
         local_names,
@@ -87,7 +114,17 @@ fn view(g: &Graph, c: usize) -> ComponentView {
 /// `/vm 1/app` → `vm_1_app`: the path without its leading `/`, every non-word character
 /// replaced by `_`.
 pub fn clean_path(path: &str) -> String {
-    path.strip_prefix('/').unwrap_or(path).chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    path.strip_prefix('/')
+        .unwrap_or(path)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `/vm 1/app` → `app_vm_1`: segments reversed, then cleaned.
@@ -100,9 +137,17 @@ pub fn clean_reversed_path(path: &str) -> String {
 /// The final exports of instance `i`: the component's (with defaults), then the
 /// instance's overrides (a bare name overrides every inherited variable of that local
 /// name), then `ip` set from `ip` when given, then `$(ROBOCONF_...)` placeholders.
-pub fn instance_exports(g: &Graph, r: &Resolved, set: &InstanceSet, i: usize, ip: Option<&str>) -> BTreeMap<String, Option<String>> {
+pub fn instance_exports(
+    g: &Graph,
+    r: &Resolved,
+    set: &InstanceSet,
+    i: usize,
+    ip: Option<&str>,
+) -> BTreeMap<String, Option<String>> {
     let inst = &set.instances[i];
-    let Some(c) = inst.component else { return BTreeMap::new() };
+    let Some(c) = inst.component else {
+        return BTreeMap::new();
+    };
     let view = &r.views[c];
     let mut result = view.exports.clone();
     for (k, v) in &inst.overrides {
@@ -136,7 +181,10 @@ pub fn instance_exports(g: &Graph, r: &Resolved, set: &InstanceSet, i: usize, ip
         ("ROBOCONF_INSTANCE_PATH", path.clone()),
         ("ROBOCONF_COMPONENT_NAME", g.components[c].name.clone()),
         ("ROBOCONF_CLEAN_INSTANCE_PATH", clean_path(&path)),
-        ("ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH", clean_reversed_path(&path)),
+        (
+            "ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH",
+            clean_reversed_path(&path),
+        ),
     ];
     for v in result.values_mut().flatten() {
         if v.contains("$(") {
@@ -186,7 +234,11 @@ impl Imports {
 pub fn match_imports(view: &ComponentView, importer_path: &str, exporters: &[Exporter]) -> Imports {
     let mut out = Imports::default();
     for prefix in &view.import_prefixes {
-        let wanted: Vec<&ImportDecl> = view.imports.values().filter(|i| i.prefix() == prefix).collect();
+        let wanted: Vec<&ImportDecl> = view
+            .imports
+            .values()
+            .filter(|i| i.prefix() == prefix)
+            .collect();
         let mut matches = Vec::new();
         for e in exporters.iter().filter(|e| e.path != importer_path) {
             let mut vars = BTreeMap::new();
@@ -202,7 +254,11 @@ pub fn match_imports(view: &ComponentView, importer_path: &str, exporters: &[Exp
                 }
             }
             if !vars.is_empty() {
-                matches.push(Import { path: e.path.clone(), component: e.component.clone(), variables: vars });
+                matches.push(Import {
+                    path: e.path.clone(),
+                    component: e.component.clone(),
+                    variables: vars,
+                });
             }
         }
         if matches.is_empty() {

@@ -85,7 +85,12 @@ pub fn validate_path(path: &Path, limits: Limits) -> Result<Report, InputError> 
                     summary.components = build.graph.components.len();
                     summary.facets = build.graph.facets.len();
                     if build.complete && !has_errors(&diags) {
-                        diags.extend(validate_graph(&build.graph, Scope { whole_application: false }));
+                        diags.extend(validate_graph(
+                            &build.graph,
+                            Scope {
+                                whole_application: false,
+                            },
+                        ));
                     }
                     note = Some("a graph file alone: whether the application has a root component is checked on the application folder".to_string());
                     (Target::Graph, diags)
@@ -118,7 +123,9 @@ fn count_instances(blocks: &[dsl::Block]) -> usize {
     blocks
         .iter()
         .map(|b| match b {
-            dsl::Block::Holder(h) if h.kind == dsl::HolderKind::Instance => 1 + count_instances(&h.blocks),
+            dsl::Block::Holder(h) if h.kind == dsl::HolderKind::Instance => {
+                1 + count_instances(&h.blocks)
+            }
             _ => 0,
         })
         .sum()

@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// `../shared/roboconf-corpus` beside the checkout (or `$ROBOCONF_CORPUS`), if present.
@@ -20,7 +23,10 @@ pub fn corpus() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the Roboconf corpus is missing at {} (CI must have it)", dir.display());
+        panic!(
+            "the Roboconf corpus is missing at {} (CI must have it)",
+            dir.display()
+        );
     }
     eprintln!("SKIPPED: the Roboconf corpus is not at {}", dir.display());
     None
@@ -30,7 +36,11 @@ pub fn corpus() -> Option<PathBuf> {
 pub fn roboconf_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test-binary>
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let bin = profile_dir.join("roboconf");
     assert!(
         bin.is_file(),

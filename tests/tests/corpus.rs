@@ -56,8 +56,15 @@ fn rows(corpus: &Path) -> Vec<Row> {
                 kind: get(1),
                 verdict: get(2),
                 paired_with: get(3),
-                codes: get(4).split(',').filter(|s| !s.is_empty()).map(|s| s.split_whitespace().next().unwrap_or("").to_string()).collect(),
-                lines: get(5).split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+                codes: get(4)
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+                    .collect(),
+                lines: get(5)
+                    .split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect(),
                 notes: get(6),
             }
         })
@@ -90,9 +97,15 @@ fn level(row: &Row) -> Level {
         Level::GraphRuntime
     } else if row.kind == "instances" && asserted.contains("FromInstanceDefinitionTest") {
         Level::InstancesBuild
-    } else if asserted.contains("FromGraphDefinitionTest") || asserted.contains("testLoadGraph") || asserted.contains("graph build") || asserted.contains("IncompleteFilesParsingTest") {
+    } else if asserted.contains("FromGraphDefinitionTest")
+        || asserted.contains("testLoadGraph")
+        || asserted.contains("graph build")
+        || asserted.contains("IncompleteFilesParsingTest")
+    {
         Level::GraphBuild
-    } else if asserted.contains("FileDefinitionParserTest") || asserted.contains("ParsingModelIoTest") {
+    } else if asserted.contains("FileDefinitionParserTest")
+        || asserted.contains("ParsingModelIoTest")
+    {
         Level::Parse
     } else {
         Level::Descriptor
@@ -118,8 +131,14 @@ fn in_test_graph(desc: &str) -> &'static str {
 
 fn graph_from_text(text: &str) -> Graph {
     let p = PathBuf::from("in-test.graph");
-    let b = build_graph_from_defs(&p, Path::new("."), &mut |path| (path == p).then(|| dsl::parse_str(path, text, Limits::default())));
-    assert!(b.diagnostics.is_empty() && b.complete, "in-test graph: {:?}", b.diagnostics);
+    let b = build_graph_from_defs(&p, Path::new("."), &mut |path| {
+        (path == p).then(|| dsl::parse_str(path, text, Limits::default()))
+    });
+    assert!(
+        b.diagnostics.is_empty() && b.complete,
+        "in-test graph: {:?}",
+        b.diagnostics
+    );
     b.graph
 }
 
@@ -129,7 +148,9 @@ struct Ctx {
 
 impl Ctx {
     fn app(&mut self, dir: &Path) -> &Vec<Diagnostic> {
-        self.apps.entry(dir.to_path_buf()).or_insert_with(|| load_application(dir, Limits::default()).1)
+        self.apps
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| load_application(dir, Limits::default()).1)
     }
 }
 
@@ -142,10 +163,16 @@ fn diagnose(ctx: &mut Ctx, corpus: &Path, row: &Row) -> Vec<Diagnostic> {
             let def = dsl::parse_file(&path, limits);
             let mut d = def.errors.clone();
             let asserted = row.notes.split("[O]").next().unwrap_or("");
-            let round_trip = asserted.contains("round-trip") && !row.notes.contains("Excluded from the round-trip");
+            let round_trip = asserted.contains("round-trip")
+                && !row.notes.contains("Excluded from the round-trip");
             if round_trip && def.errors.is_empty() {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                assert_eq!(writer::write_file(&def), text, "{}: the canonical writer must give the file back byte for byte", row.file);
+                assert_eq!(
+                    writer::write_file(&def),
+                    text,
+                    "{}: the canonical writer must give the file back byte for byte",
+                    row.file
+                );
             }
             if asserted.contains("recognize") {
                 // Roboconf's test reads only the first block: later whole-file warnings do not count.
@@ -153,30 +180,65 @@ fn diagnose(ctx: &mut Ctx, corpus: &Path, row: &Row) -> Vec<Diagnostic> {
             }
             d
         }
-        Level::GraphBuild => build_graph(&path, path.parent().unwrap_or(Path::new(".")), limits).diagnostics,
+        Level::GraphBuild => {
+            build_graph(&path, path.parent().unwrap_or(Path::new(".")), limits).diagnostics
+        }
         Level::GraphRuntime => {
             let b = build_graph(&path, path.parent().unwrap_or(Path::new(".")), limits);
-            assert!(b.diagnostics.is_empty(), "{}: graph build must be clean: {:?}", row.file, b.diagnostics);
-            let mut d = validate_graph(&b.graph, Scope { whole_application: true });
+            assert!(
+                b.diagnostics.is_empty(),
+                "{}: graph build must be clean: {:?}",
+                row.file,
+                b.diagnostics
+            );
+            let mut d = validate_graph(
+                &b.graph,
+                Scope {
+                    whole_application: true,
+                },
+            );
             if row.notes.contains("filterErrorsForRecipes") {
-                d.retain(|x| !matches!(x.code, Code::RM_ORPHAN_FACET | Code::RM_ORPHAN_FACET_WITH_CHILDREN | Code::RM_UNREACHABLE_COMPONENT | Code::RM_ROOT_INSTALLER_MUST_BE_TARGET | Code::RM_UNRESOLVABLE_FACET_VARIABLE));
+                d.retain(|x| {
+                    !matches!(
+                        x.code,
+                        Code::RM_ORPHAN_FACET
+                            | Code::RM_ORPHAN_FACET_WITH_CHILDREN
+                            | Code::RM_UNREACHABLE_COMPONENT
+                            | Code::RM_ROOT_INSTALLER_MUST_BE_TARGET
+                            | Code::RM_UNRESOLVABLE_FACET_VARIABLE
+                    )
+                });
             }
             d
         }
         Level::InstancesBuild | Level::InstancesRuntime => {
             let graph = graph_from_text(in_test_graph(&row.paired_with));
-            let b = build_instances(&graph, &path, path.parent().unwrap_or(Path::new(".")), limits);
+            let b = build_instances(
+                &graph,
+                &path,
+                path.parent().unwrap_or(Path::new(".")),
+                limits,
+            );
             if level(row) == Level::InstancesBuild {
                 return b.diagnostics;
             }
-            assert!(b.diagnostics.is_empty(), "{}: {:?}", row.file, b.diagnostics);
+            assert!(
+                b.diagnostics.is_empty(),
+                "{}: {:?}",
+                row.file,
+                b.diagnostics
+            );
             validate_instances(&graph, &Resolved::new(&graph), &b.set)
         }
         Level::Application => ctx.app(&path).clone(),
         Level::InApplication => {
             let dir = corpus.join(row.paired_with.split_whitespace().nth(1).unwrap_or(""));
             // Project-level findings (PROJ_) are Roboconf's application rows' business.
-            ctx.app(&dir).iter().filter(|d| d.file == path && !d.code.as_str().starts_with("PROJ_")).cloned().collect()
+            ctx.app(&dir)
+                .iter()
+                .filter(|d| d.file == path && !d.code.as_str().starts_with("PROJ_"))
+                .cloned()
+                .collect()
         }
         Level::Descriptor => {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -206,7 +268,9 @@ fn verdict(d: &[Diagnostic]) -> &'static str {
 #[test]
 fn every_corpus_file_gets_roboconfs_verdict() {
     let Some(corpus) = corpus_dir() else { return };
-    let mut ctx = Ctx { apps: BTreeMap::new() };
+    let mut ctx = Ctx {
+        apps: BTreeMap::new(),
+    };
     let mut failures = Vec::new();
     let (mut total, mut same_codes, mut lines_checked) = (0, 0, 0);
     let mut by_level: BTreeMap<String, usize> = BTreeMap::new();
@@ -216,33 +280,69 @@ fn every_corpus_file_gets_roboconfs_verdict() {
         let d = diagnose(&mut ctx, &corpus, &row);
         let ours = verdict(&d);
         let exception = EXCEPTIONS.iter().find(|(f, _, _)| *f == row.file);
-        let show = || d.iter().map(|x| format!("{}@{}", x.code, x.line)).collect::<Vec<_>>().join(" ");
+        let show = || {
+            d.iter()
+                .map(|x| format!("{}@{}", x.code, x.line))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         if ours != row.verdict {
-            failures.push(format!("{} [{:?}]: Roboconf says {}, we say {} ({})", row.file, level(&row), row.verdict, ours, show()));
+            failures.push(format!(
+                "{} [{:?}]: Roboconf says {}, we say {} ({})",
+                row.file,
+                level(&row),
+                row.verdict,
+                ours,
+                show()
+            ));
             continue;
         }
-        let expected: BTreeSet<&str> = row.codes.iter().map(String::as_str).filter(|c| exception.is_none_or(|(_, x, _)| x != c)).collect();
+        let expected: BTreeSet<&str> = row
+            .codes
+            .iter()
+            .map(String::as_str)
+            .filter(|c| exception.is_none_or(|(_, x, _)| x != c))
+            .collect();
         let got: BTreeSet<&str> = d.iter().map(|x| x.code.as_str()).collect();
-        let got_errors: BTreeSet<&str> = d.iter().filter(|x| x.is_error()).map(|x| x.code.as_str()).collect();
+        let got_errors: BTreeSet<&str> = d
+            .iter()
+            .filter(|x| x.is_error())
+            .map(|x| x.code.as_str())
+            .collect();
         // Every code Roboconf gives, and no error it does not give.
         let codes_ok = expected.is_subset(&got) && got_errors.is_subset(&expected);
         if codes_ok {
             same_codes += 1;
         } else {
-            failures.push(format!("{} [{:?}]: Roboconf's codes {:?}, ours {}", row.file, level(&row), row.codes, show()));
+            failures.push(format!(
+                "{} [{:?}]: Roboconf's codes {:?}, ours {}",
+                row.file,
+                level(&row),
+                row.codes,
+                show()
+            ));
             continue;
         }
         if !row.lines.is_empty() {
             lines_checked += 1;
             for (code, line) in row.codes.iter().zip(&row.lines) {
                 if !d.iter().any(|x| x.code.as_str() == code && x.line == *line) {
-                    failures.push(format!("{}: expected {code} at line {line}, ours {}", row.file, show()));
+                    failures.push(format!(
+                        "{}: expected {code} at line {line}, ours {}",
+                        row.file,
+                        show()
+                    ));
                 }
             }
         }
     }
     println!("corpus: {total} files; verdicts equal: {}; same codes: {same_codes}; error lines checked: {lines_checked}; by level: {by_level:?}", total - failures.len());
-    assert!(failures.is_empty(), "{} corpus file(s) differ from Roboconf:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus file(s) differ from Roboconf:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -257,12 +357,19 @@ fn every_corpus_example_validates() {
         }
         n += 1;
         let (_, d) = load_application(&dir, Limits::default());
-        let errors: Vec<String> = d.iter().filter(|x| x.is_error()).map(|x| x.to_string()).collect();
+        let errors: Vec<String> = d
+            .iter()
+            .filter(|x| x.is_error())
+            .map(|x| x.to_string())
+            .collect();
         if !errors.is_empty() {
             failures.push(format!("{}:\n  {}", dir.display(), errors.join("\n  ")));
         }
     }
-    println!("corpus examples: {n} validated, {} with errors", failures.len());
+    println!(
+        "corpus examples: {n} validated, {} with errors",
+        failures.len()
+    );
     assert!(n > 0);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -278,10 +385,25 @@ fn descriptor_lines_are_those_roboconf_resolves() {
     let text = std::fs::read_to_string(&path).expect("descriptor");
     let (d, invalid) = Descriptor::read(&path, &text);
     assert!(invalid.is_empty(), "{invalid:?}");
-    assert_eq!(d.external_exports.get("HAProxy.httpPort").map(String::as_str), Some("lb-port"));
-    let lines: Vec<usize> = ["name", "version", "description", "dsl-id", "graph-entry-point", "instance-entry-point", "exports-prefix", "exports", "tags"]
-        .iter()
-        .map(|k| d.line_of(k))
-        .collect();
+    assert_eq!(
+        d.external_exports
+            .get("HAProxy.httpPort")
+            .map(String::as_str),
+        Some("lb-port")
+    );
+    let lines: Vec<usize> = [
+        "name",
+        "version",
+        "description",
+        "dsl-id",
+        "graph-entry-point",
+        "instance-entry-point",
+        "exports-prefix",
+        "exports",
+        "tags",
+    ]
+    .iter()
+    .map(|k| d.line_of(k))
+    .collect();
     assert_eq!(lines, vec![2, 3, 5, 12, 14, 15, 19, 25, 29]);
 }

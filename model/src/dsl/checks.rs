@@ -50,7 +50,13 @@ fn validate_block(file: &Path, block: &Block, out: &mut Vec<Diagnostic>) {
         Block::Holder(h) => validate_holder(file, h, out),
         Block::Import(i) => {
             if is_blank(&i.uri) {
-                out.push(Diagnostic::new(Code::PM_EMPTY_IMPORT_LOCATION, file, i.span.line, i.span.col, "an import must name a file"));
+                out.push(Diagnostic::new(
+                    Code::PM_EMPTY_IMPORT_LOCATION,
+                    file,
+                    i.span.line,
+                    i.span.col,
+                    "an import must name a file",
+                ));
             }
         }
         Block::Property(p) => validate_property(file, p, out),
@@ -73,8 +79,18 @@ fn validate_holder(file: &Path, h: &Holder, out: &mut Vec<Diagnostic>) {
         HolderKind::Instance => "component (after `instance of`)",
     };
     if is_blank(&h.name) {
-        let code = if h.kind == HolderKind::Facet { Code::PM_EMPTY_FACET_NAME } else { Code::PM_EMPTY_COMPONENT_NAME };
-        out.push(Diagnostic::new(code, file, line, col, format!("a {what} needs a name")));
+        let code = if h.kind == HolderKind::Facet {
+            Code::PM_EMPTY_FACET_NAME
+        } else {
+            Code::PM_EMPTY_COMPONENT_NAME
+        };
+        out.push(Diagnostic::new(
+            code,
+            file,
+            line,
+            col,
+            format!("a {what} needs a name"),
+        ));
     } else if !is_strict_id(&h.name) {
         out.push(Diagnostic::new(
             Code::PM_INVALID_NAME,
@@ -84,7 +100,13 @@ fn validate_holder(file: &Path, h: &Holder, out: &mut Vec<Diagnostic>) {
             format!("invalid {what} name `{}`: letters, digits, `_`, `-` and `.` only, not starting with a digit", h.name),
         ));
     } else if h.name.contains('.') {
-        out.push(Diagnostic::new(Code::PM_DOT_IS_NOT_ALLOWED, file, line, col, format!("a {what} name cannot contain a dot: `{}`", h.name)));
+        out.push(Diagnostic::new(
+            Code::PM_DOT_IS_NOT_ALLOWED,
+            file,
+            line,
+            col,
+            format!("a {what} name cannot contain a dot: `{}`", h.name),
+        ));
     }
     let (supported, strict) = match h.kind {
         HolderKind::Component => (COMPONENT_PROPS, true),
@@ -97,7 +119,8 @@ fn validate_holder(file: &Path, h: &Holder, out: &mut Vec<Diagnostic>) {
             validate_block(file, b, out);
             continue;
         };
-        let repeatable = p.name.eq_ignore_ascii_case(IMPORTS) || p.name.eq_ignore_ascii_case(EXPORTS);
+        let repeatable =
+            p.name.eq_ignore_ascii_case(IMPORTS) || p.name.eq_ignore_ascii_case(EXPORTS);
         if !repeatable && seen.contains(p.name.as_str()) {
             out.push(Diagnostic::new(
                 Code::PM_DUPLICATE_PROPERTY,
@@ -116,25 +139,44 @@ fn validate_holder(file: &Path, h: &Holder, out: &mut Vec<Diagnostic>) {
                 file,
                 p.span.line,
                 p.span.col,
-                format!("`{}` is not a property of a {what} (expected one of: {})", p.name, supported.join(", ")),
+                format!(
+                    "`{}` is not a property of a {what} (expected one of: {})",
+                    p.name,
+                    supported.join(", ")
+                ),
             ));
         }
     }
     if h.kind == HolderKind::Instance {
         match h.property(NAME) {
-            None => out.push(Diagnostic::new(Code::PM_MISSING_INSTANCE_NAME, file, line, col, "an instance needs a `name:` property")),
+            None => out.push(Diagnostic::new(
+                Code::PM_MISSING_INSTANCE_NAME,
+                file,
+                line,
+                col,
+                "an instance needs a `name:` property",
+            )),
             Some(p) if !is_flex_id(&p.value) => out.push(Diagnostic::new(
                 Code::PM_INVALID_INSTANCE_NAME,
                 file,
                 line,
                 col,
-                format!("invalid instance name `{}`: letters, digits, spaces, `_`, `-` and `.` only", p.value),
+                format!(
+                    "invalid instance name `{}`: letters, digits, spaces, `_`, `-` and `.` only",
+                    p.value
+                ),
             )),
             Some(_) => {}
         }
         for b in &h.blocks {
             if let Block::Import(i) = b {
-                out.push(Diagnostic::new(Code::PM_INVALID_INSTANCE_ELEMENT, file, i.span.line, i.span.col, "an import cannot stand inside an instance"));
+                out.push(Diagnostic::new(
+                    Code::PM_INVALID_INSTANCE_ELEMENT,
+                    file,
+                    i.span.line,
+                    i.span.col,
+                    "an import cannot stand inside an instance",
+                ));
             }
         }
     }
@@ -146,23 +188,35 @@ pub fn validate_property(file: &Path, p: &Property, out: &mut Vec<Diagnostic>) {
     let value = p.value.as_str();
     let mut push = |code: Code, msg: String| out.push(Diagnostic::new(code, file, line, col, msg));
     if is_blank(value) {
-        push(Code::PM_EMPTY_PROPERTY_VALUE, format!("the property `{}` has no value", p.name));
+        push(
+            Code::PM_EMPTY_PROPERTY_VALUE,
+            format!("the property `{}` has no value", p.name),
+        );
         return;
     }
     match p.name.as_str() {
         CHILDREN => {
             for s in split_nicely(value, ',') {
                 if !is_strict_id(&s) {
-                    push(Code::PM_INVALID_CHILD_NAME, format!("invalid child name `{s}` (names are separated by commas)"));
+                    push(
+                        Code::PM_INVALID_CHILD_NAME,
+                        format!("invalid child name `{s}` (names are separated by commas)"),
+                    );
                 }
             }
         }
         FACETS | EXTENDS => {
             for s in split_nicely(value, ',') {
                 if is_blank(&s) {
-                    push(Code::PM_EMPTY_REFERENCED_NAME, format!("empty name in `{}`", p.name));
+                    push(
+                        Code::PM_EMPTY_REFERENCED_NAME,
+                        format!("empty name in `{}`", p.name),
+                    );
                 } else if !is_strict_id(&s) {
-                    push(Code::PM_INVALID_NAME, format!("invalid name `{s}` in `{}`", p.name));
+                    push(
+                        Code::PM_INVALID_NAME,
+                        format!("invalid name `{s}` in `{}`", p.name),
+                    );
                 }
             }
         }
@@ -170,9 +224,15 @@ pub fn validate_property(file: &Path, p: &Property, out: &mut Vec<Diagnostic>) {
             for s in split_nicely(value, ',') {
                 let (name, _, _) = split_import(&s);
                 if is_blank(&name) {
-                    push(Code::PM_EMPTY_VARIABLE_NAME, "an imported variable has no name".to_string());
+                    push(
+                        Code::PM_EMPTY_VARIABLE_NAME,
+                        "an imported variable has no name".to_string(),
+                    );
                 } else if !is_import_pattern(&name) {
-                    push(Code::PM_INVALID_IMPORTED_VAR_NAME, format!("invalid imported variable `{name}`"));
+                    push(
+                        Code::PM_INVALID_IMPORTED_VAR_NAME,
+                        format!("invalid imported variable `{name}`"),
+                    );
                 } else if !name.contains('.') || name.ends_with('.') {
                     push(
                         Code::PM_INCOMPLETE_IMPORTED_VAR_NAME,
@@ -186,14 +246,23 @@ pub fn validate_property(file: &Path, p: &Property, out: &mut Vec<Diagnostic>) {
             out.extend(errors);
             for d in decls {
                 if is_blank(&d.name) {
-                    out.push(Diagnostic::new(Code::PM_EMPTY_VARIABLE_NAME, file, line, col, "an exported variable has no name"));
+                    out.push(Diagnostic::new(
+                        Code::PM_EMPTY_VARIABLE_NAME,
+                        file,
+                        line,
+                        col,
+                        "an exported variable has no name",
+                    ));
                 } else if !is_strict_id(&d.name) {
                     out.push(Diagnostic::new(
                         Code::PM_INVALID_EXPORTED_VAR_NAME,
                         file,
                         line,
                         col,
-                        format!("invalid exported variable `{}` (missing comma between names?)", d.name),
+                        format!(
+                            "invalid exported variable `{}` (missing comma between names?)",
+                            d.name
+                        ),
                     ));
                     if d.name.to_ascii_lowercase().starts_with("external ") {
                         out.push(Diagnostic::new(
@@ -209,16 +278,28 @@ pub fn validate_property(file: &Path, p: &Property, out: &mut Vec<Diagnostic>) {
         }
         INSTALLER => {
             if !is_flex_id(value) {
-                push(Code::PM_INVALID_INSTALLER_NAME, format!("invalid installer name `{value}`"));
+                push(
+                    Code::PM_INVALID_INSTALLER_NAME,
+                    format!("invalid installer name `{value}`"),
+                );
             }
         }
         NAME | CHANNELS | DATA | STATE => {}
         COUNT => match value.parse::<i32>() {
-            Ok(1) => push(Code::PM_USELESS_INSTANCE_COUNT, "`count: 1` is the default and can be removed".to_string()),
+            Ok(1) => push(
+                Code::PM_USELESS_INSTANCE_COUNT,
+                "`count: 1` is the default and can be removed".to_string(),
+            ),
             Ok(n) if n >= 1 => {}
-            _ => push(Code::PM_INVALID_INSTANCE_COUNT, format!("`count` must be an integer of 1 or more, not `{value}`")),
+            _ => push(
+                Code::PM_INVALID_INSTANCE_COUNT,
+                format!("`count` must be an integer of 1 or more, not `{value}`"),
+            ),
         },
-        other => push(Code::PM_UNKNOWN_PROPERTY_NAME, format!("unknown property `{other}`")),
+        other => push(
+            Code::PM_UNKNOWN_PROPERTY_NAME,
+            format!("unknown property `{other}`"),
+        ),
     }
 }
 

@@ -19,7 +19,12 @@ pub struct ExportDecl {
 
 /// Parses an `exports:` value. Returns the declarations (a repeated name keeps its first
 /// position and its last value) and the PM_ errors found.
-pub fn parse_exports(value: &str, file: &Path, line: usize, col: usize) -> (Vec<ExportDecl>, Vec<Diagnostic>) {
+pub fn parse_exports(
+    value: &str,
+    file: &Path,
+    line: usize,
+    col: usize,
+) -> (Vec<ExportDecl>, Vec<Diagnostic>) {
     let mut raw: Vec<(String, Option<String>)> = Vec::new();
     let mut errors = Vec::new();
     let chars: Vec<char> = value.chars().collect();
@@ -50,7 +55,13 @@ pub fn parse_exports(value: &str, file: &Path, line: usize, col: usize) -> (Vec<
         let name = jtrim(&name).to_string();
         if stop != Some('=') {
             if is_blank(&name) {
-                errors.push(Diagnostic::new(Code::PM_EMPTY_VARIABLE_NAME, file, line, col, "an exported variable has no name"));
+                errors.push(Diagnostic::new(
+                    Code::PM_EMPTY_VARIABLE_NAME,
+                    file,
+                    line,
+                    col,
+                    "an exported variable has no name",
+                ));
             } else {
                 put(&mut raw, name, None);
             }
@@ -124,8 +135,16 @@ pub fn parse_exports(value: &str, file: &Path, line: usize, col: usize) -> (Vec<
     let decls = raw
         .into_iter()
         .map(|(name, value)| match split_random(&name) {
-            Some((kind, bare)) => ExportDecl { name: bare, value, random: Some(kind) },
-            None => ExportDecl { name, value, random: None },
+            Some((kind, bare)) => ExportDecl {
+                name: bare,
+                value,
+                random: Some(kind),
+            },
+            None => ExportDecl {
+                name,
+                value,
+                random: None,
+            },
         })
         .collect();
     (decls, errors)
@@ -139,7 +158,10 @@ fn split_random(name: &str) -> Option<(String, String)> {
     }
     let rest = &name[7..];
     let close = rest.find(']')?;
-    Some((rest[..close].to_string(), jtrim(&rest[close + 1..]).to_string()))
+    Some((
+        rest[..close].to_string(),
+        jtrim(&rest[close + 1..]).to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -156,7 +178,14 @@ mod tests {
         let (d, e) = parse("ip, port = 8080 ,Tomcat.x=y");
         assert!(e.is_empty());
         assert_eq!(d.len(), 3);
-        assert_eq!(d[0], ExportDecl { name: "ip".into(), value: None, random: None });
+        assert_eq!(
+            d[0],
+            ExportDecl {
+                name: "ip".into(),
+                value: None,
+                random: None
+            }
+        );
         assert_eq!(d[1].value.as_deref(), Some("8080"));
         assert_eq!(d[2].name, "Tomcat.x");
     }
@@ -182,9 +211,18 @@ mod tests {
 
     #[test]
     fn bad_quotes() {
-        assert_eq!(parse(r#"a = x"y""#).1, vec![Code::PM_INVALID_EXPORT_COMPLEX_VALUE]);
-        assert_eq!(parse(r#"a = "open"#).1, vec![Code::PM_INVALID_EXPORT_COMPLEX_VALUE]);
-        assert_eq!(parse(r#"a = "x" y"#).1, vec![Code::PM_INVALID_EXPORT_COMPLEX_VALUE]);
+        assert_eq!(
+            parse(r#"a = x"y""#).1,
+            vec![Code::PM_INVALID_EXPORT_COMPLEX_VALUE]
+        );
+        assert_eq!(
+            parse(r#"a = "open"#).1,
+            vec![Code::PM_INVALID_EXPORT_COMPLEX_VALUE]
+        );
+        assert_eq!(
+            parse(r#"a = "x" y"#).1,
+            vec![Code::PM_INVALID_EXPORT_COMPLEX_VALUE]
+        );
         assert_eq!(parse("a, ").1, vec![Code::PM_EMPTY_VARIABLE_NAME]);
     }
 }

@@ -39,7 +39,13 @@ pub fn parse_file(path: &Path, limits: Limits) -> FileDef {
             path: path.to_path_buf(),
             kind: FileKind::Undetermined,
             blocks: Vec::new(),
-            errors: vec![Diagnostic::new(Code::P_IO_ERROR, path, 0, 0, format!("cannot read the file: {e}"))],
+            errors: vec![Diagnostic::new(
+                Code::P_IO_ERROR,
+                path,
+                0,
+                0,
+                format!("cannot read the file: {e}"),
+            )],
         },
     }
 }
@@ -130,12 +136,12 @@ impl Parser<'_> {
 
     fn error(&mut self, code: Code, message: impl Into<String>) {
         let (line, col) = (self.line_no, self.indent);
-        self.errors.push(Diagnostic::new(code, &self.path, line, col, message));
+        self.errors
+            .push(Diagnostic::new(code, &self.path, line, col, message));
     }
 
     fn fill_in(&mut self) {
-        loop {
-            let Some(line) = self.next_line() else { break };
+        while let Some(line) = self.next_line() {
             if is_blank(&line) {
                 self.blocks.push(Block::Blank(line));
                 continue;
@@ -176,7 +182,8 @@ impl Parser<'_> {
     }
 
     fn file_kind(&mut self) -> FileKind {
-        let (mut facets, mut components, mut instances, mut imports, mut ignorable) = (false, false, false, false, 0);
+        let (mut facets, mut components, mut instances, mut imports, mut ignorable) =
+            (false, false, false, false, 0);
         for b in &self.blocks {
             match b {
                 Block::Holder(h) => match h.kind {
@@ -206,7 +213,13 @@ impl Parser<'_> {
         } else if imports {
             FileKind::Aggregator
         } else if ignorable == self.blocks.len() {
-            self.errors.push(Diagnostic::new(Code::P_EMPTY_FILE, &self.path, 1, 1, "the file declares nothing"));
+            self.errors.push(Diagnostic::new(
+                Code::P_EMPTY_FILE,
+                &self.path,
+                1,
+                1,
+                "the file declares nothing",
+            ));
             FileKind::Empty
         } else {
             FileKind::Undetermined
@@ -219,16 +232,28 @@ impl Parser<'_> {
         let Some((kw_at, uri_start)) = find_import_keyword(real) else {
             return Found::No;
         };
-        let rest_at = real[uri_start..].find(';').map_or(real.len(), |i| uri_start + i);
+        let rest_at = real[uri_start..]
+            .find(';')
+            .map_or(real.len(), |i| uri_start + i);
         let uri = jtrim(&real[uri_start..rest_at]).to_string();
         let lead = line.len() - line.trim_start_matches(|c: char| c <= ' ').len();
         let span = Span::new(self.line_no, col_of(line, lead + kw_at));
-        self.blocks.push(Block::Import(Import { uri, span, inline_comment: comment }));
+        self.blocks.push(Block::Import(Import {
+            uri,
+            span,
+            inline_comment: comment,
+        }));
         let rest = &real[rest_at..];
         if !rest.starts_with(';') {
-            self.error(Code::P_IMPORT_ENDS_WITH_SEMI_COLON, "an import must end with `;`");
+            self.error(
+                Code::P_IMPORT_ENDS_WITH_SEMI_COLON,
+                "an import must end with `;`",
+            );
         } else if rest.len() > 1 {
-            self.error(Code::P_ONE_BLOCK_PER_LINE, "only one declaration is allowed per line (text follows the `;`)");
+            self.error(
+                Code::P_ONE_BLOCK_PER_LINE,
+                "only one declaration is allowed per line (text follows the `;`)",
+            );
         }
         Found::Yes
     }
@@ -269,7 +294,12 @@ impl Parser<'_> {
 
     /// Reads a block header (from byte `at` of `line`) and its content. Returns whether a
     /// block was recognised, and where it was put among the top-level blocks.
-    fn recognize_holder(&mut self, line: &str, at: usize, kind: HolderKind) -> (Found, Option<usize>) {
+    fn recognize_holder(
+        &mut self,
+        line: &str,
+        at: usize,
+        kind: HolderKind,
+    ) -> (Found, Option<usize>) {
         let tail = &line[at..];
         let (before, comment) = split_inline_comment(tail);
         let real = jtrim(before);
@@ -279,19 +309,31 @@ impl Parser<'_> {
         };
         let Some(after) = after else {
             if is_blank(name_part) || is_strict_id(name_part) {
-                self.error(Code::P_O_C_BRACKET_MISSING, format!("expected `{{` after `{}` on the same line", jtrim(name_part)));
+                self.error(
+                    Code::P_O_C_BRACKET_MISSING,
+                    format!(
+                        "expected `{{` after `{}` on the same line",
+                        jtrim(name_part)
+                    ),
+                );
                 return (Found::Cancel, None);
             }
             return (Found::No, None);
         };
         if after.chars().any(|c| c != '{') {
-            self.error(Code::P_O_C_BRACKET_EXTRA_CHARACTERS, "nothing but a comment may follow `{` on a block's first line");
+            self.error(
+                Code::P_O_C_BRACKET_EXTRA_CHARACTERS,
+                "nothing but a comment may follow `{` on a block's first line",
+            );
             return (Found::Cancel, None);
         }
         if self.depth >= self.limits.max_depth {
             self.error(
                 Code::X_NESTING_TOO_DEEP,
-                format!("blocks are nested more than {} levels deep", self.limits.max_depth),
+                format!(
+                    "blocks are nested more than {} levels deep",
+                    self.limits.max_depth
+                ),
             );
             return (Found::Cancel, None);
         }
@@ -345,7 +387,10 @@ impl Parser<'_> {
                         "expected a property (`name: value;`) or a nested `instance of` block",
                     );
                 } else {
-                    self.error(Code::P_INVALID_PROPERTY, "expected a property (`name: value;`)");
+                    self.error(
+                        Code::P_INVALID_PROPERTY,
+                        "expected a property (`name: value;`)",
+                    );
                 }
             }
             result = Found::Cancel;
@@ -353,13 +398,19 @@ impl Parser<'_> {
             let after_brace = strip_closing_brace(&closing);
             let (before, comment) = split_inline_comment(after_brace);
             if !is_blank(before) {
-                self.error(Code::P_C_C_BRACKET_EXTRA_CHARACTERS, "nothing but a comment may follow a closing `}`");
+                self.error(
+                    Code::P_C_C_BRACKET_EXTRA_CHARACTERS,
+                    "nothing but a comment may follow a closing `}`",
+                );
                 result = Found::Cancel;
             }
             holder.closing_inline_comment = comment;
         } else {
             self.indent = 1;
-            self.error(Code::P_C_C_BRACKET_MISSING, format!("the block `{}` is never closed with `}}`", holder.name));
+            self.error(
+                Code::P_C_C_BRACKET_MISSING,
+                format!("the block `{}` is never closed with `}}`", holder.name),
+            );
         }
         self.blocks[slot] = Block::Holder(holder);
         (result, Some(slot))
@@ -371,7 +422,9 @@ impl Parser<'_> {
         let Some((name_at, colon_at)) = find_property(real) else {
             return Found::No;
         };
-        let name = real[name_at..colon_at].trim_end_matches(is_jspace).to_string();
+        let name = real[name_at..colon_at]
+            .trim_end_matches(is_jspace)
+            .to_string();
         let after_colon = &real[colon_at + 1..];
         let raw_value = after_colon.trim_start_matches(is_jspace);
         let value_at = real.len() - raw_value.len();
@@ -379,7 +432,11 @@ impl Parser<'_> {
         let value = raw_value.strip_suffix(';').unwrap_or(raw_value).to_string();
         let ends_well = raw_value.ends_with(';');
         let one_block = {
-            let escaped = if real.contains('"') { remove_quoted(&value) } else { value.clone() };
+            let escaped = if real.contains('"') {
+                remove_quoted(&value)
+            } else {
+                value.clone()
+            };
             !escaped.contains(';')
         };
         holder.blocks.push(Block::Property(Property {
@@ -390,10 +447,16 @@ impl Parser<'_> {
             inline_comment: comment,
         }));
         if !ends_well {
-            self.error(Code::P_PROPERTY_ENDS_WITH_SEMI_COLON, "a property must end with `;`");
+            self.error(
+                Code::P_PROPERTY_ENDS_WITH_SEMI_COLON,
+                "a property must end with `;`",
+            );
         }
         if !one_block {
-            self.error(Code::P_ONE_BLOCK_PER_LINE, "only one declaration is allowed per line");
+            self.error(
+                Code::P_ONE_BLOCK_PER_LINE,
+                "only one declaration is allowed per line",
+            );
         }
         Found::Yes
     }
@@ -421,7 +484,9 @@ pub(crate) fn split_inline_comment(line: &str) -> (&str, String) {
 fn starts_with_keyword(line: &str, kw: &str) -> bool {
     let t = jtrim(line);
     match t.get(..kw.len()) {
-        Some(head) if head.eq_ignore_ascii_case(kw) => t[kw.len()..].chars().next().is_none_or(is_jspace),
+        Some(head) if head.eq_ignore_ascii_case(kw) => {
+            t[kw.len()..].chars().next().is_none_or(is_jspace)
+        }
         _ => false,
     }
 }
@@ -467,11 +532,11 @@ fn find_property(s: &str) -> Option<(usize, usize)> {
     let mut start = 0;
     while start < s.len() {
         let rest = &s[start..];
-        let Some(run_start) = rest.find(is_name).map(|i| start + i) else {
-            return None;
-        };
+        let run_start = rest.find(is_name).map(|i| start + i)?;
         // Every start inside a run ends at the same place, so one check per run suffices.
-        let run_end = s[run_start..].find(|c: char| !is_name(c)).map_or(s.len(), |i| run_start + i);
+        let run_end = s[run_start..]
+            .find(|c: char| !is_name(c))
+            .map_or(s.len(), |i| run_start + i);
         let after = &s[run_end..];
         let ws = after.len() - after.trim_start_matches(is_jspace).len();
         if after[ws..].starts_with(':') {

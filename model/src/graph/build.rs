@@ -7,7 +7,9 @@
 
 use super::{Component, Facet, Graph, ImportDecl, Loc, TypeRef};
 use crate::diag::{has_errors, Code, Diagnostic};
-use crate::dsl::checks::{self, split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER};
+use crate::dsl::checks::{
+    self, split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER,
+};
 use crate::dsl::exports::{parse_exports, ExportDecl};
 use crate::dsl::{FileDef, FileKind, Holder, HolderKind, Limits};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -32,7 +34,11 @@ pub fn build_graph(entry: &Path, root: &Path, limits: Limits) -> GraphBuild {
 }
 
 /// Same as [`build_graph`], reading files through `load` (`None`: no such file).
-pub fn build_graph_from_defs(entry: &Path, root: &Path, load: &mut dyn FnMut(&Path) -> Option<FileDef>) -> GraphBuild {
+pub fn build_graph_from_defs(
+    entry: &Path,
+    root: &Path,
+    load: &mut dyn FnMut(&Path) -> Option<FileDef>,
+) -> GraphBuild {
     let mut b = Builder::default();
     let mut queue: VecDeque<(PathBuf, Option<Loc>)> = VecDeque::from([(entry.to_path_buf(), None)]);
     let mut seen: HashSet<PathBuf> = HashSet::from([entry.to_path_buf()]);
@@ -43,13 +49,19 @@ pub fn build_graph_from_defs(entry: &Path, root: &Path, load: &mut dyn FnMut(&Pa
             continue;
         };
         let mut errs = checks::validate_file(&def);
-        if !matches!(def.kind, FileKind::Graph | FileKind::Aggregator | FileKind::Empty) {
+        if !matches!(
+            def.kind,
+            FileKind::Graph | FileKind::Aggregator | FileKind::Empty
+        ) {
             errs.push(Diagnostic::new(
                 Code::CO_NOT_A_GRAPH,
                 &file,
                 0,
                 0,
-                format!("expected a graph file, found a file of type `{}`", def.kind.as_str()),
+                format!(
+                    "expected a graph file, found a file of type `{}`",
+                    def.kind.as_str()
+                ),
             ));
         }
         let ok = !has_errors(&errs);
@@ -59,12 +71,20 @@ pub fn build_graph_from_defs(entry: &Path, root: &Path, load: &mut dyn FnMut(&Pa
         }
         for block in &def.blocks {
             match block {
-                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Component => b.add(&file, h, true),
-                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Facet => b.add(&file, h, false),
+                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Component => {
+                    b.add(&file, h, true)
+                }
+                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Facet => {
+                    b.add(&file, h, false)
+                }
                 crate::dsl::Block::Import(i) => {
                     let target = root.join(crate::dsl::text::jtrim(&i.uri));
                     if seen.insert(target.clone()) {
-                        let at = Loc { file: file.clone(), line: i.span.line, col: i.span.col };
+                        let at = Loc {
+                            file: file.clone(),
+                            line: i.span.line,
+                            col: i.span.col,
+                        };
                         queue.push_back((target, Some(at)));
                     }
                 }
@@ -84,7 +104,13 @@ fn unreachable(file: &Path, imported_at: Option<&Loc>) -> Diagnostic {
             at.col,
             format!("the imported file `{}` does not exist", file.display()),
         ),
-        None => Diagnostic::new(Code::CO_UNREACHABLE_FILE, file, 0, 0, "the file does not exist"),
+        None => Diagnostic::new(
+            Code::CO_UNREACHABLE_FILE,
+            file,
+            0,
+            0,
+            "the file does not exist",
+        ),
     }
 }
 
@@ -118,7 +144,11 @@ fn dedup_push(list: &mut Vec<String>, item: String) {
 
 impl Builder {
     fn add(&mut self, file: &Path, h: &Holder, component: bool) {
-        let loc = Loc { file: file.to_path_buf(), line: h.span.line, col: h.span.col };
+        let loc = Loc {
+            file: file.to_path_buf(),
+            line: h.span.line,
+            col: h.span.col,
+        };
         let (list, idx) = if component {
             (&mut self.components, &mut self.comp_idx)
         } else {
@@ -129,7 +159,10 @@ impl Builder {
             list[i].1.decls.push(loc);
             return;
         }
-        let mut p = Pending { decls: vec![loc], ..Pending::default() };
+        let mut p = Pending {
+            decls: vec![loc],
+            ..Pending::default()
+        };
         for prop in h.properties().filter(|p| p.name == EXPORTS) {
             let (decls, _) = parse_exports(&prop.value, file, prop.span.line, prop.value_col);
             for d in decls {
@@ -147,9 +180,17 @@ impl Builder {
             for (item, _) in h.property_values(IMPORTS) {
                 let (name, optional, external) = split_import(&item);
                 p.imports.retain(|i| i.name != name);
-                p.imports.push(ImportDecl { name, optional, external });
+                p.imports.push(ImportDecl {
+                    name,
+                    optional,
+                    external,
+                });
             }
-            p.extends = h.property(EXTENDS).map(|p| p.value.clone()).into_iter().collect();
+            p.extends = h
+                .property(EXTENDS)
+                .map(|p| p.value.clone())
+                .into_iter()
+                .collect();
             for (item, _) in h.property_values(FACETS) {
                 dedup_push(&mut p.facets, item);
             }
@@ -164,7 +205,8 @@ impl Builder {
 
     fn report_all(&mut self, decls: &[Loc], code: Code, message: &str) {
         for d in decls {
-            self.diags.push(Diagnostic::new(code, &d.file, d.line, d.col, message));
+            self.diags
+                .push(Diagnostic::new(code, &d.file, d.line, d.col, message));
         }
     }
 
@@ -177,20 +219,44 @@ impl Builder {
                     let mut all = p.decls.clone();
                     all.extend(self.facets[f].1.decls.iter().cloned());
                     for d in all {
-                        self.diags.push(Diagnostic::new(Code::CO_CONFLICTING_NAME, &d.file, d.line, d.col, msg.clone()));
+                        self.diags.push(Diagnostic::new(
+                            Code::CO_CONFLICTING_NAME,
+                            &d.file,
+                            d.line,
+                            d.col,
+                            msg.clone(),
+                        ));
                     }
                 }
             }
             stage_ok = !has_errors(&self.diags);
         }
         if stage_ok {
-            let dup_comps: Vec<_> = self.components.iter().filter(|(_, p)| p.decls.len() > 1).map(|(n, p)| (n.clone(), p.decls.clone())).collect();
+            let dup_comps: Vec<_> = self
+                .components
+                .iter()
+                .filter(|(_, p)| p.decls.len() > 1)
+                .map(|(n, p)| (n.clone(), p.decls.clone()))
+                .collect();
             for (name, decls) in dup_comps {
-                self.report_all(&decls, Code::CO_ALREADY_DEFINED_COMPONENT, &format!("the component `{name}` is defined more than once"));
+                self.report_all(
+                    &decls,
+                    Code::CO_ALREADY_DEFINED_COMPONENT,
+                    &format!("the component `{name}` is defined more than once"),
+                );
             }
-            let dup_facets: Vec<_> = self.facets.iter().filter(|(_, p)| p.decls.len() > 1).map(|(n, p)| (n.clone(), p.decls.clone())).collect();
+            let dup_facets: Vec<_> = self
+                .facets
+                .iter()
+                .filter(|(_, p)| p.decls.len() > 1)
+                .map(|(n, p)| (n.clone(), p.decls.clone()))
+                .collect();
             for (name, decls) in dup_facets {
-                self.report_all(&decls, Code::CO_ALREADY_DEFINED_FACET, &format!("the facet `{name}` is defined more than once"));
+                self.report_all(
+                    &decls,
+                    Code::CO_ALREADY_DEFINED_FACET,
+                    &format!("the facet `{name}` is defined more than once"),
+                );
             }
             stage_ok = !has_errors(&self.diags);
         }
@@ -226,34 +292,57 @@ impl Builder {
                 if let Some(e) = p.extends.first().filter(|e| !crate::dsl::text::is_blank(e)) {
                     match self.comp_idx.get(e) {
                         Some(&j) => components[i].extends = Some(j),
-                        None => found.push((at, Code::CO_INEXISTING_COMPONENT, format!("the extended component `{e}` does not exist"))),
+                        None => found.push((
+                            at,
+                            Code::CO_INEXISTING_COMPONENT,
+                            format!("the extended component `{e}` does not exist"),
+                        )),
                     }
                 }
                 for f in &p.facets {
                     match self.facet_idx.get(f) {
                         Some(&j) => components[i].facets.push(j),
-                        None => found.push((at, Code::CO_INEXISTING_FACET, format!("the facet `{f}` does not exist"))),
+                        None => found.push((
+                            at,
+                            Code::CO_INEXISTING_FACET,
+                            format!("the facet `{f}` does not exist"),
+                        )),
                     }
                 }
                 match self.resolve_children(&p.children) {
                     Ok(ch) => components[i].children = ch,
-                    Err(missing) => found.extend(missing.into_iter().map(|m| (at, Code::CO_INEXISTING_CHILD, m))),
+                    Err(missing) => found.extend(
+                        missing
+                            .into_iter()
+                            .map(|m| (at, Code::CO_INEXISTING_CHILD, m)),
+                    ),
                 }
             }
             stage_ok = found.is_empty();
-            let mut diags: Vec<Diagnostic> = found.into_iter().map(|(at, code, m)| Diagnostic::new(code, &at.file, at.line, at.col, m)).collect();
+            let mut diags: Vec<Diagnostic> = found
+                .into_iter()
+                .map(|(at, code, m)| Diagnostic::new(code, &at.file, at.line, at.col, m))
+                .collect();
             if stage_ok {
                 for (i, (_, p)) in self.facets.iter().enumerate() {
                     let at = &p.decls[0];
                     for f in &p.extends {
                         match self.facet_idx.get(f) {
                             Some(&j) => facets[i].extends.push(j),
-                            None => diags.push(Diagnostic::new(Code::CO_INEXISTING_FACET, &at.file, at.line, at.col, format!("the extended facet `{f}` does not exist"))),
+                            None => diags.push(Diagnostic::new(
+                                Code::CO_INEXISTING_FACET,
+                                &at.file,
+                                at.line,
+                                at.col,
+                                format!("the extended facet `{f}` does not exist"),
+                            )),
                         }
                     }
                     match self.resolve_children(&p.children) {
                         Ok(ch) => facets[i].children = ch,
-                        Err(missing) => diags.extend(missing.into_iter().map(|m| Diagnostic::new(Code::CO_INEXISTING_CHILD, &at.file, at.line, at.col, m))),
+                        Err(missing) => diags.extend(missing.into_iter().map(|m| {
+                            Diagnostic::new(Code::CO_INEXISTING_CHILD, &at.file, at.line, at.col, m)
+                        })),
                     }
                 }
                 stage_ok = diags.is_empty();
@@ -278,7 +367,9 @@ impl Builder {
             } else if let Some(&f) = self.facet_idx.get(n) {
                 out.push(TypeRef::Facet(f));
             } else {
-                missing.push(format!("the child `{n}` is neither a component nor a facet"));
+                missing.push(format!(
+                    "the child `{n}` is neither a component nor a facet"
+                ));
             }
         }
         if missing.is_empty() {

@@ -36,7 +36,9 @@ impl Graph {
 
     /// Every component extending `c`, directly or not (never `c` itself).
     pub fn all_extending_components(&self, c: usize) -> BTreeSet<usize> {
-        let mut out = closure(self.extending_components(c), |x| self.extending_components(x));
+        let mut out = closure(self.extending_components(c), |x| {
+            self.extending_components(x)
+        });
         out.remove(&c);
         out
     }
@@ -44,7 +46,11 @@ impl Graph {
     /// All facets of a component: its own, those of the components it extends, and the
     /// facets those facets extend.
     pub fn all_facets(&self, c: usize) -> BTreeSet<usize> {
-        let direct: Vec<usize> = self.extended_chain(c).iter().flat_map(|&x| self.components[x].facets.iter().copied()).collect();
+        let direct: Vec<usize> = self
+            .extended_chain(c)
+            .iter()
+            .flat_map(|&x| self.components[x].facets.iter().copied())
+            .collect();
         let mut out: BTreeSet<usize> = direct.iter().copied().collect();
         for f in direct {
             out.extend(self.all_extended_facets(f));
@@ -108,7 +114,9 @@ impl Graph {
 
     /// The installer: the component's own, else the nearest inherited one.
     pub fn installer(&self, c: usize) -> Option<&str> {
-        self.extended_chain(c).into_iter().find_map(|x| self.components[x].installer.as_deref())
+        self.extended_chain(c)
+            .into_iter()
+            .find_map(|x| self.components[x].installer.as_deref())
     }
 
     /// All imports, inherited ones first overridden by own ones, by name.
@@ -128,7 +136,12 @@ impl Graph {
         self.facet_exports_memo(f, &mut memo, &mut Vec::new())
     }
 
-    fn facet_exports_memo(&self, f: usize, memo: &mut BTreeMap<usize, Exports>, stack: &mut Vec<usize>) -> Exports {
+    fn facet_exports_memo(
+        &self,
+        f: usize,
+        memo: &mut BTreeMap<usize, Exports>,
+        stack: &mut Vec<usize>,
+    ) -> Exports {
         if let Some(e) = memo.get(&f) {
             return e.clone();
         }

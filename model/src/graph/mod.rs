@@ -92,8 +92,16 @@ impl Graph {
     /// Assembles a graph and computes the reverse links.
     pub fn new(components: Vec<Component>, facets: Vec<Facet>) -> Graph {
         let mut g = Graph {
-            component_by_name: components.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect(),
-            facet_by_name: facets.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect(),
+            component_by_name: components
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            facet_by_name: facets
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.clone(), i))
+                .collect(),
             comp_parents: vec![Vec::new(); components.len()],
             facet_parents: vec![Vec::new(); facets.len()],
             facet_components: vec![Vec::new(); facets.len()],

@@ -5,8 +5,8 @@
 
 use super::{split_var, Graph, Loc};
 use crate::diag::{Code, Diagnostic};
-use crate::dsl::text::{is_blank, is_flex_id, is_strict_id};
 use crate::dsl::checks::is_import_pattern;
+use crate::dsl::text::{is_blank, is_flex_id, is_strict_id};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the validation may assume.
@@ -25,8 +25,17 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let roots: Vec<usize> = (0..g.components.len()).filter(|&c| g.is_root(c)).collect();
     if roots.is_empty() && scope.whole_application {
-        let at = g.components.first().map(|c| c.loc.clone()).or_else(|| g.facets.first().map(|f| f.loc.clone())).unwrap_or_default();
-        out.push(diag(Code::RM_NO_ROOT_COMPONENT, &at, "the graph has no root component (one that nothing lists as a child)".into()));
+        let at = g
+            .components
+            .first()
+            .map(|c| c.loc.clone())
+            .or_else(|| g.facets.first().map(|f| f.loc.clone()))
+            .unwrap_or_default();
+        out.push(diag(
+            Code::RM_NO_ROOT_COMPONENT,
+            &at,
+            "the graph has no root component (one that nothing lists as a child)".into(),
+        ));
     }
     let on_cycle = containment_cycles(g);
     // Imported variable -> (exported?, importers).
@@ -58,11 +67,18 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
         if exported.contains(name) {
             continue;
         }
-        let code = if facet_vars.contains(name) { Code::RM_UNRESOLVABLE_FACET_VARIABLE } else { Code::RM_UNRESOLVABLE_VARIABLE };
+        let code = if facet_vars.contains(name) {
+            Code::RM_UNRESOLVABLE_FACET_VARIABLE
+        } else {
+            Code::RM_UNRESOLVABLE_VARIABLE
+        };
         for &c in importers.iter() {
             let comp = &g.components[c];
             let msg = if code == Code::RM_UNRESOLVABLE_FACET_VARIABLE {
-                format!("`{}` imports `{name}`, but no component has the facet that exports it", comp.name)
+                format!(
+                    "`{}` imports `{name}`, but no component has the facet that exports it",
+                    comp.name
+                )
             } else {
                 format!("`{}` imports `{name}`, which no component or facet exports (names are case-sensitive)", comp.name)
             };
@@ -74,9 +90,20 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
             continue;
         }
         if f.children.is_empty() {
-            out.push(diag(Code::RM_ORPHAN_FACET, &f.loc, format!("the facet `{}` is used by no component", f.name)));
+            out.push(diag(
+                Code::RM_ORPHAN_FACET,
+                &f.loc,
+                format!("the facet `{}` is used by no component", f.name),
+            ));
         } else {
-            out.push(diag(Code::RM_ORPHAN_FACET_WITH_CHILDREN, &f.loc, format!("the facet `{}` has children but is used by no component", f.name)));
+            out.push(diag(
+                Code::RM_ORPHAN_FACET_WITH_CHILDREN,
+                &f.loc,
+                format!(
+                    "the facet `{}` has children but is used by no component",
+                    f.name
+                ),
+            ));
         }
         for t in &f.children {
             if let super::TypeRef::Component(cc) = t {
@@ -92,16 +119,34 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
     out
 }
 
-fn validate_component(g: &Graph, c: usize, root: bool, cycle: Option<&String>, out: &mut Vec<Diagnostic>) {
+fn validate_component(
+    g: &Graph,
+    c: usize,
+    root: bool,
+    cycle: Option<&String>,
+    out: &mut Vec<Diagnostic>,
+) {
     let comp = &g.components[c];
     let at = &comp.loc;
     let name = &comp.name;
     if is_blank(name) {
-        out.push(diag(Code::RM_EMPTY_COMPONENT_NAME, at, "a component has an empty name".into()));
+        out.push(diag(
+            Code::RM_EMPTY_COMPONENT_NAME,
+            at,
+            "a component has an empty name".into(),
+        ));
     } else if !is_flex_id(name) {
-        out.push(diag(Code::RM_INVALID_COMPONENT_NAME, at, format!("invalid component name `{name}`")));
+        out.push(diag(
+            Code::RM_INVALID_COMPONENT_NAME,
+            at,
+            format!("invalid component name `{name}`"),
+        ));
     } else if name.contains('.') {
-        out.push(diag(Code::RM_DOT_IS_NOT_ALLOWED, at, format!("a component name cannot contain a dot: `{name}`")));
+        out.push(diag(
+            Code::RM_DOT_IS_NOT_ALLOWED,
+            at,
+            format!("a component name cannot contain a dot: `{name}`"),
+        ));
     }
     match g.installer(c) {
         None => out.push(diag(Code::RM_EMPTY_COMPONENT_INSTALLER, at, format!("the component `{name}` has no installer, neither its own nor inherited"))),
@@ -116,16 +161,35 @@ fn validate_component(g: &Graph, c: usize, root: bool, cycle: Option<&String>, o
     }
     for v in &comp.exports {
         if is_blank(&v.name) {
-            out.push(diag(Code::RM_EMPTY_VARIABLE_NAME, at, format!("`{name}` exports a variable with no name")));
+            out.push(diag(
+                Code::RM_EMPTY_VARIABLE_NAME,
+                at,
+                format!("`{name}` exports a variable with no name"),
+            ));
         } else if !is_strict_id(&v.name) {
-            out.push(diag(Code::RM_INVALID_VARIABLE_NAME, at, format!("`{name}` exports an invalid variable name `{}`", v.name)));
+            out.push(diag(
+                Code::RM_INVALID_VARIABLE_NAME,
+                at,
+                format!("`{name}` exports an invalid variable name `{}`", v.name),
+            ));
         }
         if let Some(kind) = &v.random {
             if !kind.eq_ignore_ascii_case("port") {
-                out.push(diag(Code::RM_INVALID_RANDOM_KIND, at, format!("unsupported random kind `{kind}` for `{}` (only `random[port]` exists)", v.name)));
+                out.push(diag(
+                    Code::RM_INVALID_RANDOM_KIND,
+                    at,
+                    format!(
+                        "unsupported random kind `{kind}` for `{}` (only `random[port]` exists)",
+                        v.name
+                    ),
+                ));
             }
             if v.value.is_some() {
-                out.push(diag(Code::RM_NO_VALUE_FOR_RANDOM, at, format!("the random variable `{}` cannot also have a value", v.name)));
+                out.push(diag(
+                    Code::RM_NO_VALUE_FOR_RANDOM,
+                    at,
+                    format!("the random variable `{}` cannot also have a value", v.name),
+                ));
             }
         }
     }
@@ -138,9 +202,17 @@ fn validate_component(g: &Graph, c: usize, root: bool, cycle: Option<&String>, o
     }
     for (vname, imp) in g.all_imports(c) {
         if is_blank(&vname) {
-            out.push(diag(Code::RM_EMPTY_VARIABLE_NAME, at, format!("`{name}` imports a variable with no name")));
+            out.push(diag(
+                Code::RM_EMPTY_VARIABLE_NAME,
+                at,
+                format!("`{name}` imports a variable with no name"),
+            ));
         } else if !is_import_pattern(&vname) {
-            out.push(diag(Code::RM_INVALID_VARIABLE_NAME, at, format!("`{name}` imports an invalid variable name `{vname}`")));
+            out.push(diag(
+                Code::RM_INVALID_VARIABLE_NAME,
+                at,
+                format!("`{name}` imports an invalid variable name `{vname}`"),
+            ));
         }
         if !imp.optional && all_exported.contains(&vname) {
             out.push(diag(
@@ -154,7 +226,11 @@ fn validate_component(g: &Graph, c: usize, root: bool, cycle: Option<&String>, o
     let mut steps = 0;
     while let Some(e) = cur {
         if e == c {
-            out.push(diag(Code::RM_CYCLE_IN_COMPONENTS_INHERITANCE, at, format!("`{name}` extends itself: {name} -> ... -> {name}")));
+            out.push(diag(
+                Code::RM_CYCLE_IN_COMPONENTS_INHERITANCE,
+                at,
+                format!("`{name}` extends itself: {name} -> ... -> {name}"),
+            ));
             break;
         }
         steps += 1;
@@ -164,7 +240,11 @@ fn validate_component(g: &Graph, c: usize, root: bool, cycle: Option<&String>, o
         cur = g.components[e].extends;
     }
     if let Some(path) = cycle {
-        out.push(diag(Code::RM_CYCLE_IN_COMPONENTS, at, format!("containment cycle: {path}")));
+        out.push(diag(
+            Code::RM_CYCLE_IN_COMPONENTS,
+            at,
+            format!("containment cycle: {path}"),
+        ));
     }
 }
 
@@ -173,21 +253,45 @@ fn validate_facet(g: &Graph, f: usize, out: &mut Vec<Diagnostic>) {
     let at = &facet.loc;
     let name = &facet.name;
     if is_blank(name) {
-        out.push(diag(Code::RM_EMPTY_FACET_NAME, at, "a facet has an empty name".into()));
+        out.push(diag(
+            Code::RM_EMPTY_FACET_NAME,
+            at,
+            "a facet has an empty name".into(),
+        ));
     } else if !is_flex_id(name) {
-        out.push(diag(Code::RM_INVALID_FACET_NAME, at, format!("invalid facet name `{name}`")));
+        out.push(diag(
+            Code::RM_INVALID_FACET_NAME,
+            at,
+            format!("invalid facet name `{name}`"),
+        ));
     } else if name.contains('.') {
-        out.push(diag(Code::RM_DOT_IS_NOT_ALLOWED, at, format!("a facet name cannot contain a dot: `{name}`")));
+        out.push(diag(
+            Code::RM_DOT_IS_NOT_ALLOWED,
+            at,
+            format!("a facet name cannot contain a dot: `{name}`"),
+        ));
     }
     for v in &facet.exports {
         if is_blank(&v.name) {
-            out.push(diag(Code::RM_EMPTY_VARIABLE_NAME, at, format!("`{name}` exports a variable with no name")));
+            out.push(diag(
+                Code::RM_EMPTY_VARIABLE_NAME,
+                at,
+                format!("`{name}` exports a variable with no name"),
+            ));
         } else if !is_strict_id(&v.name) {
-            out.push(diag(Code::RM_INVALID_VARIABLE_NAME, at, format!("`{name}` exports an invalid variable name `{}`", v.name)));
+            out.push(diag(
+                Code::RM_INVALID_VARIABLE_NAME,
+                at,
+                format!("`{name}` exports an invalid variable name `{}`", v.name),
+            ));
         }
     }
     if g.all_extended_facets(f).contains(&f) {
-        out.push(diag(Code::RM_CYCLE_IN_FACETS_INHERITANCE, at, format!("the facet `{name}` extends itself: {name} -> ... -> {name}")));
+        out.push(diag(
+            Code::RM_CYCLE_IN_FACETS_INHERITANCE,
+            at,
+            format!("the facet `{name}` extends itself: {name} -> ... -> {name}"),
+        ));
     }
 }
 
@@ -195,7 +299,9 @@ fn validate_facet(g: &Graph, f: usize, out: &mut Vec<Diagnostic>) {
 /// (`A -> B -> A`). Uses the possible-children relation (facets and extension included).
 fn containment_cycles(g: &Graph) -> BTreeMap<usize, String> {
     let n = g.components.len();
-    let children: Vec<Vec<usize>> = (0..n).map(|c| g.all_children(c).into_iter().collect()).collect();
+    let children: Vec<Vec<usize>> = (0..n)
+        .map(|c| g.all_children(c).into_iter().collect())
+        .collect();
     let mut out = BTreeMap::new();
     for start in 0..n {
         // Breadth-first search for a path back to `start`.
@@ -221,7 +327,10 @@ fn containment_cycles(g: &Graph) -> BTreeMap<usize, String> {
                     cur = prev[p];
                 }
                 path.reverse();
-                let text: Vec<&str> = path.iter().map(|&i| g.components[i].name.as_str()).collect();
+                let text: Vec<&str> = path
+                    .iter()
+                    .map(|&i| g.components[i].name.as_str())
+                    .collect();
                 out.insert(start, text.join(" -> "));
                 break;
             }

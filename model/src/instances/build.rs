@@ -27,7 +27,9 @@ pub struct InstancesBuild {
 
 /// Reads the instances of `entry`, resolving imports against `root` (`instances/`).
 pub fn build_instances(graph: &Graph, entry: &Path, root: &Path, limits: Limits) -> InstancesBuild {
-    build_instances_from_defs(graph, entry, root, &mut |p| p.is_file().then(|| crate::dsl::parse_file(p, limits)))
+    build_instances_from_defs(graph, entry, root, &mut |p| {
+        p.is_file().then(|| crate::dsl::parse_file(p, limits))
+    })
 }
 
 /// Same as [`build_instances`], reading files through `load` (`None`: no such file).
@@ -45,20 +47,38 @@ pub fn build_instances_from_defs(
         out.files.push(file.clone());
         let Some(def) = load(&file) else {
             let d = match imported_at {
-                Some(at) => Diagnostic::new(Code::CO_UNREACHABLE_FILE, &at.file, at.line, at.col, format!("the imported file `{}` does not exist", file.display())),
-                None => Diagnostic::new(Code::CO_UNREACHABLE_FILE, &file, 0, 0, "the file does not exist"),
+                Some(at) => Diagnostic::new(
+                    Code::CO_UNREACHABLE_FILE,
+                    &at.file,
+                    at.line,
+                    at.col,
+                    format!("the imported file `{}` does not exist", file.display()),
+                ),
+                None => Diagnostic::new(
+                    Code::CO_UNREACHABLE_FILE,
+                    &file,
+                    0,
+                    0,
+                    "the file does not exist",
+                ),
             };
             out.diagnostics.push(d);
             continue;
         };
         let mut errs = checks::validate_file(&def);
-        if !matches!(def.kind, FileKind::Instances | FileKind::Aggregator | FileKind::Empty) {
+        if !matches!(
+            def.kind,
+            FileKind::Instances | FileKind::Aggregator | FileKind::Empty
+        ) {
             errs.push(Diagnostic::new(
                 Code::CO_NOT_INSTANCES,
                 &file,
                 0,
                 0,
-                format!("expected an instances file, found a file of type `{}`", def.kind.as_str()),
+                format!(
+                    "expected an instances file, found a file of type `{}`",
+                    def.kind.as_str()
+                ),
             ));
         }
         let ok = !has_errors(&errs);
@@ -69,12 +89,26 @@ pub fn build_instances_from_defs(
         for block in &def.blocks {
             match block {
                 Block::Holder(h) if h.kind == HolderKind::Instance => {
-                    add_tree(graph, &file, h, &mut out.set, &mut counts, &mut out.diagnostics);
+                    add_tree(
+                        graph,
+                        &file,
+                        h,
+                        &mut out.set,
+                        &mut counts,
+                        &mut out.diagnostics,
+                    );
                 }
                 Block::Import(i) => {
                     let target = root.join(jtrim(&i.uri));
                     if seen.insert(target.clone()) {
-                        queue.push_back((target, Some(Loc { file: file.clone(), line: i.span.line, col: i.span.col })));
+                        queue.push_back((
+                            target,
+                            Some(Loc {
+                                file: file.clone(),
+                                line: i.span.line,
+                                col: i.span.col,
+                            }),
+                        ));
                     }
                 }
                 _ => {}
@@ -91,19 +125,37 @@ pub fn build_instances_from_defs(
 }
 
 /// Adds the instance of `h` and its nested instances.
-fn add_tree(graph: &Graph, file: &Path, h: &Holder, set: &mut InstanceSet, counts: &mut HashMap<usize, i32>, diags: &mut Vec<Diagnostic>) {
+fn add_tree(
+    graph: &Graph,
+    file: &Path,
+    h: &Holder,
+    set: &mut InstanceSet,
+    counts: &mut HashMap<usize, i32>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut todo: VecDeque<(&Holder, Option<usize>)> = VecDeque::from([(h, None)]);
     while let Some((block, parent)) = todo.pop_front() {
-        let loc = Loc { file: file.to_path_buf(), line: block.span.line, col: block.span.col };
+        let loc = Loc {
+            file: file.to_path_buf(),
+            line: block.span.line,
+            col: block.span.col,
+        };
         let component = graph.component(&block.name);
         let mut inst = Instance {
-            name: block.property(NAME).map(|p| p.value.clone()).unwrap_or_default(),
+            name: block
+                .property(NAME)
+                .map(|p| p.value.clone())
+                .unwrap_or_default(),
             component,
             parent,
             children: Vec::new(),
             overrides: Vec::new(),
             data: BTreeMap::new(),
-            channels: block.property_values(CHANNELS).into_iter().map(|(s, _)| s).collect(),
+            channels: block
+                .property_values(CHANNELS)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect(),
             state: block.property(STATE).map(|p| p.value.clone()),
             loc: loc.clone(),
             inferred: false,
@@ -127,12 +179,18 @@ fn add_tree(graph: &Graph, file: &Path, h: &Holder, set: &mut InstanceSet, count
         }
         for (item, _) in block.property_values(DATA) {
             let (k, v) = match item.find('=') {
-                Some(i) if i > 0 => (jtrim(&item[..i]).to_string(), jtrim(&item[i + 1..]).to_string()),
+                Some(i) if i > 0 => (
+                    jtrim(&item[..i]).to_string(),
+                    jtrim(&item[i + 1..]).to_string(),
+                ),
                 _ => (item.clone(), String::new()),
             };
             inst.data.insert(k, v);
         }
-        if let Some(c) = block.property(COUNT).and_then(|p| p.value.parse::<i32>().ok()) {
+        if let Some(c) = block
+            .property(COUNT)
+            .and_then(|p| p.value.parse::<i32>().ok())
+        {
             counts.insert(id, c);
         }
         for b in &block.blocks {
@@ -146,7 +204,11 @@ fn add_tree(graph: &Graph, file: &Path, h: &Holder, set: &mut InstanceSet, count
                         continue;
                     }
                     let t = jtrim(&p.value);
-                    let value = if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') { t[1..t.len() - 1].to_string() } else { p.value.clone() };
+                    let value = if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+                        t[1..t.len() - 1].to_string()
+                    } else {
+                        p.value.clone()
+                    };
                     match inst.overrides.iter_mut().find(|(k, _)| *k == p.name) {
                         Some(slot) => slot.1 = value,
                         None => inst.overrides.push((p.name.clone(), value)),
@@ -171,13 +233,23 @@ fn check_unique_paths(set: &InstanceSet, diags: &mut Vec<Diagnostic>) {
         }
         for i in list {
             let at = &set.instances[i].loc;
-            diags.push(Diagnostic::new(Code::CO_ALREADY_DEFINED_INSTANCE, &at.file, at.line, at.col, format!("the instance `{path}` is defined more than once")));
+            diags.push(Diagnostic::new(
+                Code::CO_ALREADY_DEFINED_INSTANCE,
+                &at.file,
+                at.line,
+                at.col,
+                format!("the instance `{path}` is defined more than once"),
+            ));
         }
     }
 }
 
 fn subtree_size(set: &InstanceSet, i: usize) -> usize {
-    1 + set.instances[i].children.iter().map(|&c| subtree_size(set, c)).sum::<usize>()
+    1 + set.instances[i]
+        .children
+        .iter()
+        .map(|&c| subtree_size(set, c))
+        .sum::<usize>()
 }
 
 /// Deep-copies the subtree of `i` under `parent`; returns the copy's id.
@@ -202,7 +274,9 @@ fn expand_counts(set: &mut InstanceSet, counts: &HashMap<usize, i32>, diags: &mu
     order.reverse();
     let mut expanded: Vec<usize> = Vec::new();
     for i in order {
-        let Some(&count) = counts.get(&i) else { continue };
+        let Some(&count) = counts.get(&i) else {
+            continue;
+        };
         if count <= 1 {
             continue;
         }
@@ -243,21 +317,36 @@ fn expand_counts(set: &mut InstanceSet, counts: &HashMap<usize, i32>, diags: &mu
     for level in levels {
         let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for &x in &level {
-            by_name.entry(set.instances[x].name.as_str()).or_default().push(x);
+            by_name
+                .entry(set.instances[x].name.as_str())
+                .or_default()
+                .push(x);
         }
         for (_, list) in by_name {
             if list.len() < 2 || !list.iter().any(|&x| set.instances[x].inferred) {
                 continue;
             }
-            let inferred = list.iter().copied().find(|&x| set.instances[x].inferred).unwrap_or(list[0]);
-            let other = list.iter().copied().find(|&x| x != inferred).unwrap_or(list[0]);
+            let inferred = list
+                .iter()
+                .copied()
+                .find(|&x| set.instances[x].inferred)
+                .unwrap_or(list[0]);
+            let other = list
+                .iter()
+                .copied()
+                .find(|&x| x != inferred)
+                .unwrap_or(list[0]);
             let at = &set.instances[inferred].loc;
             diags.push(Diagnostic::new(
                 Code::CO_CONFLICTING_INFERRED_INSTANCE,
                 &at.file,
                 at.line,
                 at.col,
-                format!("`count:` makes an instance `{}` that is also declared at line {}", set.path(inferred), set.instances[other].loc.line),
+                format!(
+                    "`count:` makes an instance `{}` that is also declared at line {}",
+                    set.path(inferred),
+                    set.instances[other].loc.line
+                ),
             ));
         }
     }

@@ -35,7 +35,10 @@ pub struct Instance {
 
 impl Instance {
     pub fn override_value(&self, name: &str) -> Option<&str> {
-        self.overrides.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.overrides
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -18,31 +18,61 @@ pub fn validate_instances(g: &Graph, r: &Resolved, set: &InstanceSet) -> Vec<Dia
     out
 }
 
-fn validate_instance(g: &Graph, r: &Resolved, set: &InstanceSet, i: usize, out: &mut Vec<Diagnostic>) {
+fn validate_instance(
+    g: &Graph,
+    r: &Resolved,
+    set: &InstanceSet,
+    i: usize,
+    out: &mut Vec<Diagnostic>,
+) {
     let inst = &set.instances[i];
     let at = &inst.loc;
-    let mut push = |code: Code, msg: String| out.push(Diagnostic::new(code, &at.file, at.line, at.col, msg));
+    let mut push =
+        |code: Code, msg: String| out.push(Diagnostic::new(code, &at.file, at.line, at.col, msg));
     if is_blank(&inst.name) {
-        push(Code::RM_EMPTY_INSTANCE_NAME, "an instance has an empty name".into());
+        push(
+            Code::RM_EMPTY_INSTANCE_NAME,
+            "an instance has an empty name".into(),
+        );
     } else if !is_flex_id(&inst.name) {
-        push(Code::RM_INVALID_INSTANCE_NAME, format!("invalid instance name `{}`", inst.name));
+        push(
+            Code::RM_INVALID_INSTANCE_NAME,
+            format!("invalid instance name `{}`", inst.name),
+        );
     }
     let Some(c) = inst.component else {
-        push(Code::RM_EMPTY_INSTANCE_COMPONENT, format!("the instance `{}` has no component", set.path(i)));
+        push(
+            Code::RM_EMPTY_INSTANCE_COMPONENT,
+            format!("the instance `{}` has no component", set.path(i)),
+        );
         return;
     };
     let view = &r.views[c];
     let comp_name = &g.components[c].name;
-    let expected = || view.ancestors.iter().map(|&a| g.components[a].name.as_str()).collect::<Vec<_>>().join(", ");
+    let expected = || {
+        view.ancestors
+            .iter()
+            .map(|&a| g.components[a].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match inst.parent {
         None if !view.ancestors.is_empty() => push(
             Code::RM_MISSING_INSTANCE_PARENT,
-            format!("`{}` (a {comp_name}) must be placed under an instance of: {}", set.path(i), expected()),
+            format!(
+                "`{}` (a {comp_name}) must be placed under an instance of: {}",
+                set.path(i),
+                expected()
+            ),
         ),
         Some(p) => {
-            let parent_ok = set.instances[p].component.is_some_and(|pc| view.ancestors.contains(&pc) && r.views[pc].children.contains(&c));
+            let parent_ok = set.instances[p].component.is_some_and(|pc| {
+                view.ancestors.contains(&pc) && r.views[pc].children.contains(&c)
+            });
             if !parent_ok {
-                let pname = set.instances[p].component.map_or("?", |pc| g.components[pc].name.as_str());
+                let pname = set.instances[p]
+                    .component
+                    .map_or("?", |pc| g.components[pc].name.as_str());
                 let msg = if view.ancestors.is_empty() {
                     format!("`{}` is a {comp_name}, a root component: it cannot be placed under a {pname}", set.path(i))
                 } else {
@@ -60,7 +90,10 @@ fn validate_instance(g: &Graph, r: &Resolved, set: &InstanceSet, i: usize, out: 
         match view.local_names.get(k) {
             None => push(
                 Code::RM_MAGIC_INSTANCE_VARIABLE,
-                format!("`{}` sets `{k}`, which its component `{comp_name}` does not export", set.path(i)),
+                format!(
+                    "`{}` sets `{k}`, which its component `{comp_name}` does not export",
+                    set.path(i)
+                ),
             ),
             // Several names for one declared variable (inherited under several prefixes)
             // are not ambiguous: the override sets them all. Several declarations are.
