@@ -10,7 +10,15 @@ use std::collections::BTreeMap;
 
 /// Replaces every character other than an ASCII letter, digit or `_` by `_`.
 pub fn clean_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Full names to bare names; when two full names share a local name, the one under the
@@ -33,7 +41,10 @@ pub fn script_environment(action: Action, inv: &Invocation) -> BTreeMap<String, 
     env.extend(bare(&inv.exports, &inv.component));
     for a in &inv.ancestors {
         for (local, value) in bare(&a.exports, &a.component) {
-            env.insert(format!("ANCESTOR_{}_{}", clean_name(&a.component), local), value);
+            env.insert(
+                format!("ANCESTOR_{}_{}", clean_name(&a.component), local),
+                value,
+            );
         }
     }
     for (prefix, list) in &inv.imports {
@@ -49,14 +60,29 @@ pub fn script_environment(action: Action, inv: &Invocation) -> BTreeMap<String, 
     env.insert("ROBOCONF_INSTANCE_NAME".into(), inv.instance_name.clone());
     env.insert("ROBOCONF_INSTANCE_PATH".into(), inv.instance_path.clone());
     env.insert("ROBOCONF_COMPONENT_NAME".into(), inv.component.clone());
-    env.insert("ROBOCONF_CLEAN_INSTANCE_PATH".into(), clean_path(&inv.instance_path));
-    env.insert("ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH".into(), clean_reversed_path(&inv.instance_path));
-    env.insert("ROBOCONF_FILES_DIR".into(), inv.recipe_dir.join("files").display().to_string());
+    env.insert(
+        "ROBOCONF_CLEAN_INSTANCE_PATH".into(),
+        clean_path(&inv.instance_path),
+    );
+    env.insert(
+        "ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH".into(),
+        clean_reversed_path(&inv.instance_path),
+    );
+    env.insert(
+        "ROBOCONF_FILES_DIR".into(),
+        inv.recipe_dir.join("files").display().to_string(),
+    );
     if action == Action::Update {
         if let Some(changed) = &inv.changed {
             env.insert("ROBOCONF_UPDATE_STATUS".into(), changed.status.clone());
-            env.insert("ROBOCONF_IMPORT_CHANGED_COMPONENT".into(), changed.import.component.clone());
-            env.insert("ROBOCONF_IMPORT_CHANGED_INSTANCE_PATH".into(), changed.import.path.clone());
+            env.insert(
+                "ROBOCONF_IMPORT_CHANGED_COMPONENT".into(),
+                changed.import.component.clone(),
+            );
+            env.insert(
+                "ROBOCONF_IMPORT_CHANGED_INSTANCE_PATH".into(),
+                changed.import.path.clone(),
+            );
             for (local, value) in bare(&changed.import.variables, &changed.import.component) {
                 env.insert(format!("ROBOCONF_IMPORT_CHANGED_{local}"), value);
             }
@@ -72,7 +98,10 @@ mod tests {
     use std::path::PathBuf;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn webapp() -> Invocation {
@@ -87,13 +116,29 @@ mod tests {
             instance_path: "/vm 1/tomcat/web app".into(),
             component: "Webapp".into(),
             recipe_dir: PathBuf::from("/data/apps/lamp/Webapp"),
-            exports: map(&[("Webapp.context-root", "/shop"), ("deployable.team", "web"), ("Webapp.team", "ops")]),
+            exports: map(&[
+                ("Webapp.context-root", "/shop"),
+                ("deployable.team", "web"),
+                ("Webapp.team", "ops"),
+            ]),
             ancestors: vec![
-                Ancestor { component: "Tomcat".into(), exports: map(&[("Tomcat.portAJP", "8009")]) },
-                Ancestor { component: "VM".into(), exports: map(&[("VM.ip", "10.0.0.2")]) },
+                Ancestor {
+                    component: "Tomcat".into(),
+                    exports: map(&[("Tomcat.portAJP", "8009")]),
+                },
+                Ancestor {
+                    component: "VM".into(),
+                    exports: map(&[("VM.ip", "10.0.0.2")]),
+                },
             ],
-            imports: BTreeMap::from([("MySQL".to_string(), vec![db("/vm 2/mysql", "3306"), db("/vm 3/mysql", "3307")])]),
-            changed: Some(ChangedImport { status: "DEPLOYED_STARTED".into(), import: db("/vm 3/mysql", "3307") }),
+            imports: BTreeMap::from([(
+                "MySQL".to_string(),
+                vec![db("/vm 2/mysql", "3306"), db("/vm 3/mysql", "3307")],
+            )]),
+            changed: Some(ChangedImport {
+                status: "DEPLOYED_STARTED".into(),
+                import: db("/vm 3/mysql", "3307"),
+            }),
         }
     }
 
@@ -104,10 +149,23 @@ mod tests {
         assert_eq!(get("ROBOCONF_INSTANCE_NAME"), Some("web app"));
         assert_eq!(get("ROBOCONF_INSTANCE_PATH"), Some("/vm 1/tomcat/web app"));
         assert_eq!(get("ROBOCONF_COMPONENT_NAME"), Some("Webapp"));
-        assert_eq!(get("ROBOCONF_CLEAN_INSTANCE_PATH"), Some("vm_1_tomcat_web_app"));
-        assert_eq!(get("ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH"), Some("web_app_tomcat_vm_1"));
-        assert_eq!(get("ROBOCONF_FILES_DIR"), Some("/data/apps/lamp/Webapp/files"));
-        assert_eq!(get("context_root"), Some("/shop"), "own export by cleaned bare name");
+        assert_eq!(
+            get("ROBOCONF_CLEAN_INSTANCE_PATH"),
+            Some("vm_1_tomcat_web_app")
+        );
+        assert_eq!(
+            get("ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH"),
+            Some("web_app_tomcat_vm_1")
+        );
+        assert_eq!(
+            get("ROBOCONF_FILES_DIR"),
+            Some("/data/apps/lamp/Webapp/files")
+        );
+        assert_eq!(
+            get("context_root"),
+            Some("/shop"),
+            "own export by cleaned bare name"
+        );
         assert_eq!(get("team"), Some("ops"), "the component's own prefix wins");
         assert_eq!(get("ANCESTOR_Tomcat_portAJP"), Some("8009"));
         assert_eq!(get("ANCESTOR_VM_ip"), Some("10.0.0.2"));
@@ -117,14 +175,21 @@ mod tests {
         assert_eq!(get("MySQL_0_ip"), Some("10.0.0.5"));
         assert_eq!(get("ROBOCONF_UPDATE_STATUS"), Some("DEPLOYED_STARTED"));
         assert_eq!(get("ROBOCONF_IMPORT_CHANGED_COMPONENT"), Some("MySQL"));
-        assert_eq!(get("ROBOCONF_IMPORT_CHANGED_INSTANCE_PATH"), Some("/vm 3/mysql"));
+        assert_eq!(
+            get("ROBOCONF_IMPORT_CHANGED_INSTANCE_PATH"),
+            Some("/vm 3/mysql")
+        );
         assert_eq!(get("ROBOCONF_IMPORT_CHANGED_port"), Some("3307"));
     }
 
     #[test]
     fn update_variables_only_for_update() {
         let env = script_environment(Action::Start, &webapp());
-        assert!(env.keys().all(|k| !k.starts_with("ROBOCONF_IMPORT_CHANGED") && k != "ROBOCONF_UPDATE_STATUS"));
-        assert!(env.keys().all(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
+        assert!(env
+            .keys()
+            .all(|k| !k.starts_with("ROBOCONF_IMPORT_CHANGED") && k != "ROBOCONF_UPDATE_STATUS"));
+        assert!(env
+            .keys()
+            .all(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
     }
 }

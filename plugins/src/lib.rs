@@ -91,9 +91,17 @@ pub struct Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{action} failed with exit code {code}")]
-    Failed { action: &'static str, code: i32, output: String },
+    Failed {
+        action: &'static str,
+        code: i32,
+        output: String,
+    },
     #[error("{action} timed out after {seconds} s")]
-    TimedOut { action: &'static str, seconds: u64, output: String },
+    TimedOut {
+        action: &'static str,
+        seconds: u64,
+        output: String,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

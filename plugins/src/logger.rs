@@ -16,7 +16,10 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(capacity: usize) -> Self {
-        Logger { lines: Mutex::new(Vec::new()), capacity }
+        Logger {
+            lines: Mutex::new(Vec::new()),
+            capacity,
+        }
     }
 
     /// The lines logged so far (the most recent `capacity`).
@@ -49,7 +52,10 @@ impl Plugin for Logger {
             let excess = lines.len().saturating_sub(self.capacity.max(1));
             lines.drain(..excess);
         }
-        Ok(Outcome { ran: true, output: line })
+        Ok(Outcome {
+            ran: true,
+            output: line,
+        })
     }
 }
 
@@ -60,10 +66,20 @@ mod tests {
     #[test]
     fn records_actions_and_bounds_memory() {
         let log = Logger::new(2);
-        let inv = Invocation { instance_path: "/vm/app".into(), component: "App".into(), ..Invocation::default() };
+        let inv = Invocation {
+            instance_path: "/vm/app".into(),
+            component: "App".into(),
+            ..Invocation::default()
+        };
         for a in [Action::Deploy, Action::Start, Action::Stop] {
             assert!(log.run(a, &inv).expect("logger never fails").ran);
         }
-        assert_eq!(log.lines(), vec!["start /vm/app (App): 0 export(s), 0 import(s)", "stop /vm/app (App): 0 export(s), 0 import(s)"]);
+        assert_eq!(
+            log.lines(),
+            vec![
+                "start /vm/app (App): 0 export(s), 0 import(s)",
+                "stop /vm/app (App): 0 export(s), 0 import(s)"
+            ]
+        );
     }
 }

@@ -1,1 +1,8 @@
-//! placeholder
+//! `roboconf-sim`: deterministic simulation of many agents. For now it holds what every
+//! large-scale run starts from: a seeded random source and generators of big, valid
+//! Roboconf applications (hundreds of components and facets, tens of thousands of
+//! instances) used by the benchmarks and the fuzzers' seed corpora. The same seed always
+//! gives the same application.
+
+pub mod gen;
+pub mod rng;

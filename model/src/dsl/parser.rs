@@ -528,7 +528,9 @@ fn find_import_keyword(s: &str) -> Option<(usize, usize)> {
 
 /// Finds `([^:\s]+)\s*:` anywhere: the name's start and the colon's offset.
 fn find_property(s: &str) -> Option<(usize, usize)> {
-    let is_name = |c: char| c != ':' && !is_jspace(c);
+    // Control characters never belong to a name (Roboconf would keep them; they could
+    // not be printed back and read again).
+    let is_name = |c: char| c != ':' && !is_jspace(c) && c > ' ';
     let mut start = 0;
     while start < s.len() {
         let rest = &s[start..];
