@@ -139,3 +139,61 @@ fn file_kinds() {
         .iter()
         .any(|d| d.code == Code::P_INVALID_FILE_TYPE));
 }
+
+#[test]
+fn long_inheritance_chains_do_not_exhaust_the_stack() {
+    use roboconf_model::graph::build_graph_from_defs;
+    use roboconf_model::graph::rules::{validate_graph, Scope};
+    let n = 2_000;
+    // Beyond the supported depth: a clear error, quickly.
+    let mut text = String::from("C0 {\n\tinstaller: target;\n\texports: x = 1;\n\tfacets: F0;\n}\nfacet F0 {\n\texports: y = 2;\n}\n");
+    for i in 1..n {
+        text.push_str(&format!(
+            "C{i} {{\n\textends: C{};\n}}\nfacet F{i} {{\n\textends: F{};\n}}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    let p = std::path::PathBuf::from("chain.graph");
+    let t = Instant::now();
+    let b = build_graph_from_defs(&p, Path::new("."), &mut |x| {
+        (x == p).then(|| dsl::parse_str(x, &text, Limits::default()))
+    });
+    assert!(!b.complete);
+    assert_eq!(
+        b.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(),
+        vec![Code::X_NESTING_TOO_DEEP]
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    // Within the supported depth, the deepest component inherits everything.
+    let n = roboconf_model::graph::build::MAX_INHERITANCE;
+    let mut text = String::from("C0 {\n\tinstaller: target;\n\texports: x = 1;\n}\n");
+    for i in 1..n {
+        text.push_str(&format!("C{i} {{\n\textends: C{};\n}}\n", i - 1));
+    }
+    let b = build_graph_from_defs(&p, Path::new("."), &mut |x| {
+        (x == p).then(|| dsl::parse_str(x, &text, Limits::default()))
+    });
+    assert!(b.complete, "{:?}", b.diagnostics.first());
+    let last = b.graph.component(&format!("C{}", n - 1)).expect("last");
+    assert_eq!(
+        b.graph
+            .component_exports(last)
+            .get("C0.x")
+            .cloned()
+            .flatten()
+            .as_deref(),
+        Some("1")
+    );
+    assert!(validate_graph(
+        &b.graph,
+        Scope {
+            whole_application: true
+        }
+    )
+    .is_empty());
+}

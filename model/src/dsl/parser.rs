@@ -126,9 +126,9 @@ impl Parser<'_> {
         if last && line.is_empty() {
             return None;
         }
-        if !line.is_empty() {
-            self.ended_with_break = !last;
-        }
+        // Roboconf only notes this for non-empty lines, which makes a file of empty
+        // lines print back shorter; noting it for every line keeps printing stable.
+        self.ended_with_break = !last;
         let lead = line.len() - line.trim_start_matches(|c: char| c <= ' ').len();
         self.indent = col_of(&line, lead);
         Some(line)

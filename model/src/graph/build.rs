@@ -15,6 +15,12 @@ use crate::dsl::{FileDef, FileKind, Holder, HolderKind, Limits};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
+/// Most components and facets one application may declare.
+pub const MAX_TYPES: usize = 10_000;
+/// Longest chain of `extends` between components, and most facets one facet may extend
+/// directly or not. Real graphs stay far below; hostile ones would cost quadratic time.
+pub const MAX_INHERITANCE: usize = 64;
+
 /// The result of building a graph.
 #[derive(Debug, Clone, Default)]
 pub struct GraphBuild {
@@ -211,6 +217,22 @@ impl Builder {
     }
 
     fn finish(mut self) -> GraphBuild {
+        let types = self.components.len() + self.facets.len();
+        if types > MAX_TYPES && !has_errors(&self.diags) {
+            let at = self
+                .components
+                .first()
+                .or(self.facets.first())
+                .map(|(_, p)| p.decls[0].clone())
+                .unwrap_or_default();
+            self.diags.push(Diagnostic::new(
+                Code::X_INPUT_TOO_LARGE,
+                &at.file,
+                at.line,
+                at.col,
+                format!("the graph declares {types} components and facets; at most {MAX_TYPES} are supported"),
+            ));
+        }
         let mut stage_ok = !has_errors(&self.diags);
         if stage_ok {
             for (name, p) in &self.components {
@@ -349,8 +371,12 @@ impl Builder {
             }
             self.diags.extend(diags);
         }
+        let graph = Graph::new(components, facets);
+        if stage_ok {
+            stage_ok = check_depth(&graph, &mut self.diags);
+        }
         GraphBuild {
-            graph: Graph::new(components, facets),
+            graph,
             diagnostics: self.diags,
             files: self.files,
             complete: stage_ok,
@@ -378,4 +404,30 @@ impl Builder {
             Err(missing)
         }
     }
+}
+
+/// Reports (once) an inheritance deeper than [`MAX_INHERITANCE`].
+fn check_depth(g: &Graph, diags: &mut Vec<Diagnostic>) -> bool {
+    let too_deep = |what: &str, name: &str, at: &Loc| {
+        Diagnostic::new(
+            Code::X_NESTING_TOO_DEEP,
+            &at.file,
+            at.line,
+            at.col,
+            format!("the {what} `{name}` inherits from more than {MAX_INHERITANCE} others"),
+        )
+    };
+    for (i, c) in g.components.iter().enumerate() {
+        if g.extended_chain_len(i, MAX_INHERITANCE + 1) > MAX_INHERITANCE {
+            diags.push(too_deep("component", &c.name, &c.loc));
+            return false;
+        }
+    }
+    for (i, f) in g.facets.iter().enumerate() {
+        if g.all_extended_facets(i).len() > MAX_INHERITANCE {
+            diags.push(too_deep("facet", &f.name, &f.loc));
+            return false;
+        }
+    }
+    true
 }

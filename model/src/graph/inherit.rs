@@ -25,6 +25,20 @@ impl Graph {
         out
     }
 
+    /// Length of the extension chain of `c` (itself included), counting at most `cap`.
+    pub fn extended_chain_len(&self, c: usize, cap: usize) -> usize {
+        let mut n = 1;
+        let mut cur = self.components[c].extends;
+        while let Some(e) = cur {
+            if e == c || n >= cap {
+                break;
+            }
+            n += 1;
+            cur = self.components[e].extends;
+        }
+        n
+    }
+
     /// Every facet `f` extends, directly or not (contains `f` itself only on a cycle).
     pub fn all_extended_facets(&self, f: usize) -> BTreeSet<usize> {
         closure(&self.facets[f].extends, |x| &self.facets[x].extends)
@@ -167,25 +181,24 @@ impl Graph {
     }
 
     /// All variables a component exports: its own and inherited ones, each under every
-    /// name it can be imported by (`Facet.x`, `Super.x`, `Comp.x`).
+    /// name it can be imported by (`Facet.x`, `Super.x`, `Comp.x`). Computed from the
+    /// farthest super-component down, each level adding its facets, its own variables
+    /// and its own name (what Roboconf computes, without its repeated recursion).
     pub fn component_exports(&self, c: usize) -> Exports {
-        self.component_exports_inner(c, &BTreeSet::new())
+        let mut inherited = Exports::new();
+        for x in self.extended_chain(c).into_iter().rev() {
+            inherited = self.component_level(x, inherited);
+        }
+        inherited
     }
 
-    fn component_exports_inner(&self, c: usize, checked: &BTreeSet<usize>) -> Exports {
+    fn component_level(&self, c: usize, inherited: Exports) -> Exports {
         let comp = &self.components[c];
         let mut result = Exports::new();
         for &f in &comp.facets {
             result.extend(self.facet_exports(f));
         }
-        let mut supers = self.extended_chain(c);
-        supers.reverse();
-        supers.retain(|&x| x != c && !checked.contains(&x));
-        let mut ac = checked.clone();
-        ac.insert(c);
-        for s in supers {
-            result.extend(self.component_exports_inner(s, &ac));
-        }
+        result.extend(inherited);
         let mut fresh = Exports::new();
         for v in &comp.exports {
             if result.contains_key(&v.name) {
