@@ -51,7 +51,12 @@ fn write_holder(h: &Holder, level: usize, out: &mut String) {
         HolderKind::Instance => out.push_str("instance of "),
     }
     out.push_str(&h.name);
-    out.push_str(" {");
+    // `Name {` is the canonical header, but a name ending in `import` would make the
+    // line read as an import, and a component named `facet` as a facet: those are
+    // written `Name{`, which reads back the same.
+    let lower = h.name.to_ascii_lowercase();
+    let tight = lower.ends_with("import") || (h.kind == HolderKind::Component && lower == "facet");
+    out.push_str(if tight { "{" } else { " {" });
     out.push_str(&h.inline_comment);
     for b in &h.blocks {
         out.push('\n');
@@ -69,5 +74,37 @@ fn write_holder(h: &Holder, level: usize, out: &mut String) {
 fn indent(level: usize, out: &mut String) {
     for _ in 0..level {
         out.push('\t');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::{parse_str, Limits};
+    use std::path::Path;
+
+    #[test]
+    fn names_that_look_like_keywords_read_back() {
+        for text in [
+            "facet{\n}\n",
+            "myimport{\n}\n",
+            "facet import{\n}\n",
+            "Facet{\n}\n",
+        ] {
+            let def = parse_str(Path::new("k.graph"), text, Limits::default());
+            assert!(def.errors.is_empty(), "{text}: {:?}", def.errors);
+            let printed = write_file(&def);
+            let again = parse_str(Path::new("k.graph"), &printed, Limits::default());
+            assert_eq!(write_file(&again), printed);
+            assert_eq!(
+                again
+                    .holders()
+                    .map(|h| (h.kind, h.name.clone()))
+                    .collect::<Vec<_>>(),
+                def.holders()
+                    .map(|h| (h.kind, h.name.clone()))
+                    .collect::<Vec<_>>()
+            );
+        }
     }
 }
