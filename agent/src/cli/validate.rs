@@ -25,7 +25,7 @@ pub fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         for d in &report.diagnostics {
             writeln!(out, "{d}")?;
         }
-        if let Some(note) = &report.note {
+        if let Some(note) = report.note.as_ref().filter(|_| report.valid) {
             writeln!(out, "note: {note}")?;
         }
         writeln!(out, "{}", summary_line(path, &report))?;
@@ -62,10 +62,11 @@ fn summary_line(path: &Path, r: &Report) -> String {
     if s.rules > 0 {
         counts.push(plural(s.rules, "rule"));
     }
+    // Counts only mean something once the model could be built.
+    let counts = if r.valid { format!(" ({})", counts.join(", ")) } else { String::new() };
     format!(
-        "{}: {verdict} {what} ({}): {}, {}",
+        "{}: {verdict} {what}{counts}: {}, {}",
         path.display(),
-        counts.join(", "),
         plural(r.errors, "error"),
         plural(r.warnings, "warning")
     )
