@@ -3,10 +3,13 @@
 //! instance (its path, component, recipe files, own exports, ancestors' exports and
 //! imports, and for `update` the import that changed). Plug-ins are called by the agent's
 //! runtime from a worker, never from the core. `env` builds the Roboconf script
-//! environment (DESIGN §6); `logger` is the plug-in for Roboconf's `logger` installer.
+//! environment (DESIGN §6); `script`, `file` and `logger` are the plug-ins for Roboconf's
+//! installers of those names.
 
 pub mod env;
+pub mod file;
 pub mod logger;
+pub mod script;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

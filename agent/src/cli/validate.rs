@@ -63,7 +63,11 @@ fn summary_line(path: &Path, r: &Report) -> String {
         counts.push(plural(s.rules, "rule"));
     }
     // Counts only mean something once the model could be built.
-    let counts = if r.valid { format!(" ({})", counts.join(", ")) } else { String::new() };
+    let counts = if r.valid {
+        format!(" ({})", counts.join(", "))
+    } else {
+        String::new()
+    };
     format!(
         "{}: {verdict} {what}{counts}: {}, {}",
         path.display(),
