@@ -85,11 +85,11 @@ fn download(url: &str, to: &Path) -> std::io::Result<()> {
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| std::io::Error::other("malformed HTTP answer"))?;
     let head = String::from_utf8_lossy(&body[..split]);
-    if !head
+    let status = head
         .lines()
         .next()
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("200"))
-    {
+        .and_then(|l| l.split_whitespace().nth(1));
+    if status != Some("200") {
         return Err(std::io::Error::other(format!(
             "download of {url} failed: {}",
             head.lines().next().unwrap_or("")
