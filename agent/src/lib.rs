@@ -1,5 +1,8 @@
-//! `roboconf-agent`: the Roboconf mesh agent and the `roboconf` command-line tool. For
-//! now it holds the command line and its first command, `validate`; the agent core, its
-//! runtime, the store and the network come with the engine and mesh work.
+//! `roboconf-agent`: the Roboconf mesh agent and the `roboconf` command-line tool. `core`
+//! is the sans-IO state machine (life cycle, reconciliation, operator commands); the
+//! runtime around it (`runtime`, `store`, `control`) does the I/O; `cli` is the command
+//! line.
 
+pub mod api;
 pub mod cli;
+pub mod core;

@@ -148,9 +148,22 @@ pub fn instance_exports(
     let Some(c) = inst.component else {
         return BTreeMap::new();
     };
+    exports_of(g, r, c, &inst.name, &set.path(i), &inst.overrides, ip)
+}
+
+/// The same for an instance given by its parts (component, name, path, overrides).
+pub fn exports_of(
+    g: &Graph,
+    r: &Resolved,
+    c: usize,
+    name: &str,
+    path: &str,
+    overrides: &[(String, String)],
+    ip: Option<&str>,
+) -> BTreeMap<String, Option<String>> {
     let view = &r.views[c];
     let mut result = view.exports.clone();
-    for (k, v) in &inst.overrides {
+    for (k, v) in overrides {
         match view.local_names.get(k) {
             None => {
                 result.insert(k.clone(), Some(v.clone()));
@@ -175,15 +188,14 @@ pub fn instance_exports(
             }
         }
     }
-    let path = set.path(i);
     let refs = [
-        ("ROBOCONF_INSTANCE_NAME", inst.name.clone()),
-        ("ROBOCONF_INSTANCE_PATH", path.clone()),
+        ("ROBOCONF_INSTANCE_NAME", name.to_string()),
+        ("ROBOCONF_INSTANCE_PATH", path.to_string()),
         ("ROBOCONF_COMPONENT_NAME", g.components[c].name.clone()),
-        ("ROBOCONF_CLEAN_INSTANCE_PATH", clean_path(&path)),
+        ("ROBOCONF_CLEAN_INSTANCE_PATH", clean_path(path)),
         (
             "ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH",
-            clean_reversed_path(&path),
+            clean_reversed_path(path),
         ),
     ];
     for v in result.values_mut().flatten() {

@@ -1,8 +1,10 @@
 //! `roboconf-sim`: deterministic simulation of many agents. For now it holds what every
-//! large-scale run starts from: a seeded random source and generators of big, valid
-//! Roboconf applications (hundreds of components and facets, tens of thousands of
-//! instances) used by the benchmarks and the fuzzers' seed corpora. The same seed always
-//! gives the same application.
+//! large-scale run starts from: the real agent core driven on a virtual clock with fake
+//! plug-ins (`engine`), a seeded random source, and generators of big, valid Roboconf
+//! applications (hundreds of components and facets, tens of thousands of instances) used
+//! by the benchmarks and the fuzzers' seed corpora. The same seed always gives the same
+//! run.
 
+pub mod engine;
 pub mod gen;
 pub mod rng;

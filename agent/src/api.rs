@@ -1,0 +1,206 @@
+//! The operator API: typed requests and replies exchanged with a running agent over its
+//! control socket (`<data-dir>/control.sock`), one JSON object per line. The CLI speaks
+//! it; later the mesh serves the same API for the whole mesh.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What an operator wants an instance (or every instance of an application) to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Desired {
+    NotDeployed,
+    Deployed,
+    Started,
+}
+
+/// Roboconf's instance states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    NotDeployed,
+    Deploying,
+    DeployedStopped,
+    Starting,
+    DeployedStarted,
+    Stopping,
+    Undeploying,
+    Unresolved,
+    WaitingForAncestor,
+    Problem,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::NotDeployed => "NOT_DEPLOYED",
+            State::Deploying => "DEPLOYING",
+            State::DeployedStopped => "DEPLOYED_STOPPED",
+            State::Starting => "STARTING",
+            State::DeployedStarted => "DEPLOYED_STARTED",
+            State::Stopping => "STOPPING",
+            State::Undeploying => "UNDEPLOYING",
+            State::Unresolved => "UNRESOLVED",
+            State::WaitingForAncestor => "WAITING_FOR_ANCESTOR",
+            State::Problem => "PROBLEM",
+        }
+    }
+
+    /// Parses `DEPLOYED_STARTED` (any case, `-` or `_`).
+    pub fn parse(s: &str) -> Option<State> {
+        let norm = s.trim().to_ascii_uppercase().replace('-', "_");
+        [
+            State::NotDeployed,
+            State::Deploying,
+            State::DeployedStopped,
+            State::Starting,
+            State::DeployedStarted,
+            State::Stopping,
+            State::Undeploying,
+            State::Unresolved,
+            State::WaitingForAncestor,
+            State::Problem,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == norm)
+    }
+
+    /// A state with a script running.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            State::Deploying | State::Starting | State::Stopping | State::Undeploying
+        )
+    }
+
+    /// Deployed, whether started or not (and not in the middle of an action).
+    pub fn is_deployed(self) -> bool {
+        matches!(
+            self,
+            State::DeployedStopped
+                | State::DeployedStarted
+                | State::Unresolved
+                | State::WaitingForAncestor
+        )
+    }
+}
+
+/// A request to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Register the application in folder `path` (validated first), optionally start all.
+    AppAdd {
+        path: PathBuf,
+        name: Option<String>,
+        start: bool,
+    },
+    AppList,
+    AppRemove {
+        name: String,
+    },
+    /// Set every instance of the application to `target`.
+    AppSet {
+        name: String,
+        target: Desired,
+    },
+    InstanceCreate {
+        app: String,
+        path: String,
+        component: String,
+    },
+    InstanceDelete {
+        app: String,
+        path: String,
+    },
+    InstanceSet {
+        app: String,
+        path: String,
+        target: Desired,
+    },
+    Status {
+        app: Option<String>,
+    },
+    Logs {
+        app: String,
+        path: String,
+    },
+}
+
+/// One instance as `status` shows it (DESIGN §11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub path: String,
+    pub component: String,
+    pub state: State,
+    pub desired: Desired,
+    pub node: Option<String>,
+    pub exports: BTreeMap<String, String>,
+    pub last_error: Option<String>,
+}
+
+/// An application's instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub app: String,
+    pub instances: Vec<InstanceView>,
+}
+
+/// A registered application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSummary {
+    pub name: String,
+    pub version: String,
+    pub instances: usize,
+    pub started: usize,
+}
+
+/// One script run, as `logs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunView {
+    pub seq: u64,
+    pub action: String,
+    /// Milliseconds since the Unix epoch, when the run ended.
+    pub at_ms: u64,
+    pub ok: bool,
+    /// The exit code, when the script ran to its end.
+    pub code: Option<i32>,
+    pub error: Option<String>,
+    pub output: String,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Ok {
+        message: String,
+    },
+    Error {
+        message: String,
+        details: Vec<String>,
+    },
+    Apps {
+        apps: Vec<AppSummary>,
+    },
+    Status {
+        apps: Vec<AppStatus>,
+    },
+    Logs {
+        runs: Vec<RunView>,
+    },
+}
+
+impl Response {
+    pub fn ok(m: impl Into<String>) -> Response {
+        Response::Ok { message: m.into() }
+    }
+
+    pub fn error(m: impl Into<String>) -> Response {
+        Response::Error {
+            message: m.into(),
+            details: Vec::new(),
+        }
+    }
+}

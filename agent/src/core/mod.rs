@@ -1,0 +1,260 @@
+//! The agent core: the protocol and life-cycle logic as a sans-IO state machine (DESIGN
+//! §2). It is driven only by inputs — operator commands, plug-in results — and answers
+//! with outputs: records to persist, plug-in runs to start, replies and events. It never
+//! reads a clock, a file, a socket or a random source: the runtime around it does, and
+//! `sim/` drives the same code on a virtual clock. Outputs of one step come persist-first:
+//! the runtime makes the writes durable before it acts on anything after them.
+
+mod app;
+mod lifecycle;
+mod ops;
+pub mod records;
+
+pub use app::{parent_path, AppState, LoadedApp};
+pub use records::{AppRecord, InstanceRecord, RunRecord, Write};
+
+use crate::api::{Desired, Response};
+use roboconf_plugins::{Action, Invocation};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// How the core is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name, shown as the host of what it runs.
+    pub node: String,
+    /// The address published as every `ip` variable of what this node hosts.
+    pub ip: String,
+    /// Where instances' working directories live (`<data-dir>/instances`).
+    pub work_dir: PathBuf,
+    /// Root instances this node hosts: (application, root path).
+    pub hosts: Vec<(String, String)>,
+    /// Script runs kept per instance for `logs`.
+    pub runs_kept: u64,
+    /// Random ports are taken from this range, skipping `forbidden_ports`.
+    pub port_range: (u16, u16),
+    pub forbidden_ports: BTreeSet<u16>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: "local".into(),
+            ip: "127.0.0.1".into(),
+            work_dir: PathBuf::from("instances"),
+            hosts: Vec::new(),
+            runs_kept: 20,
+            port_range: (10_000, 65_500),
+            forbidden_ports: BTreeSet::new(),
+        }
+    }
+}
+
+/// An operator command, once the runtime has done its I/O part (reading an application).
+#[derive(Debug, Clone)]
+pub enum Command {
+    AppAdd {
+        app: Box<LoadedApp>,
+        start: bool,
+    },
+    AppRemove {
+        name: String,
+    },
+    AppList,
+    AppSet {
+        name: String,
+        target: Desired,
+    },
+    InstanceCreate {
+        app: String,
+        path: String,
+        component: String,
+    },
+    InstanceDelete {
+        app: String,
+        path: String,
+    },
+    InstanceSet {
+        app: String,
+        path: String,
+        target: Desired,
+    },
+    Status {
+        app: Option<String>,
+    },
+}
+
+/// The result of a plug-in run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub error: Option<String>,
+    pub output: String,
+    /// When it ended, milliseconds since the Unix epoch (from the runtime's clock).
+    pub at_ms: u64,
+}
+
+/// What drives the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Command { id: u64, command: Command },
+    PluginDone { run: u64, result: RunResult },
+}
+
+/// A plug-in run the runtime must start (after persisting what came before it).
+#[derive(Debug, Clone)]
+pub struct PluginRun {
+    pub run: u64,
+    pub app: String,
+    pub path: String,
+    pub action: Action,
+    pub installer: String,
+    /// The component whose recipe the working copy is made from (first along `extends`
+    /// that has a recipe folder is the runtime's business).
+    pub components: Vec<String>,
+    /// The project copy the recipe comes from.
+    pub bundle: PathBuf,
+    /// True when the working copy must be made anew (deploy).
+    pub fresh_copy: bool,
+    pub invocation: Invocation,
+}
+
+/// Something observers may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    StateChanged {
+        app: String,
+        path: String,
+        state: crate::api::State,
+    },
+}
+
+/// What the core asks of its runtime, in order.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Persist(Vec<Write>),
+    Run(Box<PluginRun>),
+    Reply { id: u64, response: Response },
+    Event(Event),
+}
+
+/// The core.
+#[derive(Debug)]
+pub struct Core {
+    cfg: Config,
+    apps: BTreeMap<String, AppState>,
+    ports_used: BTreeSet<u16>,
+    /// Run id → (application, instance path, action, what the run started with).
+    runs: BTreeMap<u64, PendingRun>,
+    next_run: u64,
+    dirty: BTreeSet<(String, String)>,
+    writes: Vec<Write>,
+    out: Vec<Output>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingRun {
+    app: String,
+    path: String,
+    action: Action,
+    /// For a start: the imports the instance is configured with if it succeeds. For an
+    /// update: the exporter that changed and its new variables (`None`: it left).
+    imports: BTreeMap<String, records::Vars>,
+    changed: Option<(String, Option<records::Vars>)>,
+}
+
+impl Core {
+    /// A core with nothing registered.
+    pub fn new(cfg: Config) -> Core {
+        Core {
+            cfg,
+            apps: BTreeMap::new(),
+            ports_used: BTreeSet::new(),
+            runs: BTreeMap::new(),
+            next_run: 1,
+            dirty: BTreeSet::new(),
+            writes: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Restores what the store holds. A script that was running when the agent stopped
+    /// (its instance is in a transient state) runs again.
+    pub fn restore(cfg: Config, apps: Vec<LoadedApp>, instances: Vec<InstanceRecord>) -> Core {
+        let mut core = Core::new(cfg);
+        for app in apps {
+            let name = app.name.clone();
+            core.apps.insert(name, AppState::new(app));
+        }
+        let mut instances = instances;
+        instances.sort_by(|a, b| (&a.app, &a.path).cmp(&(&b.app, &b.path)));
+        for mut rec in instances {
+            rec.state = lifecycle::stable_before(rec.state);
+            core.ports_used.extend(rec.ports.values().copied());
+            let key = (rec.app.clone(), rec.path.clone());
+            if let Some(app) = core.apps.get_mut(&rec.app) {
+                if app.insert(rec) {
+                    core.dirty.insert(key);
+                }
+            }
+        }
+        for (name, app) in core.apps.iter_mut() {
+            let started: Vec<String> = app
+                .insts
+                .iter()
+                .filter(|(_, i)| i.rec.state == crate::api::State::DeployedStarted)
+                .map(|(p, _)| p.clone())
+                .collect();
+            for p in started {
+                app.publish(&p, &core.cfg.ip);
+            }
+            let _ = name;
+        }
+        core.reconcile();
+        core
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Applies one input; the outputs are collected by [`Core::take_outputs`].
+    pub fn step(&mut self, input: Input) {
+        match input {
+            Input::Command { id, command } => {
+                let response = self.command(command);
+                self.reconcile();
+                self.out.push(Output::Reply { id, response });
+            }
+            Input::PluginDone { run, result } => {
+                self.plugin_done(run, result);
+                self.reconcile();
+            }
+        }
+    }
+
+    /// The outputs of the steps so far, persist-first.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        let mut out = Vec::with_capacity(self.out.len() + 1);
+        if !self.writes.is_empty() {
+            out.push(Output::Persist(std::mem::take(&mut self.writes)));
+        }
+        out.append(&mut self.out);
+        out
+    }
+
+    /// Runs in progress.
+    pub fn running(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// An application, for read-only views.
+    pub fn app(&self, name: &str) -> Option<&AppState> {
+        self.apps.get(name)
+    }
+
+    fn is_hosted(&self, app: &str, root: &str) -> bool {
+        self.cfg.hosts.iter().any(|(a, r)| a == app && r == root)
+    }
+}

@@ -1,0 +1,391 @@
+//! Operator commands applied to the core's state: registering and removing
+//! applications, creating and deleting instances, setting what instances should be, and
+//! the status views. Random ports are allocated here, lowest free first, unique on this
+//! agent and kept in the instance's record so they survive restarts.
+
+use super::app::{parent_path, AppState};
+use super::records::{
+    instance_key, AppRecord, InstanceRecord, Write, TREE_APPS, TREE_INSTANCES, TREE_RUNS,
+};
+use super::{Command, Core};
+use crate::api::{AppStatus, AppSummary, Desired, InstanceView, Response, State};
+use roboconf_model::dsl::text::is_flex_id;
+use std::collections::BTreeMap;
+
+impl Core {
+    pub(super) fn command(&mut self, c: Command) -> Response {
+        match c {
+            Command::AppAdd { app, start } => self.app_add(*app, start),
+            Command::AppRemove { name } => self.app_remove(&name),
+            Command::AppList => Response::Apps {
+                apps: self.app_list(),
+            },
+            Command::AppSet { name, target } => self.app_set(&name, target),
+            Command::InstanceCreate {
+                app,
+                path,
+                component,
+            } => self.instance_create(&app, &path, &component),
+            Command::InstanceDelete { app, path } => self.instance_delete(&app, &path),
+            Command::InstanceSet { app, path, target } => self.instance_set(&app, &path, target),
+            Command::Status { app } => self.status(app.as_deref()),
+        }
+    }
+
+    fn allocate_ports(&mut self, app: &str, path: &str) {
+        let Some(a) = self.apps.get(app) else { return };
+        let Some(i) = a.insts.get(path) else { return };
+        let wanted: Vec<String> = a
+            .random_vars(i.comp)
+            .into_iter()
+            .filter(|v| {
+                !i.rec.ports.contains_key(v)
+                    && !i
+                        .rec
+                        .overrides
+                        .iter()
+                        .any(|(k, _)| k == v || k.ends_with(&format!(".{v}")))
+            })
+            .collect();
+        let mut got = BTreeMap::new();
+        for var in wanted {
+            let (lo, hi) = self.cfg.port_range;
+            let port = (lo..=hi)
+                .find(|p| !self.ports_used.contains(p) && !self.cfg.forbidden_ports.contains(p));
+            if let Some(port) = port {
+                self.ports_used.insert(port);
+                got.insert(var, port);
+            }
+        }
+        if let Some(i) = self.apps.get_mut(app).and_then(|a| a.insts.get_mut(path)) {
+            i.rec.ports.extend(got);
+        }
+    }
+
+    fn app_add(&mut self, loaded: super::LoadedApp, start: bool) -> Response {
+        if self.apps.contains_key(&loaded.name) {
+            return Response::error(format!(
+                "an application named `{}` is already registered",
+                loaded.name
+            ));
+        }
+        let record = AppRecord {
+            name: loaded.name.clone(),
+            version: loaded.version.clone(),
+            bundle: loaded.bundle.clone(),
+        };
+        let state = AppState::new(loaded.clone());
+        let mut recs = state.declared_instances(&loaded.model);
+        let name = loaded.name.clone();
+        self.apps.insert(name.clone(), state);
+        self.writes
+            .push(Write::put(TREE_APPS, name.clone().into_bytes(), &record));
+        let n = recs.len();
+        for rec in recs.iter_mut() {
+            if start {
+                rec.desired = Desired::Started;
+            }
+        }
+        for rec in recs {
+            let path = rec.path.clone();
+            if let Some(a) = self.apps.get_mut(&name) {
+                a.insert(rec);
+            }
+            self.allocate_ports(&name, &path);
+            self.persist_instance(&name, &path);
+            self.mark(&name, &path);
+        }
+        let hosted: Vec<&str> = self
+            .cfg
+            .hosts
+            .iter()
+            .filter(|(a, _)| *a == name)
+            .map(|(_, r)| r.as_str())
+            .collect();
+        let note = if hosted.is_empty() {
+            " (this agent hosts none of its roots)".to_string()
+        } else {
+            format!(" (hosting {})", hosted.join(", "))
+        };
+        Response::ok(format!(
+            "application `{name}` added: {n} instances{}{note}",
+            if start { ", starting all" } else { "" }
+        ))
+    }
+
+    fn app_list(&self) -> Vec<AppSummary> {
+        self.apps
+            .values()
+            .map(|a| AppSummary {
+                name: a.name.clone(),
+                version: a.version.clone(),
+                instances: a.insts.len(),
+                started: a
+                    .insts
+                    .values()
+                    .filter(|i| i.rec.state == State::DeployedStarted)
+                    .count(),
+            })
+            .collect()
+    }
+
+    fn app_remove(&mut self, name: &str) -> Response {
+        let Some(a) = self.apps.get(name) else {
+            return Response::error(format!("no application named `{name}`"));
+        };
+        let busy: Vec<&str> = a
+            .insts
+            .values()
+            .filter(|i| {
+                i.parent.is_some() && (i.rec.state != State::NotDeployed || i.running.is_some())
+            })
+            .map(|i| i.rec.path.as_str())
+            .collect();
+        if !busy.is_empty() {
+            return Response::Error {
+                message: format!("`{name}` still has deployed instances: undeploy it first (`roboconf app undeploy {name}`)"),
+                details: busy.into_iter().map(String::from).collect(),
+            };
+        }
+        if let Some(a) = self.apps.remove(name) {
+            for p in a.insts.keys() {
+                self.writes.push(Write::Delete {
+                    tree: TREE_INSTANCES,
+                    key: instance_key(name, p),
+                });
+                self.writes.push(Write::DeletePrefix {
+                    tree: TREE_RUNS,
+                    prefix: instance_key(name, p),
+                });
+            }
+            for i in a.insts.values() {
+                for port in i.rec.ports.values() {
+                    self.ports_used.remove(port);
+                }
+            }
+        }
+        self.writes.push(Write::Delete {
+            tree: TREE_APPS,
+            key: name.as_bytes().to_vec(),
+        });
+        Response::ok(format!("application `{name}` removed"))
+    }
+
+    fn set_desired(&mut self, app: &str, path: &str, target: Desired) {
+        let Some(i) = self.apps.get_mut(app).and_then(|a| a.insts.get_mut(path)) else {
+            return;
+        };
+        if i.parent.is_none() {
+            return;
+        }
+        i.rec.desired = target;
+        i.rec.blocked = false;
+        self.persist_instance(app, path);
+        self.mark(app, path);
+    }
+
+    fn app_set(&mut self, name: &str, target: Desired) -> Response {
+        let Some(a) = self.apps.get(name) else {
+            return Response::error(format!("no application named `{name}`"));
+        };
+        let paths: Vec<String> = a.insts.keys().cloned().collect();
+        for p in &paths {
+            self.set_desired(name, p, target);
+        }
+        Response::ok(format!(
+            "`{name}`: {} instances set to {}",
+            paths.len(),
+            desired_word(target)
+        ))
+    }
+
+    fn instance_set(&mut self, app: &str, path: &str, target: Desired) -> Response {
+        let Some(a) = self.apps.get(app) else {
+            return Response::error(format!("no application named `{app}`"));
+        };
+        let Some(i) = a.insts.get(path) else {
+            return Response::error(format!("`{app}` has no instance `{path}`"));
+        };
+        if i.parent.is_none() {
+            // A root stands for its machine: the target applies to what runs on it.
+            let prefix = format!("{path}/");
+            let below: Vec<String> = a
+                .insts
+                .keys()
+                .filter(|p| p.starts_with(&prefix))
+                .cloned()
+                .collect();
+            for p in &below {
+                self.set_desired(app, p, target);
+            }
+            return Response::ok(format!(
+                "{} instances under {path} set to {}",
+                below.len(),
+                desired_word(target)
+            ));
+        }
+        self.set_desired(app, path, target);
+        Response::ok(format!("{path} set to {}", desired_word(target)))
+    }
+
+    fn instance_create(&mut self, app: &str, path: &str, component: &str) -> Response {
+        let Some(a) = self.apps.get(app) else {
+            return Response::error(format!("no application named `{app}`"));
+        };
+        if a.insts.contains_key(path) {
+            return Response::error(format!("`{app}` already has an instance `{path}`"));
+        }
+        let name = path.rsplit('/').next().unwrap_or_default();
+        if !path.starts_with('/') || !is_flex_id(name) {
+            return Response::error(format!("invalid instance path `{path}`: expected /parent/.../name, names of letters, digits, spaces, `_`, `-`, `.`"));
+        }
+        let Some(c) = a.graph.component(component) else {
+            return Response::error(format!("`{app}` has no component `{component}`"));
+        };
+        let view = &a.resolved.views[c];
+        match parent_path(path) {
+            None if !view.ancestors.is_empty() => {
+                return Response::error(format!(
+                    "a {component} must be placed under an instance of another component"
+                ))
+            }
+            None => {}
+            Some(p) => {
+                let Some(parent) = a.insts.get(&p) else {
+                    return Response::error(format!("`{app}` has no instance `{p}`"));
+                };
+                if !view.ancestors.contains(&parent.comp) {
+                    return Response::error(format!(
+                        "a {component} cannot be placed under a {}",
+                        a.graph.components[parent.comp].name
+                    ));
+                }
+            }
+        }
+        let rec = InstanceRecord {
+            app: app.to_string(),
+            path: path.to_string(),
+            name: name.to_string(),
+            component: component.to_string(),
+            overrides: Vec::new(),
+            desired: Desired::NotDeployed,
+            state: State::NotDeployed,
+            last_error: None,
+            blocked: false,
+            configured: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            last_run_seq: 0,
+        };
+        if let Some(a) = self.apps.get_mut(app) {
+            a.insert(rec);
+        }
+        self.allocate_ports(app, path);
+        self.persist_instance(app, path);
+        self.mark(app, path);
+        Response::ok(format!("{path} created (a {component}, not deployed)"))
+    }
+
+    fn instance_delete(&mut self, app: &str, path: &str) -> Response {
+        let Some(a) = self.apps.get(app) else {
+            return Response::error(format!("no application named `{app}`"));
+        };
+        if !a.insts.contains_key(path) {
+            return Response::error(format!("`{app}` has no instance `{path}`"));
+        }
+        let prefix = format!("{path}/");
+        let subtree: Vec<String> = a
+            .insts
+            .keys()
+            .filter(|p| *p == path || p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let busy: Vec<String> = subtree
+            .iter()
+            .filter(|p| {
+                a.insts.get(*p).is_some_and(|i| {
+                    i.parent.is_some() && (i.rec.state != State::NotDeployed || i.running.is_some())
+                })
+            })
+            .cloned()
+            .collect();
+        if !busy.is_empty() {
+            return Response::Error {
+                message: format!("undeploy {path} first: these are still deployed"),
+                details: busy,
+            };
+        }
+        for p in subtree.iter().rev() {
+            if let Some(i) = self.apps.get_mut(app).and_then(|a| a.remove(p)) {
+                for port in i.rec.ports.values() {
+                    self.ports_used.remove(port);
+                }
+            }
+            self.writes.push(Write::Delete {
+                tree: TREE_INSTANCES,
+                key: instance_key(app, p),
+            });
+            self.writes.push(Write::DeletePrefix {
+                tree: TREE_RUNS,
+                prefix: instance_key(app, p),
+            });
+        }
+        if let Some(parent) = parent_path(path) {
+            self.mark(app, &parent);
+        }
+        Response::ok(format!("{} instance(s) deleted", subtree.len()))
+    }
+
+    fn status(&self, app: Option<&str>) -> Response {
+        let mut apps = Vec::new();
+        for a in self
+            .apps
+            .values()
+            .filter(|a| app.is_none_or(|n| n == a.name))
+        {
+            let instances = a
+                .insts
+                .values()
+                .map(|i| {
+                    let root = i
+                        .rec
+                        .path
+                        .split('/')
+                        .nth(1)
+                        .map(|r| format!("/{r}"))
+                        .unwrap_or_default();
+                    let hosted = self.is_hosted(&a.name, &root);
+                    let exports = if i.rec.state == State::DeployedStarted {
+                        a.exports(&i.rec.path, &self.cfg.ip)
+                    } else {
+                        BTreeMap::new()
+                    };
+                    InstanceView {
+                        path: i.rec.path.clone(),
+                        component: i.rec.component.clone(),
+                        state: i.rec.state,
+                        desired: i.rec.desired,
+                        node: hosted.then(|| self.cfg.node.clone()),
+                        exports,
+                        last_error: i.rec.last_error.clone(),
+                    }
+                })
+                .collect();
+            apps.push(AppStatus {
+                app: a.name.clone(),
+                instances,
+            });
+        }
+        if let (Some(name), true) = (app, apps.is_empty()) {
+            return Response::error(format!("no application named `{name}`"));
+        }
+        Response::Status { apps }
+    }
+}
+
+fn desired_word(d: Desired) -> &'static str {
+    match d {
+        Desired::NotDeployed => "not deployed",
+        Desired::Deployed => "deployed (stopped)",
+        Desired::Started => "started",
+    }
+}
