@@ -5,4 +5,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod config;
+pub mod control;
 pub mod core;
+pub mod runtime;
+pub mod store;

@@ -1,9 +1,15 @@
-//! The command line (DESIGN §11): one `clap` subcommand per operator command. Each
-//! command lives in its own module and returns the process exit code.
+//! The command line (DESIGN §11): one `clap` subcommand per operator command. `validate`
+//! works offline; `agent` runs the agent; the others talk to a running agent through its
+//! control socket, found from `--data-dir`. Each returns the process exit code: 0 ok,
+//! 1 the operation failed or the input is invalid, 2 usage error.
 
+mod agent;
+mod client;
+mod show;
 mod validate;
 
-use clap::{Parser, Subcommand};
+use crate::api::{Desired, State};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,6 +17,9 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "roboconf", version, about)]
 pub struct Cli {
+    /// The agent's data directory (default: $ROBOCONF_DATA_DIR, else ~/.local/share/roboconf).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -27,11 +36,164 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the agent (until SIGINT or SIGTERM).
+    Agent(AgentArgs),
+    /// Register, list, remove, start, stop or undeploy applications.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Create, delete, deploy, start, stop or undeploy one instance.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// Show the instance tree: state, host node, exports, last error.
+    Status {
+        /// Only this application.
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until an application's instances (or one instance) reach a state.
+    ///
+    /// Exit code 0 when reached, 1 on timeout.
+    Wait {
+        app: String,
+        /// One instance; default: every instance below the roots.
+        path: Option<String>,
+        /// The state to wait for, e.g. DEPLOYED_STARTED.
+        #[arg(long)]
+        state: String,
+        /// How long to wait: 30s, 5m, 500ms...
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
+    /// Show the recent script runs of an instance: action, exit code, output.
+    Logs {
+        app: String,
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Address to listen on for the mesh, e.g. /ip4/127.0.0.1/tcp/0.
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// A root instance this agent hosts, as APP:/ROOT (repeatable).
+    #[arg(long)]
+    pub host: Vec<String>,
+    /// A TOML file with the same settings (command-line flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// This node's name.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The address published as the `ip` of what this agent hosts.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Seconds a script may run before it is killed.
+    #[arg(long)]
+    pub script_timeout: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register the application in PATH (validated first); --start deploys and starts all.
+    Add {
+        path: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        start: bool,
+    },
+    /// List the registered applications.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an application (all its instances must be undeployed).
+    Remove { name: String },
+    /// Deploy and start every instance.
+    Start { name: String },
+    /// Stop every instance (they stay deployed).
+    Stop { name: String },
+    /// Stop and undeploy every instance.
+    Undeploy { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Create an instance (not deployed) under an existing parent.
+    Create {
+        app: String,
+        path: String,
+        #[arg(long)]
+        component: String,
+    },
+    /// Delete an undeployed instance and what is under it.
+    Delete { app: String, path: String },
+    /// Deploy (and keep stopped).
+    Deploy { app: String, path: String },
+    /// Deploy if needed, then start.
+    Start { app: String, path: String },
+    /// Stop (stay deployed).
+    Stop { app: String, path: String },
+    /// Stop if needed, then undeploy.
+    Undeploy { app: String, path: String },
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = cli.data_dir;
     match cli.command {
         Command::Validate { path, json } => validate::run(&path, json),
+        Command::Agent(args) => agent::run(data_dir, args),
+        Command::App(c) => client::app(data_dir, c),
+        Command::Instance(c) => client::instance(data_dir, c),
+        Command::Status { app, json } => client::status(data_dir, app, json),
+        Command::Wait {
+            app,
+            path,
+            state,
+            timeout,
+        } => {
+            let Some(state) = State::parse(&state) else {
+                eprintln!("roboconf wait: unknown state `{state}`");
+                return Ok(ExitCode::from(2));
+            };
+            let Some(timeout) = parse_duration(&timeout) else {
+                eprintln!("roboconf wait: invalid duration `{timeout}` (e.g. 30s, 5m, 500ms)");
+                return Ok(ExitCode::from(2));
+            };
+            client::wait(data_dir, app, path, state, timeout)
+        }
+        Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
+    }
+}
+
+/// `30s`, `5m`, `1h`, `500ms`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
+fn desired_of(c: &InstanceCommand) -> Option<Desired> {
+    match c {
+        InstanceCommand::Deploy { .. } | InstanceCommand::Stop { .. } => Some(Desired::Deployed),
+        InstanceCommand::Start { .. } => Some(Desired::Started),
+        InstanceCommand::Undeploy { .. } => Some(Desired::NotDeployed),
+        _ => None,
     }
 }

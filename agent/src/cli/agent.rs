@@ -1,0 +1,46 @@
+//! `roboconf agent`: builds the settings (file, environment, flags), then runs the agent
+//! until it is told to stop.
+
+use super::AgentArgs;
+use crate::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("roboconf agent: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    cfg.listen.extend(args.listen);
+    cfg.host.extend(args.host);
+    if let Some(n) = args.node {
+        cfg.node = n;
+    }
+    if let Some(ip) = args.ip {
+        cfg.ip = ip;
+    }
+    if let Some(t) = args.script_timeout {
+        cfg.script_timeout_secs = t;
+    }
+    if let Err(e) = cfg.validate() {
+        eprintln!("roboconf agent: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match rt.block_on(crate::runtime::run(cfg)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("roboconf agent: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

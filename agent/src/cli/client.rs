@@ -1,0 +1,227 @@
+//! The commands that talk to a running agent: each sends one request over the control
+//! socket and prints the answer (`--json` for machines). `wait` asks for the status until
+//! the wanted state is reached or the timeout passes, showing progress on a terminal.
+
+use super::show;
+use super::{desired_of, AppCommand, InstanceCommand};
+use crate::api::{Desired, Request, Response, State};
+use crate::config::default_data_dir;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+fn call(data_dir: &Path, req: &Request) -> Result<Response, String> {
+    let socket = data_dir.join("control.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(crate::control::call(&socket, req))
+        .map_err(|e| {
+            format!(
+                "no agent answers on {} ({e}); is `roboconf agent --data-dir {}` running?",
+                socket.display(),
+                data_dir.display()
+            )
+        })
+}
+
+fn dir(d: Option<PathBuf>) -> PathBuf {
+    d.unwrap_or_else(default_data_dir)
+}
+
+/// Prints a response; the exit code says whether it was a success.
+fn finish(r: Result<Response, String>, json: bool) -> anyhow::Result<ExitCode> {
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roboconf: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    match r {
+        Response::Error { message, details } => {
+            if !json {
+                eprintln!("roboconf: {message}");
+                for d in details {
+                    eprintln!("  {d}");
+                }
+            }
+            Ok(ExitCode::from(1))
+        }
+        Response::Ok { message } if !json => {
+            println!("{message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Response::Apps { apps } if !json => {
+            print!("{}", show::apps(&apps));
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+pub fn app(data_dir: Option<PathBuf>, c: AppCommand) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    let (req, json) = match c {
+        AppCommand::Add { path, name, start } => {
+            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            (Request::AppAdd { path, name, start }, false)
+        }
+        AppCommand::List { json } => (Request::AppList, json),
+        AppCommand::Remove { name } => (Request::AppRemove { name }, false),
+        AppCommand::Start { name } => (
+            Request::AppSet {
+                name,
+                target: Desired::Started,
+            },
+            false,
+        ),
+        AppCommand::Stop { name } => (
+            Request::AppSet {
+                name,
+                target: Desired::Deployed,
+            },
+            false,
+        ),
+        AppCommand::Undeploy { name } => (
+            Request::AppSet {
+                name,
+                target: Desired::NotDeployed,
+            },
+            false,
+        ),
+    };
+    finish(call(&d, &req), json)
+}
+
+pub fn instance(data_dir: Option<PathBuf>, c: InstanceCommand) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    let target = desired_of(&c);
+    let req = match c {
+        InstanceCommand::Create {
+            app,
+            path,
+            component,
+        } => Request::InstanceCreate {
+            app,
+            path,
+            component,
+        },
+        InstanceCommand::Delete { app, path } => Request::InstanceDelete { app, path },
+        InstanceCommand::Deploy { app, path }
+        | InstanceCommand::Start { app, path }
+        | InstanceCommand::Stop { app, path }
+        | InstanceCommand::Undeploy { app, path } => Request::InstanceSet {
+            app,
+            path,
+            target: target.unwrap_or(Desired::Deployed),
+        },
+    };
+    finish(call(&d, &req), false)
+}
+
+pub fn status(
+    data_dir: Option<PathBuf>,
+    app: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    let single = app.is_some();
+    match call(&d, &Request::Status { app }) {
+        Ok(Response::Status { apps }) => {
+            if json {
+                // DESIGN §11: one object for one application, a list otherwise.
+                let text = if single {
+                    serde_json::to_string_pretty(&apps[0])?
+                } else {
+                    serde_json::to_string_pretty(&apps)?
+                };
+                println!("{text}");
+            } else {
+                print!("{}", show::status(&apps));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => finish(other, json),
+    }
+}
+
+pub fn logs(
+    data_dir: Option<PathBuf>,
+    app: String,
+    path: String,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    match call(&d, &Request::Logs { app, path }) {
+        Ok(Response::Logs { runs }) if !json => {
+            print!("{}", show::runs(&runs));
+            Ok(ExitCode::SUCCESS)
+        }
+        other => finish(other, json),
+    }
+}
+
+pub fn wait(
+    data_dir: Option<PathBuf>,
+    app: String,
+    path: Option<String>,
+    state: State,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    let deadline = Instant::now() + timeout;
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        let (reached, total) = match call(
+            &d,
+            &Request::Status {
+                app: Some(app.clone()),
+            },
+        ) {
+            Ok(Response::Status { apps }) => {
+                let list: Vec<_> = apps
+                    .into_iter()
+                    .flat_map(|a| a.instances)
+                    .filter(|i| match &path {
+                        Some(p) => &i.path == p,
+                        None => i.path.matches('/').count() > 1,
+                    })
+                    .collect();
+                (list.iter().filter(|i| i.state == state).count(), list.len())
+            }
+            other => return finish(other, false),
+        };
+        if total > 0 && reached == total {
+            if tty {
+                eprintln!("\r{reached}/{total} {}          ", state.as_str());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if total == 0 && path.is_some() {
+            eprintln!(
+                "roboconf wait: `{app}` has no instance {}",
+                path.unwrap_or_default()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "roboconf wait: timed out: {reached}/{total} {}",
+                state.as_str()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        if tty {
+            eprint!("\rwaiting: {reached}/{total} {}   ", state.as_str());
+        }
+        std::thread::sleep(
+            Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+        );
+    }
+}

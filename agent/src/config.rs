@@ -1,0 +1,187 @@
+//! The agent's settings: a serde struct with defaults, read from a TOML file, overlaid by
+//! environment variables (`ROBOCONF_DATA_DIR`, `ROBOCONF_NODE`, `ROBOCONF_IP`) and then by
+//! command-line flags, and checked by `validate()` before anything starts.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Agent settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Where the agent keeps its store, application bundles, working directories and its
+    /// control socket.
+    pub data_dir: PathBuf,
+    /// Network addresses to listen on (multiaddrs; used by the mesh).
+    pub listen: Vec<String>,
+    /// Root instances this agent hosts, as `APP:/ROOT`.
+    pub host: Vec<String>,
+    /// This node's name (default: the host name).
+    pub node: String,
+    /// The address published as the `ip` of what this agent hosts.
+    pub ip: String,
+    /// Seconds a script may run before it is killed.
+    pub script_timeout_secs: u64,
+    /// Most scripts running at once.
+    pub max_parallel_scripts: usize,
+    /// Bytes of a script's output kept (its end).
+    pub script_output_limit: usize,
+    /// Script runs kept per instance for `roboconf logs`.
+    pub runs_kept: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            listen: Vec::new(),
+            host: Vec::new(),
+            node: hostname(),
+            ip: "127.0.0.1".into(),
+            script_timeout_secs: 300,
+            max_parallel_scripts: 16,
+            script_output_limit: 64 * 1024,
+            runs_kept: 20,
+        }
+    }
+}
+
+/// Why a configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// `$ROBOCONF_DATA_DIR`, else `$XDG_DATA_HOME/roboconf`, else `~/.local/share/roboconf`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ROBOCONF_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("roboconf");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/roboconf")
+}
+
+fn hostname() -> String {
+    std::env::var("ROBOCONF_NODE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, Error> {
+        let mut cfg = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| Error::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        if let Some(d) = std::env::var_os("ROBOCONF_DATA_DIR") {
+            cfg.data_dir = PathBuf::from(d);
+        }
+        if let Ok(n) = std::env::var("ROBOCONF_NODE") {
+            cfg.node = n;
+        }
+        if let Ok(ip) = std::env::var("ROBOCONF_IP") {
+            cfg.ip = ip;
+        }
+        Ok(cfg)
+    }
+
+    /// The hosted roots as (application, root path).
+    pub fn hosts(&self) -> Result<Vec<(String, String)>, Error> {
+        self.host
+            .iter()
+            .map(|h| match h.split_once(':') {
+                Some((app, root)) if !app.is_empty() && root.starts_with('/') && root.len() > 1 && !root[1..].contains('/') => {
+                    Ok((app.to_string(), root.to_string()))
+                }
+                _ => Err(Error::Invalid(format!("`--host {h}`: expected APP:/ROOT, the application's name and a root instance's path"))),
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        self.hosts()?;
+        if self.script_timeout_secs == 0 {
+            return Err(Error::Invalid(
+                "script-timeout-secs must be at least 1".into(),
+            ));
+        }
+        if self.max_parallel_scripts == 0 {
+            return Err(Error::Invalid(
+                "max-parallel-scripts must be at least 1".into(),
+            ));
+        }
+        if self.node.trim().is_empty() {
+            return Err(Error::Invalid("node must not be empty".into()));
+        }
+        if self.ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Invalid(format!(
+                "ip `{}` is not an IP address",
+                self.ip
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.data_dir.join("control.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_validation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("agent.toml");
+        std::fs::write(
+            &f,
+            "data-dir = \"/tmp/x\"\nhost = [\"lamp:/vm-lb\"]\nscript-timeout-secs = 10\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).expect("load");
+        assert_eq!(c.script_timeout_secs, 10);
+        assert_eq!(
+            c.hosts().unwrap(),
+            vec![("lamp".to_string(), "/vm-lb".to_string())]
+        );
+        c.validate().expect("valid");
+        std::fs::write(&f, "nonsense = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
+        let bad = Config {
+            host: vec!["lamp/vm".into()],
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,451 @@
+//! The runtime around the core: it owns the data directory (locked against a second
+//! agent), the store, the control socket and the script workers, and runs one event loop
+//! that turns requests and plug-in results into core inputs, then carries out the core's
+//! outputs in order — writes made durable first, then scripts started and replies sent.
+
+use crate::api::{Request, Response, RunView};
+use crate::config::Config;
+use crate::control;
+use crate::core::{self, Command, Core, Input, LoadedApp, Output, PluginRun, RunResult};
+use crate::store::{Sled, Store};
+use roboconf_model::diag::has_errors;
+use roboconf_model::dsl::Limits;
+use roboconf_plugins::{logger::Logger, script::Script, Plugin};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Why the agent could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error("data dir {path}: {message}")]
+    DataDir { path: String, message: String },
+    #[error("another agent is already running on the data dir {path}{pid}")]
+    Locked { path: String, pid: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error("control socket {path}: {source}")]
+    Socket {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Creates the data directory (owner-only) and takes its lock. The lock lasts as long as
+/// the returned file is open.
+pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
+    let shown = dir.display().to_string();
+    let fail = |message: String| Error::DataDir {
+        path: shown.clone(),
+        message,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| fail(format!("cannot set its permissions: {e}")))?;
+    let lock_path = dir.join("agent.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| fail(format!("not writable: {e}")))?;
+    if file.try_lock().is_err() {
+        let pid = std::fs::read_to_string(&lock_path)
+            .ok()
+            .map(|p| format!(" (pid {})", p.trim()))
+            .unwrap_or_default();
+        return Err(Error::Locked { path: shown, pid });
+    }
+    file.set_len(0)
+        .map_err(|e| fail(format!("not writable: {e}")))?;
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// Reads, validates and copies an application folder into the data directory.
+fn register_bundle(
+    data_dir: &Path,
+    path: &Path,
+    name: Option<String>,
+) -> Result<LoadedApp, Response> {
+    let (model, diags) = roboconf_model::app::load_application(path, Limits::default());
+    if has_errors(&diags) {
+        return Err(Response::Error {
+            message: format!(
+                "{} is not a valid application: nothing was stored",
+                path.display()
+            ),
+            details: diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.to_string())
+                .collect(),
+        });
+    }
+    let name = name.unwrap_or_else(|| model.name().to_string());
+    if !roboconf_model::dsl::text::is_app_name(&name) {
+        return Err(Response::error(format!(
+            "invalid application name `{name}`"
+        )));
+    }
+    let bundle = data_dir
+        .join("apps")
+        .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
+    let copy = || -> std::io::Result<()> {
+        if bundle.exists() {
+            std::fs::remove_dir_all(&bundle)?;
+        }
+        copy_dir(path, &bundle)
+    };
+    copy().map_err(|e| {
+        Response::error(format!(
+            "cannot copy the application into {}: {e}",
+            bundle.display()
+        ))
+    })?;
+    let (model, _) = roboconf_model::app::load_application(&bundle, Limits::default());
+    let version = model
+        .descriptor
+        .as_ref()
+        .and_then(|d| d.version.clone())
+        .unwrap_or_default();
+    Ok(LoadedApp {
+        name,
+        version,
+        bundle,
+        model,
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else if t.is_file() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prepares the instance's working copy of its recipe, then runs the plug-in.
+fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
+    let dir = &run.invocation.recipe_dir;
+    let prepare = || -> std::io::Result<()> {
+        if run.fresh_copy && dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        if !dir.exists() {
+            let recipe = run
+                .components
+                .iter()
+                .map(|c| run.bundle.join("graph").join(c))
+                .find(|p| p.is_dir());
+            match recipe {
+                Some(r) => copy_dir(&r, dir)?,
+                None => std::fs::create_dir_all(dir)?,
+            }
+        }
+        Ok(())
+    };
+    let fail = |error: String, output: String| RunResult {
+        ok: false,
+        code: None,
+        error: Some(error),
+        output,
+        at_ms: now_ms(),
+    };
+    if let Err(e) = prepare() {
+        return fail(
+            format!(
+                "cannot prepare the working directory {}: {e}",
+                dir.display()
+            ),
+            String::new(),
+        );
+    }
+    let plugin: &dyn Plugin = match run.installer.as_str() {
+        "script" => script,
+        "logger" => logger,
+        "file" => &roboconf_plugins::file::File,
+        other => {
+            return fail(
+                format!("the installer `{other}` is not supported by this agent"),
+                String::new(),
+            )
+        }
+    };
+    match plugin.run(run.action, &run.invocation) {
+        Ok(o) => RunResult {
+            ok: true,
+            code: Some(0).filter(|_| o.ran),
+            error: None,
+            output: o.output,
+            at_ms: now_ms(),
+        },
+        Err(roboconf_plugins::Error::Failed { code, output, .. }) => RunResult {
+            ok: false,
+            code: Some(code),
+            error: Some(format!("exit code {code}")),
+            output,
+            at_ms: now_ms(),
+        },
+        Err(roboconf_plugins::Error::TimedOut {
+            seconds, output, ..
+        }) => fail(format!("timed out after {seconds} s"), output),
+        Err(e) => fail(e.to_string(), String::new()),
+    }
+}
+
+struct Loop {
+    cfg: Config,
+    core: Core,
+    store: Arc<dyn Store>,
+    replies: HashMap<u64, oneshot::Sender<Response>>,
+    removals: HashMap<u64, String>,
+    next_id: u64,
+    done_tx: mpsc::Sender<(u64, RunResult)>,
+    workers: Arc<Semaphore>,
+    script: Arc<Script>,
+    logger: Arc<Logger>,
+}
+
+impl Loop {
+    fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = match req {
+            Request::Logs { app, path } => {
+                let response = match self.store.runs(&app, &path) {
+                    Ok(runs) => Response::Logs {
+                        runs: runs
+                            .into_iter()
+                            .map(|r| RunView {
+                                seq: r.seq,
+                                action: r.action,
+                                at_ms: r.at_ms,
+                                ok: r.ok,
+                                code: r.code,
+                                error: r.error,
+                                output: r.output,
+                            })
+                            .collect(),
+                    },
+                    Err(e) => Response::error(e.to_string()),
+                };
+                let _ = reply.send(response);
+                return;
+            }
+            Request::AppAdd { path, name, start } => {
+                let wanted = name.clone().unwrap_or_default();
+                if !wanted.is_empty() && self.core.app(&wanted).is_some() {
+                    let _ = reply.send(Response::error(format!(
+                        "an application named `{wanted}` is already registered"
+                    )));
+                    return;
+                }
+                match register_bundle(&self.cfg.data_dir, &path, name) {
+                    Ok(app) if self.core.app(&app.name).is_some() => {
+                        let _ = reply.send(Response::error(format!(
+                            "an application named `{}` is already registered",
+                            app.name
+                        )));
+                        return;
+                    }
+                    Ok(app) => Command::AppAdd {
+                        app: Box::new(app),
+                        start,
+                    },
+                    Err(response) => {
+                        let _ = reply.send(response);
+                        return;
+                    }
+                }
+            }
+            Request::AppList => Command::AppList,
+            Request::AppRemove { name } => {
+                self.removals.insert(id, name.clone());
+                Command::AppRemove { name }
+            }
+            Request::AppSet { name, target } => Command::AppSet { name, target },
+            Request::InstanceCreate {
+                app,
+                path,
+                component,
+            } => Command::InstanceCreate {
+                app,
+                path,
+                component,
+            },
+            Request::InstanceDelete { app, path } => Command::InstanceDelete { app, path },
+            Request::InstanceSet { app, path, target } => {
+                Command::InstanceSet { app, path, target }
+            }
+            Request::Status { app } => Command::Status { app },
+        };
+        self.replies.insert(id, reply);
+        self.core.step(Input::Command { id, command });
+    }
+
+    /// Carries out the core's outputs: durable writes first.
+    fn flush(&mut self) -> Result<(), Error> {
+        for out in self.core.take_outputs() {
+            match out {
+                Output::Persist(writes) => self.store.apply(&writes)?,
+                Output::Run(run) => {
+                    let (workers, done_tx, script, logger) = (
+                        self.workers.clone(),
+                        self.done_tx.clone(),
+                        self.script.clone(),
+                        self.logger.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let Ok(_permit) = workers.acquire_owned().await else {
+                            return;
+                        };
+                        let id = run.run;
+                        let result =
+                            tokio::task::spawn_blocking(move || execute(&run, &script, &logger))
+                                .await
+                                .unwrap_or_else(|e| RunResult {
+                                    ok: false,
+                                    code: None,
+                                    error: Some(format!("worker failed: {e}")),
+                                    output: String::new(),
+                                    at_ms: now_ms(),
+                                });
+                        let _ = done_tx.send((id, result)).await;
+                    });
+                }
+                Output::Reply { id, response } => {
+                    if let (Some(name), Response::Ok { .. }) =
+                        (self.removals.remove(&id), &response)
+                    {
+                        let dir = self
+                            .cfg
+                            .data_dir
+                            .join("apps")
+                            .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
+                        let _ = std::fs::remove_dir_all(dir);
+                        let _ = std::fs::remove_dir_all(
+                            self.cfg.data_dir.join("instances").join(&name),
+                        );
+                    }
+                    if let Some(tx) = self.replies.remove(&id) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Output::Event(core::Event::StateChanged { app, path, state }) => {
+                    eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(cfg: Config) -> Result<(), Error> {
+    cfg.validate()?;
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(Sled::open(&cfg.data_dir.join("store"))?);
+    let mut apps = Vec::new();
+    for rec in store.apps()? {
+        let (model, diags) = roboconf_model::app::load_application(&rec.bundle, Limits::default());
+        if has_errors(&diags) {
+            eprintln!("roboconf agent: the bundle of `{}` in {} cannot be read; its instances are left alone", rec.name, rec.bundle.display());
+            continue;
+        }
+        apps.push(LoadedApp {
+            name: rec.name,
+            version: rec.version,
+            bundle: rec.bundle,
+            model,
+        });
+    }
+    let core_cfg = core::Config {
+        node: cfg.node.clone(),
+        ip: cfg.ip.clone(),
+        work_dir: cfg.data_dir.join("instances"),
+        hosts: cfg.hosts()?,
+        runs_kept: cfg.runs_kept,
+        ..core::Config::default()
+    };
+    let core = Core::restore(core_cfg, apps, store.instances()?);
+    let socket = cfg.socket_path();
+    let listener = control::bind(&socket).map_err(|source| Error::Socket {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(64);
+    let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
+    tokio::spawn(control::serve(listener, requests_tx));
+    let mut lp = Loop {
+        workers: Arc::new(Semaphore::new(cfg.max_parallel_scripts)),
+        script: Arc::new(Script {
+            timeout: Duration::from_secs(cfg.script_timeout_secs),
+            capture_limit: cfg.script_output_limit,
+        }),
+        logger: Arc::new(Logger::new(1000)),
+        cfg,
+        core,
+        store,
+        replies: HashMap::new(),
+        removals: HashMap::new(),
+        next_id: 1,
+        done_tx,
+    };
+    lp.flush()?;
+    eprintln!("roboconf agent: ready, control socket {}", socket.display());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| Error::Socket {
+            path: "SIGTERM".into(),
+            source,
+        })?;
+    loop {
+        tokio::select! {
+            Some((req, reply)) = requests_rx.recv() => lp.request(req, reply),
+            Some((run, result)) = done_rx.recv() => lp.core.step(Input::PluginDone { run, result }),
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+        // Group what is already waiting into the same durable batch.
+        for _ in 0..256 {
+            if let Ok((run, result)) = done_rx.try_recv() {
+                lp.core.step(Input::PluginDone { run, result });
+            } else if let Ok((req, reply)) = requests_rx.try_recv() {
+                lp.request(req, reply);
+            } else {
+                break;
+            }
+        }
+        lp.flush()?;
+    }
+    let _ = std::fs::remove_file(&socket);
+    eprintln!("roboconf agent: stopped");
+    Ok(())
+}
+
+/// The path an agent's socket would have in `data_dir`.
+pub fn socket_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}

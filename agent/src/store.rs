@@ -1,0 +1,203 @@
+//! Durable state in sled: one tree per kind of record (applications, instances, script
+//! runs). A batch of the core's writes is applied as one transaction across the trees and
+//! flushed before the runtime acts on what follows it, so a `kill -9` at any point loses
+//! nothing that was acknowledged.
+
+use crate::core::records::{
+    AppRecord, InstanceRecord, RunRecord, Write, TREE_APPS, TREE_INSTANCES, TREE_RUNS,
+};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::path::Path;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the store in {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("store failure: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store transaction failed: {0}")]
+    Transaction(String),
+}
+
+/// What the runtime needs of a store.
+pub trait Store: Send + Sync {
+    /// Applies writes atomically and makes them durable.
+    fn apply(&self, writes: &[Write]) -> Result<(), Error>;
+    fn apps(&self) -> Result<Vec<AppRecord>, Error>;
+    fn instances(&self) -> Result<Vec<InstanceRecord>, Error>;
+    /// The runs kept for an instance, oldest first.
+    fn runs(&self, app: &str, path: &str) -> Result<Vec<RunRecord>, Error>;
+}
+
+/// The sled store.
+pub struct Sled {
+    db: sled::Db,
+    apps: sled::Tree,
+    instances: sled::Tree,
+    runs: sled::Tree,
+}
+
+impl Sled {
+    pub fn open(dir: &Path) -> Result<Sled, Error> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|source| Error::Open {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        Ok(Sled {
+            apps: db.open_tree(TREE_APPS)?,
+            instances: db.open_tree(TREE_INSTANCES)?,
+            runs: db.open_tree(TREE_RUNS)?,
+            db,
+        })
+    }
+
+    fn tree(&self, name: &str) -> &sled::Tree {
+        match name {
+            TREE_APPS => &self.apps,
+            TREE_INSTANCES => &self.instances,
+            _ => &self.runs,
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, Error> {
+    let mut out = Vec::new();
+    for kv in tree.iter() {
+        let (_, v) = kv?;
+        // A record this version cannot read is skipped rather than stopping the agent.
+        if let Ok(r) = serde_json::from_slice(&v) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+impl Store for Sled {
+    fn apply(&self, writes: &[Write]) -> Result<(), Error> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        // Prefix deletions become plain deletions of the keys present now.
+        let mut plain: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(writes.len());
+        for w in writes {
+            match w {
+                Write::Put { tree, key, value } => {
+                    plain.push((tree, key.clone(), Some(value.clone())))
+                }
+                Write::Delete { tree, key } => plain.push((tree, key.clone(), None)),
+                Write::DeletePrefix { tree, prefix } => {
+                    for kv in self.tree(tree).scan_prefix(prefix) {
+                        let (k, _) = kv?;
+                        plain.push((tree, k.to_vec(), None));
+                    }
+                }
+            }
+        }
+        (&self.apps, &self.instances, &self.runs)
+            .transaction(|(apps, instances, runs)| {
+                for (tree, key, value) in &plain {
+                    let t = match *tree {
+                        TREE_APPS => apps,
+                        TREE_INSTANCES => instances,
+                        _ => runs,
+                    };
+                    match value {
+                        Some(v) => {
+                            t.insert(key.as_slice(), v.as_slice())?;
+                        }
+                        None => {
+                            t.remove(key.as_slice())?;
+                        }
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| Error::Transaction(format!("{e:?}")))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn apps(&self) -> Result<Vec<AppRecord>, Error> {
+        decode(&self.apps)
+    }
+
+    fn instances(&self) -> Result<Vec<InstanceRecord>, Error> {
+        decode(&self.instances)
+    }
+
+    fn runs(&self, app: &str, path: &str) -> Result<Vec<RunRecord>, Error> {
+        let mut prefix = crate::core::records::instance_key(app, path);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.runs.scan_prefix(prefix) {
+            let (_, v) = kv?;
+            if let Ok(r) = serde_json::from_slice(&v) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Desired, State};
+    use crate::core::records::{instance_key, run_key};
+
+    fn rec(path: &str) -> InstanceRecord {
+        InstanceRecord {
+            app: "a".into(),
+            path: path.into(),
+            name: "x".into(),
+            component: "C".into(),
+            overrides: vec![],
+            desired: Desired::Started,
+            state: State::DeployedStarted,
+            last_error: None,
+            blocked: false,
+            configured: Default::default(),
+            ports: Default::default(),
+            last_run_seq: 0,
+        }
+    }
+
+    #[test]
+    fn writes_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = Sled::open(dir.path()).expect("open");
+            s.apply(&[
+                Write::put(TREE_INSTANCES, instance_key("a", "/vm"), &rec("/vm")),
+                Write::put(TREE_INSTANCES, instance_key("a", "/vm/x"), &rec("/vm/x")),
+                Write::Put {
+                    tree: TREE_RUNS,
+                    key: run_key("a", "/vm/x", 1),
+                    value: b"{}".to_vec(),
+                },
+            ])
+            .expect("apply");
+            s.apply(&[
+                Write::Delete {
+                    tree: TREE_INSTANCES,
+                    key: instance_key("a", "/vm"),
+                },
+                Write::DeletePrefix {
+                    tree: TREE_RUNS,
+                    prefix: instance_key("a", "/vm/x"),
+                },
+            ])
+            .expect("apply");
+        }
+        let s = Sled::open(dir.path()).expect("reopen");
+        let inst = s.instances().expect("instances");
+        assert_eq!(inst.len(), 1);
+        assert_eq!(inst[0].path, "/vm/x");
+        assert_eq!(s.runs.len(), 0);
+    }
+}
