@@ -20,6 +20,9 @@ pub enum Error {
     Transaction(String),
 }
 
+/// A put (`Some` value) or a delete, on a tree.
+type PlainWrite<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+
 /// What the runtime needs of a store.
 pub trait Store: Send + Sync {
     /// Applies writes atomically and makes them durable.
@@ -83,7 +86,7 @@ impl Store for Sled {
             return Ok(());
         }
         // Prefix deletions become plain deletions of the keys present now.
-        let mut plain: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(writes.len());
+        let mut plain: Vec<PlainWrite> = Vec::with_capacity(writes.len());
         for w in writes {
             match w {
                 Write::Put { tree, key, value } => {
