@@ -58,3 +58,116 @@ pub fn roboconf(args: &[&str]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run roboconf: {e}"))
 }
+
+/// A `roboconf agent` process for a test, killed (with SIGKILL) when dropped.
+pub struct Agent {
+    pub data_dir: PathBuf,
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// Starts an agent on `data_dir` with extra arguments and environment, and waits (with
+    /// a deadline) until its control socket answers.
+    pub fn start(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Agent {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = data_dir.with_extension("log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("agent log");
+        let mut cmd = Command::new(roboconf_bin());
+        cmd.arg("agent")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .envs(envs.iter().copied());
+        let child = cmd
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start the agent");
+        let agent = Agent {
+            data_dir: data_dir.to_path_buf(),
+            child,
+            log,
+        };
+        agent.wait_until(
+            "the control socket answers",
+            std::time::Duration::from_secs(20),
+            |a| a.cli(&["app", "list"]).status.success(),
+        );
+        agent
+    }
+
+    /// Runs `roboconf --data-dir <this agent's> ARGS`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(roboconf_bin())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .current_dir(workspace())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run roboconf: {e}"))
+    }
+
+    /// `status APP --json`, as a JSON value.
+    pub fn status(&self, app: &str) -> serde_json::Value {
+        let o = self.cli(&["status", app, "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The state of one instance.
+    pub fn state(&self, app: &str, path: &str) -> String {
+        let s = self.status(app);
+        s["instances"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["path"] == path))
+            .map(|i| i["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    }
+
+    /// Polls `cond` until it holds, or panics after `timeout` with the agent's log.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: std::time::Duration,
+        cond: impl Fn(&Agent) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "timed out waiting for {what}; agent log (last lines):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+
+    /// Waits until every listed instance is in `state`.
+    pub fn wait_states(&self, app: &str, paths: &[&str], state: &str) {
+        self.wait_until(
+            &format!("{paths:?} {state}"),
+            std::time::Duration::from_secs(30),
+            |a| paths.iter().all(|p| a.state(app, p) == state),
+        );
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -28,6 +28,8 @@ pub fn stable_before(s: State) -> State {
 /// What to do about one instance.
 enum Step {
     Nothing,
+    /// Its children must move first (stop, or undeploy): look at them.
+    Children,
     Set(State),
     Run(Action, Option<(String, Option<Vars>)>),
 }
@@ -95,6 +97,17 @@ impl Core {
             }
             match self.decide(&app, &path) {
                 Step::Nothing => {}
+                Step::Children => {
+                    let children: Vec<String> = self
+                        .apps
+                        .get(&app)
+                        .and_then(|a| a.insts.get(&path))
+                        .map(|i| i.children.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for c in children {
+                        self.mark(&app, &c);
+                    }
+                }
                 Step::Set(s) => self.set_state(&app, &path, s),
                 Step::Run(action, changed) => self.start_run(&app, &path, action, changed),
             }
@@ -190,10 +203,10 @@ impl Core {
                 if !exist {
                     let children_gone =
                         children_states().all(|(s, running)| s == State::NotDeployed && !running);
-                    return if children_gone && !blocked {
-                        Step::Run(Action::Undeploy, None)
-                    } else {
-                        Step::Nothing
+                    return match (children_gone, blocked) {
+                        (false, _) => Step::Children,
+                        (true, false) => Step::Run(Action::Undeploy, None),
+                        (true, true) => Step::Nothing,
                     };
                 }
                 if i.rec.desired != Desired::Started {
@@ -220,10 +233,10 @@ impl Core {
                 if !self.should_run(app, path) {
                     let children_down = children_states()
                         .all(|(s, running)| !running && !matches!(s, State::DeployedStarted));
-                    return if children_down && !blocked {
-                        Step::Run(Action::Stop, None)
-                    } else {
-                        Step::Nothing
+                    return match (children_down, blocked) {
+                        (false, _) => Step::Children,
+                        (true, false) => Step::Run(Action::Stop, None),
+                        (true, true) => Step::Nothing,
                     };
                 }
                 if blocked {
