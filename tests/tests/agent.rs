@@ -280,8 +280,7 @@ fn an_optional_import_change_runs_update_once() {
     let j = f.journal();
     assert_eq!(
         j.iter()
-            .filter(|l| l.starts_with("changed "))
-            .last()
+            .rfind(|l| l.starts_with("changed "))
             .map(String::as_str),
         Some("changed /vm/app Cache /vm/cache 6379 DEPLOYED_STOPPED")
     );
