@@ -151,6 +151,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
     let dir = &run.invocation.recipe_dir;
     let prepare = || -> std::io::Result<()> {
+        let _writing = roboconf_plugins::script::EXEC_LOCK.write();
         if run.fresh_copy && dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }

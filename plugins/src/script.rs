@@ -16,6 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+/// Held for reading while a script is spawned, and for writing while recipe files are
+/// written. A child forked while another thread still has a script open for writing
+/// would keep that file open and make its `exec` fail with "text file busy".
+pub static EXEC_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The script plug-in and its limits.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -117,14 +122,17 @@ impl Plugin for Script {
             perms.set_mode(perms.mode() | 0o755);
             std::fs::set_permissions(&script, perms)?;
         }
-        let mut child = Command::new(&script)
+        let guard = EXEC_LOCK.read();
+        let spawned = Command::new(&script)
             .current_dir(&inv.recipe_dir)
             .envs(script_environment(action, inv))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .spawn()?;
+            .spawn();
+        drop(guard);
+        let mut child = spawned?;
         let tail = Arc::new(Mutex::new(Tail {
             bytes: VecDeque::new(),
             dropped: 0,

@@ -192,3 +192,53 @@ mod tests {
         );
     }
 }
+
+/// A three-tier application for life-cycle benchmarks: one database on `vm0`, and on
+/// each of `machines` VMs an app server importing it with `webs_per_app` web apps under
+/// it — `1 + machines * (1 + webs_per_app)` instances below the roots. With
+/// `with_scripts`, every component's scripts are `exit 0`.
+pub fn tiers(machines: usize, webs_per_app: usize, with_scripts: bool) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "graph/main.graph".to_string(),
+        "VM {\n\tinstaller: target;\n\texports: ip;\n\tchildren: Db, App;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, random[port] port;\n\timports: Db.ip, Db.port;\n\tchildren: Web;\n}\nWeb {\n\tinstaller: script;\n\texports: context = /$(ROBOCONF_INSTANCE_NAME);\n}\n"
+            .to_string(),
+    );
+    let mut inst =
+        String::from("instance of VM {\n\tname: vm0;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\n");
+    for m in 1..=machines {
+        let _ = writeln!(
+            inst,
+            "instance of VM {{\n\tname: vm{m};\n\tinstance of App {{\n\t\tname: app;"
+        );
+        for w in 0..webs_per_app {
+            let _ = writeln!(inst, "\t\tinstance of Web {{\n\t\t\tname: web{w};\n\t\t}}");
+        }
+        let _ = writeln!(inst, "\t}}\n}}");
+    }
+    files.insert("instances/main.instances".to_string(), inst);
+    files.insert(
+        "descriptor/application.properties".to_string(),
+        "application-name = tiers\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n".to_string(),
+    );
+    files.insert(
+        "graph/VM/local.target.properties".to_string(),
+        "id = local\nhandler = local\nname = local\n".to_string(),
+    );
+    for c in ["Db", "App", "Web"] {
+        if with_scripts {
+            for a in ["deploy", "start", "stop", "update", "undeploy"] {
+                files.insert(
+                    format!("graph/{c}/scripts/{a}.sh"),
+                    "#!/bin/sh\nexit 0\n".to_string(),
+                );
+            }
+        } else {
+            files.insert(
+                format!("graph/{c}/scripts/README"),
+                "no scripts: every action is a no-op\n".to_string(),
+            );
+        }
+    }
+    files
+}

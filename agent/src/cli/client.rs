@@ -2,8 +2,8 @@
 //! socket and prints the answer (`--json` for machines). `wait` asks for the status until
 //! the wanted state is reached or the timeout passes, showing progress on a terminal.
 
-use super::show;
 use super::{desired_of, AppCommand, InstanceCommand};
+use super::{out, show};
 use crate::api::{Desired, Request, Response, State};
 use crate::config::default_data_dir;
 use std::io::IsTerminal;
@@ -41,7 +41,7 @@ fn finish(r: Result<Response, String>, json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        out(&format!("{}\n", serde_json::to_string_pretty(&r)?));
     }
     match r {
         Response::Error { message, details } => {
@@ -54,11 +54,11 @@ fn finish(r: Result<Response, String>, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Response::Ok { message } if !json => {
-            println!("{message}");
+            out(&format!("{message}\n"));
             Ok(ExitCode::SUCCESS)
         }
         Response::Apps { apps } if !json => {
-            print!("{}", show::apps(&apps));
+            out(&show::apps(&apps));
             Ok(ExitCode::SUCCESS)
         }
         _ => Ok(ExitCode::SUCCESS),
@@ -141,9 +141,9 @@ pub fn status(
                 } else {
                     serde_json::to_string_pretty(&apps)?
                 };
-                println!("{text}");
+                out(&format!("{text}\n"));
             } else {
-                print!("{}", show::status(&apps));
+                out(&show::status(&apps));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -160,7 +160,7 @@ pub fn logs(
     let d = dir(data_dir);
     match call(&d, &Request::Logs { app, path }) {
         Ok(Response::Logs { runs }) if !json => {
-            print!("{}", show::runs(&runs));
+            out(&show::runs(&runs));
             Ok(ExitCode::SUCCESS)
         }
         other => finish(other, json),

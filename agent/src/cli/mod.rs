@@ -171,6 +171,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Writes to standard output; a closed pipe (`roboconf status | head -1`) is not an error.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+}
+
 /// `30s`, `5m`, `1h`, `500ms`, or a number of seconds.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();

@@ -4,7 +4,7 @@
 
 use roboconf_model::dsl::Limits;
 use roboconf_model::validate::{validate_path, Report, Target};
-use std::io::Write;
+use std::fmt::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,20 +16,21 @@ pub fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
     if json {
         let mut value = serde_json::to_value(&report)?;
         value["path"] = serde_json::Value::String(path.display().to_string());
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        writeln!(text, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
         for d in &report.diagnostics {
-            writeln!(out, "{d}")?;
+            writeln!(text, "{d}")?;
         }
         if let Some(note) = report.note.as_ref().filter(|_| report.valid) {
-            writeln!(out, "note: {note}")?;
+            writeln!(text, "note: {note}")?;
         }
-        writeln!(out, "{}", summary_line(path, &report))?;
+        writeln!(text, "{}", summary_line(path, &report))?;
     }
+    super::out(&text);
     Ok(ExitCode::from(if report.valid { 0 } else { 1 }))
 }
 
