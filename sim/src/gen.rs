@@ -156,43 +156,6 @@ pub fn write(dir: &Path, files: &BTreeMap<String, String>) -> std::io::Result<()
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use roboconf_model::dsl::Limits;
-    use roboconf_model::validate::validate_path;
-
-    #[test]
-    fn generated_applications_are_valid_and_deterministic() {
-        let shape = Shape {
-            components: 40,
-            roots: 3,
-            facets: 6,
-            instances: 600,
-        };
-        let a = application(3, shape);
-        assert_eq!(a, application(3, shape));
-        assert_ne!(a, application(4, shape));
-        let dir = std::env::temp_dir().join(format!("roboconf-sim-gen-{}", std::process::id()));
-        write(&dir, &a).expect("write");
-        let report = validate_path(&dir, Limits::default()).expect("validate");
-        let _ = std::fs::remove_dir_all(&dir);
-        let errors: Vec<String> = report
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{}", errors.join("\n"));
-        assert_eq!(report.summary.components, 40);
-        assert!(
-            report.summary.instances >= 500,
-            "{}",
-            report.summary.instances
-        );
-    }
-}
-
 /// A three-tier application for life-cycle benchmarks: one database on `vm0`, and on
 /// each of `machines` VMs an app server importing it with `webs_per_app` web apps under
 /// it — `1 + machines * (1 + webs_per_app)` instances below the roots. With
@@ -241,4 +204,41 @@ pub fn tiers(machines: usize, webs_per_app: usize, with_scripts: bool) -> BTreeM
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roboconf_model::dsl::Limits;
+    use roboconf_model::validate::validate_path;
+
+    #[test]
+    fn generated_applications_are_valid_and_deterministic() {
+        let shape = Shape {
+            components: 40,
+            roots: 3,
+            facets: 6,
+            instances: 600,
+        };
+        let a = application(3, shape);
+        assert_eq!(a, application(3, shape));
+        assert_ne!(a, application(4, shape));
+        let dir = std::env::temp_dir().join(format!("roboconf-sim-gen-{}", std::process::id()));
+        write(&dir, &a).expect("write");
+        let report = validate_path(&dir, Limits::default()).expect("validate");
+        let _ = std::fs::remove_dir_all(&dir);
+        let errors: Vec<String> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+        assert_eq!(report.summary.components, 40);
+        assert!(
+            report.summary.instances >= 500,
+            "{}",
+            report.summary.instances
+        );
+    }
 }
