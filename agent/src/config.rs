@@ -28,6 +28,8 @@ pub struct Config {
     pub script_output_limit: usize,
     /// Script runs kept per instance for `roboconf logs`.
     pub runs_kept: u64,
+    /// Ports never given to `random[port]` variables (as Roboconf's preference).
+    pub forbidden_ports: Vec<u16>,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             max_parallel_scripts: 16,
             script_output_limit: 64 * 1024,
             runs_kept: 20,
+            forbidden_ports: Vec::new(),
         }
     }
 }

@@ -389,6 +389,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         work_dir: cfg.data_dir.join("instances"),
         hosts: cfg.hosts()?,
         runs_kept: cfg.runs_kept,
+        forbidden_ports: cfg.forbidden_ports.iter().copied().collect(),
         ..core::Config::default()
     };
     let core = Core::restore(core_cfg, apps, store.instances()?);

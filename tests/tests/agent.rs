@@ -503,3 +503,93 @@ fn the_control_socket_is_owner_only() {
     assert_eq!(mode & 0o777, 0o600);
     let _ = Path::new("/");
 }
+
+#[test]
+fn random_ports_are_unique_stable_and_skip_forbidden_ones() {
+    let f = Fixture::new();
+    let cfg = f.root.join("agent.toml");
+    std::fs::write(&cfg, "forbidden-ports = [10000, 10001]\n").expect("config");
+    let cfg_s = cfg.display().to_string();
+    let mut a = f.agent(&["--config", &cfg_s], "0");
+    f.add(&a, false);
+    ok(a.cli(&[
+        "instance",
+        "create",
+        "shop",
+        "/vm/app2",
+        "--component",
+        "App",
+    ]));
+    ok(a.cli(&["app", "start", "shop"]));
+    a.wait_states("shop", &["/vm/app", "/vm/app2"], "DEPLOYED_STARTED");
+    let ports = |a: &Agent| -> Vec<String> {
+        let s = a.status("shop");
+        ["/vm/app", "/vm/app2"]
+            .iter()
+            .map(|p| {
+                s["instances"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|i| i["path"] == *p)
+                    .unwrap()["exports"]["App.port"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let first = ports(&a);
+    assert_eq!(
+        first,
+        vec!["10002".to_string(), "10003".to_string()],
+        "lowest free ports, skipping the forbidden ones"
+    );
+    a.kill9();
+    let b = f.agent(&["--config", &cfg_s], "0");
+    b.wait_states("shop", &["/vm/app", "/vm/app2"], "DEPLOYED_STARTED");
+    assert_eq!(ports(&b), first, "stable across restarts");
+}
+
+#[test]
+fn wait_returns_0_when_reached_and_1_on_timeout() {
+    let f = Fixture::new();
+    let a = f.agent(&[], "0");
+    f.add(&a, false);
+    let o = a.cli(&[
+        "wait",
+        "shop",
+        "--state",
+        "DEPLOYED_STARTED",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "nothing was asked to start");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("timed out: 0/3"));
+    ok(a.cli(&["app", "start", "shop"]));
+    let o = a.cli(&[
+        "wait",
+        "shop",
+        "--state",
+        "deployed_started",
+        "--timeout",
+        "30s",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = a.cli(&["wait", "shop", "/vm/db", "--state", "DEPLOYED_STARTED"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        a.cli(&["wait", "shop", "--state", "NOPE"]).status.code(),
+        Some(2)
+    );
+    let list = ok(a.cli(&["app", "list"]));
+    assert!(
+        list.contains("shop 1.0.0 (4 instances, 4 started)"),
+        "{list}"
+    );
+}
