@@ -1,5 +1,5 @@
-//! Recipe folders under `graph/`: one per component, named like it. A missing folder is
-//! a warning (the component then does nothing on this agent); a `target` component's
+//! Recipe folders under `graph/`: one per component, named like it (an extending
+//! component may use the one of what it extends). A missing folder is a warning (the component then does nothing on this agent); a `target` component's
 //! `*.target.properties` must have an id, a handler and (preferably) a name, with ids
 //! unique; a `script` component with files must have a `scripts/` folder; Puppet
 //! recipes need exactly one `roboconf_*` module and dislike wildcard imports.
@@ -11,13 +11,22 @@ use crate::props;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// The recipe folder of component `c`: its own, else the first one along `extends`.
+pub fn recipe_dir(g: &Graph, c: usize, dir: &Path) -> Option<std::path::PathBuf> {
+    g.extended_chain(c)
+        .into_iter()
+        .map(|x| dir.join("graph").join(&g.components[x].name))
+        .find(|p| p.is_dir())
+}
+
 /// Checks the recipe folder of every component of `g` in the project `dir`.
 pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for comp in &g.components {
-        let rdir = dir.join("graph").join(&comp.name);
+    for (c, comp) in g.components.iter().enumerate() {
+        // An extending component may use the recipe of what it extends (as in Roboconf).
+        let rdir = recipe_dir(g, c, dir);
         let at = &comp.loc;
-        if !rdir.is_dir() {
+        let Some(rdir) = rdir else {
             out.push(Diagnostic::new(
                 Code::PROJ_NO_RESOURCE_DIRECTORY,
                 &at.file,
@@ -29,7 +38,7 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
                 ),
             ));
             continue;
-        }
+        };
         let installer = comp.installer.as_deref().unwrap_or("");
         if installer.eq_ignore_ascii_case("target") {
             check_targets(&rdir, &mut out);
@@ -47,7 +56,7 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
                 ));
             }
         } else if installer.eq_ignore_ascii_case("puppet") {
-            if let Some(c) = g.component(&comp.name) {
+            {
                 if g.all_imports(c).values().any(|i| i.is_wildcard()) {
                     out.push(Diagnostic::new(
                         Code::REC_PUPPET_DISLIKES_WILDCARD_IMPORTS,
