@@ -8,6 +8,7 @@ pub mod checks;
 pub mod exports;
 pub mod parser;
 pub mod text;
+pub mod walk;
 pub mod writer;
 
 pub use parser::{parse_file, parse_str, Limits};

@@ -7,12 +7,11 @@
 
 use super::{Component, Facet, Graph, ImportDecl, Loc, TypeRef};
 use crate::diag::{has_errors, Code, Diagnostic};
-use crate::dsl::checks::{
-    self, split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER,
-};
+use crate::dsl::checks::{split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER};
 use crate::dsl::exports::{parse_exports, ExportDecl};
-use crate::dsl::{FileDef, FileKind, Holder, HolderKind, Limits};
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::dsl::walk::{walk, Expect};
+use crate::dsl::{FileDef, Holder, HolderKind, Limits};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Most components and facets one application may declare.
@@ -46,78 +45,14 @@ pub fn build_graph_from_defs(
     load: &mut dyn FnMut(&Path) -> Option<FileDef>,
 ) -> GraphBuild {
     let mut b = Builder::default();
-    let mut queue: VecDeque<(PathBuf, Option<Loc>)> = VecDeque::from([(entry.to_path_buf(), None)]);
-    let mut seen: HashSet<PathBuf> = HashSet::from([entry.to_path_buf()]);
-    while let Some((file, imported_at)) = queue.pop_front() {
-        b.files.push(file.clone());
-        let Some(def) = load(&file) else {
-            b.diags.push(unreachable(&file, imported_at.as_ref()));
-            continue;
-        };
-        let mut errs = checks::validate_file(&def);
-        if !matches!(
-            def.kind,
-            FileKind::Graph | FileKind::Aggregator | FileKind::Empty
-        ) {
-            errs.push(Diagnostic::new(
-                Code::CO_NOT_A_GRAPH,
-                &file,
-                0,
-                0,
-                format!(
-                    "expected a graph file, found a file of type `{}`",
-                    def.kind.as_str()
-                ),
-            ));
+    let (files, diags) = walk(entry, root, Expect::Graph, load, &mut |file, def| {
+        for h in def.holders() {
+            b.add(file, h, h.kind == HolderKind::Component);
         }
-        let ok = !has_errors(&errs);
-        b.diags.extend(errs);
-        if !ok {
-            continue;
-        }
-        for block in &def.blocks {
-            match block {
-                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Component => {
-                    b.add(&file, h, true)
-                }
-                crate::dsl::Block::Holder(h) if h.kind == HolderKind::Facet => {
-                    b.add(&file, h, false)
-                }
-                crate::dsl::Block::Import(i) => {
-                    let target = root.join(crate::dsl::text::jtrim(&i.uri));
-                    if seen.insert(target.clone()) {
-                        let at = Loc {
-                            file: file.clone(),
-                            line: i.span.line,
-                            col: i.span.col,
-                        };
-                        queue.push_back((target, Some(at)));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    });
+    b.files = files;
+    b.diags = diags;
     b.finish()
-}
-
-fn unreachable(file: &Path, imported_at: Option<&Loc>) -> Diagnostic {
-    match imported_at {
-        Some(at) => Diagnostic::new(
-            Code::CO_UNREACHABLE_FILE,
-            &at.file,
-            at.line,
-            at.col,
-            format!("the imported file `{}` does not exist", file.display()),
-        ),
-        None => Diagnostic::new(
-            Code::CO_UNREACHABLE_FILE,
-            file,
-            0,
-            0,
-            "the file does not exist",
-        ),
-    }
 }
 
 /// What is known of one name while files are read.

@@ -6,11 +6,12 @@
 
 use super::{Instance, InstanceSet};
 use crate::diag::{has_errors, Code, Diagnostic};
-use crate::dsl::checks::{self, CHANNELS, COUNT, DATA, NAME, STATE};
+use crate::dsl::checks::{CHANNELS, COUNT, DATA, NAME, STATE};
 use crate::dsl::text::jtrim;
-use crate::dsl::{Block, FileDef, FileKind, Holder, HolderKind, Limits};
+use crate::dsl::walk::{walk, Expect};
+use crate::dsl::{Block, FileDef, Holder, Limits};
 use crate::graph::{Graph, Loc};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// Most instances one application may declare, after `count:` expansion.
@@ -41,80 +42,20 @@ pub fn build_instances_from_defs(
 ) -> InstancesBuild {
     let mut out = InstancesBuild::default();
     let mut counts: HashMap<usize, i32> = HashMap::new();
-    let mut queue: VecDeque<(PathBuf, Option<Loc>)> = VecDeque::from([(entry.to_path_buf(), None)]);
-    let mut seen: HashSet<PathBuf> = HashSet::from([entry.to_path_buf()]);
-    while let Some((file, imported_at)) = queue.pop_front() {
-        out.files.push(file.clone());
-        let Some(def) = load(&file) else {
-            let d = match imported_at {
-                Some(at) => Diagnostic::new(
-                    Code::CO_UNREACHABLE_FILE,
-                    &at.file,
-                    at.line,
-                    at.col,
-                    format!("the imported file `{}` does not exist", file.display()),
-                ),
-                None => Diagnostic::new(
-                    Code::CO_UNREACHABLE_FILE,
-                    &file,
-                    0,
-                    0,
-                    "the file does not exist",
-                ),
-            };
-            out.diagnostics.push(d);
-            continue;
-        };
-        let mut errs = checks::validate_file(&def);
-        if !matches!(
-            def.kind,
-            FileKind::Instances | FileKind::Aggregator | FileKind::Empty
-        ) {
-            errs.push(Diagnostic::new(
-                Code::CO_NOT_INSTANCES,
-                &file,
-                0,
-                0,
-                format!(
-                    "expected an instances file, found a file of type `{}`",
-                    def.kind.as_str()
-                ),
-            ));
+    let (files, diags) = walk(entry, root, Expect::Instances, load, &mut |file, def| {
+        for h in def.holders() {
+            add_tree(
+                graph,
+                file,
+                h,
+                &mut out.set,
+                &mut counts,
+                &mut out.diagnostics,
+            );
         }
-        let ok = !has_errors(&errs);
-        out.diagnostics.extend(errs);
-        if !ok {
-            continue;
-        }
-        for block in &def.blocks {
-            match block {
-                Block::Holder(h) if h.kind == HolderKind::Instance => {
-                    add_tree(
-                        graph,
-                        &file,
-                        h,
-                        &mut out.set,
-                        &mut counts,
-                        &mut out.diagnostics,
-                    );
-                }
-                Block::Import(i) => {
-                    let target = root.join(jtrim(&i.uri));
-                    if seen.insert(target.clone()) {
-                        queue.push_back((
-                            target,
-                            Some(Loc {
-                                file: file.clone(),
-                                line: i.span.line,
-                                col: i.span.col,
-                            }),
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    });
+    out.files = files;
+    out.diagnostics.splice(0..0, diags);
     if !has_errors(&out.diagnostics) {
         check_unique_paths(&out.set, &mut out.diagnostics);
     }
