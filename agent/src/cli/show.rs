@@ -78,10 +78,49 @@ pub fn runs(runs: &[RunView]) -> String {
             (false, _, Some(e)) => format!("FAILED: {e}"),
             (false, _, None) => "FAILED".to_string(),
         };
-        let _ = writeln!(out, "#{} {} {} at {}", r.seq, r.action, verdict, r.at_ms);
+        let _ = writeln!(
+            out,
+            "#{} {} {} at {}",
+            r.seq,
+            r.action,
+            verdict,
+            utc(r.at_ms)
+        );
         for l in r.output.lines() {
             let _ = writeln!(out, "    {l}");
         }
     }
     out
+}
+
+/// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmmZ` (UTC).
+pub fn utc(ms: u64) -> String {
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000Z");
+        assert_eq!(super::utc(951_782_400_123), "2000-02-29 00:00:00.123Z");
+        assert_eq!(super::utc(1_795_670_497_681), "2026-11-26 05:21:37.681Z");
+    }
 }
