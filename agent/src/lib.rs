@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod mesh;
 pub mod runtime;
 pub mod store;

@@ -1,0 +1,393 @@
+//! The replicated records (DESIGN §3). Every write lives in the keyspace of the node that
+//! made it — an *origin*, a node and the generation of its store — numbered by that
+//! origin's sequence. Peers converge by exchanging, per origin, everything above the
+//! other side's watermark (anti-entropy), and by eager deltas in between. What a record
+//! *is* comes from its kind's rule: owner records (members, observed instances, exports)
+//! are read only from their owner's keyspace, so no one else can write them; operator
+//! records (applications, desired instances, bindings) are last-writer-wins by hybrid
+//! logical clock, ties on the node; launch intents compare the coordinator's term first.
+//! Deletions are tombstones. Nothing here does I/O.
+
+use super::hlc::{Clock, Hlc};
+use super::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Kinds of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Member,
+    Application,
+    Desired,
+    Binding,
+    Observed,
+    Exports,
+    LaunchIntent,
+}
+
+impl Kind {
+    /// Owner records are written by one node only: the owner named by the key.
+    pub fn owned(self) -> bool {
+        matches!(self, Kind::Member | Kind::Observed | Kind::Exports)
+    }
+}
+
+/// Separates the owner from the rest in an owner record's key.
+pub const OWNER_SEP: char = '\u{1f}';
+
+/// The key of an owner record: `node`, then the rest.
+pub fn owner_key(node: &NodeId, rest: &str) -> String {
+    if rest.is_empty() {
+        node.0.clone()
+    } else {
+        format!("{}{OWNER_SEP}{rest}", node.0)
+    }
+}
+
+/// The owner named by an owner record's key.
+pub fn owner_of(key: &str) -> &str {
+    key.split(OWNER_SEP).next().unwrap_or(key)
+}
+
+/// A node's keyspace: the node and the generation of its store (a node that lost its
+/// disk comes back as a new generation, so its new writes are not mistaken for old ones).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: NodeId,
+    pub generation: u64,
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: Kind,
+    pub key: String,
+    pub origin: Origin,
+    /// Position in the origin's sequence of writes.
+    pub seq: u64,
+    /// Coordinator term (launch intents); 0 otherwise.
+    pub term: u64,
+    pub hlc: Hlc,
+    /// `None`: deleted.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// Last-writer-wins order: term, then clock, then node.
+    fn rank(&self) -> (u64, &Hlc) {
+        (self.term, &self.hlc)
+    }
+}
+
+/// Per origin, the highest sequence number up to which a replica holds everything.
+pub type Digest = BTreeMap<Origin, u64>;
+
+/// What a peer lacks: entries, and the watermarks they bring it up to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub entries: Vec<Entry>,
+    pub watermarks: BTreeMap<Origin, u64>,
+}
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// An owner record written by someone else than its owner.
+    NotOwner,
+    /// A clock far in the future.
+    Clock,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Space {
+    /// Everything up to here is held.
+    watermark: u64,
+    entries: BTreeMap<(Kind, String), Entry>,
+}
+
+/// A node's replica of the mesh's records.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    me: Origin,
+    clock: Clock,
+    seq: u64,
+    spaces: BTreeMap<Origin, Space>,
+}
+
+impl Replica {
+    pub fn new(node: NodeId, generation: u64) -> Replica {
+        Replica {
+            clock: Clock::new(node.clone()),
+            me: Origin { node, generation },
+            seq: 0,
+            spaces: BTreeMap::new(),
+        }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.me
+    }
+
+    /// Writes a record (`None` deletes it) at wall time `wall_ms`; returns the entry to
+    /// spread.
+    pub fn write(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        value: Option<Vec<u8>>,
+        wall_ms: u64,
+        term: u64,
+    ) -> Entry {
+        self.seq += 1;
+        let e = Entry {
+            kind,
+            key: key.to_string(),
+            origin: self.me.clone(),
+            seq: self.seq,
+            term,
+            hlc: self.clock.now(wall_ms),
+            value,
+        };
+        let space = self.spaces.entry(self.me.clone()).or_default();
+        space.watermark = self.seq;
+        space.entries.insert((kind, key.to_string()), e.clone());
+        e
+    }
+
+    /// Takes in an entry from a peer. Returns whether it changed anything.
+    pub fn apply(&mut self, e: Entry, wall_ms: u64) -> Result<bool, Refused> {
+        if e.kind.owned() && owner_of(&e.key) != e.origin.node.as_str() {
+            return Err(Refused::NotOwner);
+        }
+        if !self.clock.observe(&e.hlc, wall_ms) {
+            return Err(Refused::Clock);
+        }
+        let space = self.spaces.entry(e.origin.clone()).or_default();
+        if e.seq == space.watermark + 1 {
+            space.watermark = e.seq;
+        }
+        let slot = (e.kind, e.key.clone());
+        match space.entries.get(&slot) {
+            Some(old) if old.seq >= e.seq => Ok(false),
+            _ => {
+                space.entries.insert(slot, e);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The watermarks of every origin known.
+    pub fn digest(&self) -> Digest {
+        self.spaces
+            .iter()
+            .map(|(o, s)| (o.clone(), s.watermark))
+            .collect()
+    }
+
+    /// What a peer with `theirs` lacks, at most `max_entries` entries: whole origins only,
+    /// so that each watermark sent is exact.
+    pub fn delta_for(&self, theirs: &Digest, max_entries: usize) -> Delta {
+        let mut d = Delta::default();
+        for (origin, space) in &self.spaces {
+            let have = theirs.get(origin).copied().unwrap_or(0);
+            if space.watermark <= have {
+                continue;
+            }
+            let mut missing: Vec<&Entry> =
+                space.entries.values().filter(|e| e.seq > have).collect();
+            if !d.entries.is_empty() && d.entries.len() + missing.len() > max_entries {
+                break;
+            }
+            missing.sort_by_key(|e| e.seq);
+            d.entries.extend(missing.into_iter().cloned());
+            d.watermarks.insert(origin.clone(), space.watermark);
+        }
+        d
+    }
+
+    /// Takes in a delta; the watermarks rise to the sender's for the origins it covered.
+    /// Returns how many entries changed something and how many were refused.
+    pub fn apply_delta(&mut self, d: Delta, wall_ms: u64) -> (usize, usize) {
+        let (mut changed, mut refused) = (0, 0);
+        let mut ok_origins: BTreeMap<Origin, bool> =
+            d.watermarks.keys().map(|o| (o.clone(), true)).collect();
+        for e in d.entries {
+            let origin = e.origin.clone();
+            match self.apply(e, wall_ms) {
+                Ok(true) => changed += 1,
+                Ok(false) => {}
+                Err(_) => {
+                    refused += 1;
+                    ok_origins.insert(origin, false);
+                }
+            }
+        }
+        for (origin, w) in d.watermarks {
+            if ok_origins.get(&origin) == Some(&true) {
+                let space = self.spaces.entry(origin).or_default();
+                space.watermark = space.watermark.max(w);
+            }
+        }
+        (changed, refused)
+    }
+
+    /// The current record of `kind`/`key`: the owner's for owner records, else the
+    /// last writer's. A deleted record is `None`.
+    pub fn get(&self, kind: Kind, key: &str) -> Option<&Entry> {
+        let slot = (kind, key.to_string());
+        let candidates = self
+            .spaces
+            .iter()
+            .filter(|(o, _)| !kind.owned() || o.node.as_str() == owner_of(key))
+            .filter_map(|(_, s)| s.entries.get(&slot));
+        candidates
+            .max_by(|a, b| a.rank().cmp(&b.rank()))
+            .filter(|e| e.value.is_some())
+    }
+
+    /// Every current record of a kind, by key.
+    pub fn all(&self, kind: Kind) -> BTreeMap<String, &Entry> {
+        let mut out: BTreeMap<String, &Entry> = BTreeMap::new();
+        for (origin, space) in &self.spaces {
+            for ((k, key), e) in &space.entries {
+                if *k != kind || (kind.owned() && origin.node.as_str() != owner_of(key)) {
+                    continue;
+                }
+                match out.get(key) {
+                    Some(cur) if cur.rank() >= e.rank() => {}
+                    _ => {
+                        out.insert(key.clone(), e);
+                    }
+                }
+            }
+        }
+        out.retain(|_, e| e.value.is_some());
+        out
+    }
+
+    /// Forgets an origin (a node confirmed dead, or an old generation): its owner records
+    /// disappear from every view.
+    pub fn forget(&mut self, origin: &Origin) {
+        self.spaces.remove(origin);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(n: &str) -> NodeId {
+        NodeId::new(n)
+    }
+
+    #[test]
+    fn last_writer_wins_across_nodes_and_ties_break_on_the_node() {
+        let mut a = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        let ea = a.write(
+            Kind::Desired,
+            "lamp/vm/app",
+            Some(b"started".to_vec()),
+            100,
+            0,
+        );
+        let eb = b.write(
+            Kind::Desired,
+            "lamp/vm/app",
+            Some(b"stopped".to_vec()),
+            200,
+            0,
+        );
+        a.apply(eb.clone(), 200).unwrap();
+        b.apply(ea, 200).unwrap();
+        assert_eq!(
+            a.get(Kind::Desired, "lamp/vm/app")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some(&b"stopped"[..])
+        );
+        assert_eq!(
+            a.get(Kind::Desired, "lamp/vm/app"),
+            b.get(Kind::Desired, "lamp/vm/app")
+        );
+        // A delete is a tombstone that wins the same way.
+        let del = a.write(Kind::Desired, "lamp/vm/app", None, 300, 0);
+        b.apply(del, 300).unwrap();
+        assert!(b.get(Kind::Desired, "lamp/vm/app").is_none());
+    }
+
+    #[test]
+    fn owner_records_cannot_be_forged() {
+        let mut a = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        let forged = b.write(
+            Kind::Exports,
+            &owner_key(&node("a"), "lamp/vm/db"),
+            Some(b"evil".to_vec()),
+            10,
+            0,
+        );
+        assert_eq!(a.apply(forged, 10), Err(Refused::NotOwner));
+        let own = b.write(
+            Kind::Exports,
+            &owner_key(&node("b"), "lamp/vm/db"),
+            Some(b"ok".to_vec()),
+            10,
+            0,
+        );
+        assert_eq!(a.apply(own, 10), Ok(true));
+        assert_eq!(a.all(Kind::Exports).len(), 1);
+    }
+
+    #[test]
+    fn anti_entropy_fills_gaps_left_by_lost_deltas() {
+        let mut a = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        let mut eager = Vec::new();
+        for i in 0..10 {
+            eager.push(a.write(
+                Kind::Application,
+                &format!("app{}", i % 4),
+                Some(vec![i]),
+                10 + i as u64,
+                0,
+            ));
+        }
+        // Only every third delta arrives.
+        for e in eager.iter().step_by(3) {
+            b.apply(e.clone(), 100).unwrap();
+        }
+        assert_ne!(a.all(Kind::Application), b.all(Kind::Application));
+        let d = a.delta_for(&b.digest(), 1000);
+        b.apply_delta(d, 100);
+        assert_eq!(a.all(Kind::Application), b.all(Kind::Application));
+        assert_eq!(a.digest(), b.digest());
+        assert!(
+            a.delta_for(&b.digest(), 1000).entries.is_empty(),
+            "nothing left to send"
+        );
+    }
+
+    #[test]
+    fn a_new_generation_is_a_new_keyspace() {
+        let mut a1 = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        b.apply(a1.write(Kind::Member, "a", Some(b"v1".to_vec()), 10, 0), 10)
+            .unwrap();
+        // `a` lost its disk: its sequence starts again, under a new generation.
+        let mut a2 = Replica::new(node("a"), 2);
+        let e = a2.write(Kind::Member, "a", Some(b"v2".to_vec()), 20, 0);
+        assert_eq!(e.seq, 1);
+        b.apply(e, 20).unwrap();
+        assert_eq!(
+            b.get(Kind::Member, "a").unwrap().value.as_deref(),
+            Some(&b"v2"[..])
+        );
+        b.forget(&Origin {
+            node: node("a"),
+            generation: 1,
+        });
+        assert_eq!(b.all(Kind::Member).len(), 1);
+    }
+}
