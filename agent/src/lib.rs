@@ -9,5 +9,6 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod mesh;
+pub mod net;
 pub mod runtime;
 pub mod store;
