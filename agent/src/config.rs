@@ -14,6 +14,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Network addresses to listen on (multiaddrs; used by the mesh).
     pub listen: Vec<String>,
+    /// Peers to connect to at start (multiaddrs of mesh members).
+    pub peer: Vec<String>,
+    /// The mesh's id; messages of other meshes are dropped.
+    pub mesh: String,
     /// Root instances this agent hosts, as `APP:/ROOT`.
     pub host: Vec<String>,
     /// This node's name (default: the host name).
@@ -37,6 +41,8 @@ impl Default for Config {
         Config {
             data_dir: default_data_dir(),
             listen: Vec::new(),
+            peer: Vec::new(),
+            mesh: "roboconf".into(),
             host: Vec::new(),
             node: hostname(),
             ip: "127.0.0.1".into(),
@@ -141,6 +147,13 @@ impl Config {
             return Err(Error::Invalid(
                 "max-parallel-scripts must be at least 1".into(),
             ));
+        }
+        for a in self.listen.iter().chain(&self.peer) {
+            if a.parse::<libp2p::Multiaddr>().is_err() {
+                return Err(Error::Invalid(format!(
+                    "`{a}` is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/0)"
+                )));
+            }
         }
         if self.node.trim().is_empty() {
             return Err(Error::Invalid("node must not be empty".into()));

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod mesh;
+pub mod meshio;
 pub mod net;
 pub mod runtime;
 pub mod store;

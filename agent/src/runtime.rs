@@ -228,12 +228,14 @@ struct Loop {
     workers: Arc<Semaphore>,
     script: Arc<Script>,
     logger: Arc<Logger>,
+    mesh: Option<crate::meshio::MeshIo>,
 }
 
 impl Loop {
     fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
         let id = self.next_id;
         self.next_id += 1;
+        self.core.step(Input::Now(now_ms()));
         let command = match req {
             Request::Logs { app, path } => {
                 let response = match self.store.runs(&app, &path) {
@@ -355,6 +357,16 @@ impl Loop {
                         let _ = tx.send(response);
                     }
                 }
+                Output::Broadcast(entries) => {
+                    if let Some(m) = &self.mesh {
+                        m.broadcast(entries);
+                    }
+                }
+                Output::Delta { id, delta } => {
+                    if let Some(m) = &self.mesh {
+                        m.respond(id, delta);
+                    }
+                }
                 Output::Event(core::Event::StateChanged { app, path, state }) => {
                     eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
                 }
@@ -383,7 +395,39 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             model,
         });
     }
+    let generation = match store.meta("generation")? {
+        Some(b) => String::from_utf8_lossy(&b).parse().unwrap_or(1),
+        None => {
+            let g = now_ms();
+            store.set_meta("generation", g.to_string().as_bytes())?;
+            g
+        }
+    };
+    let networked = !cfg.listen.is_empty() || !cfg.peer.is_empty();
+    let mesh = if networked {
+        let key = crate::meshio::identity(&cfg.data_dir).map_err(|e| Error::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            message: format!("identity: {e}"),
+        })?;
+        let m =
+            crate::meshio::MeshIo::start(key, &cfg.mesh, &cfg.listen, &cfg.peer).map_err(|e| {
+                Error::Socket {
+                    path: "network".into(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+        m.dial_bootstrap().await;
+        Some(m)
+    } else {
+        None
+    };
+    let node_id = mesh
+        .as_ref()
+        .map(|m| m.node_id())
+        .unwrap_or_else(|| crate::mesh::NodeId::new(cfg.node.clone()));
     let core_cfg = core::Config {
+        node_id,
+        generation,
         node: cfg.node.clone(),
         ip: cfg.ip.clone(),
         work_dir: cfg.data_dir.join("instances"),
@@ -392,7 +436,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         forbidden_ports: cfg.forbidden_ports.iter().copied().collect(),
         ..core::Config::default()
     };
-    let core = Core::restore(core_cfg, apps, store.instances()?);
+    let core = Core::restore_with(core_cfg, apps, store.instances()?, store.replica()?);
     let socket = cfg.socket_path();
     let listener = control::bind(&socket).map_err(|source| Error::Socket {
         path: socket.display().to_string(),
@@ -415,6 +459,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         removals: HashMap::new(),
         next_id: 1,
         done_tx,
+        mesh,
     };
     lp.flush()?;
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
@@ -423,12 +468,51 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             path: "SIGTERM".into(),
             source,
         })?;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let mut net_events = lp.mesh.as_mut().map(|m| &mut m.events);
+        let net_event = async {
+            match net_events.as_mut() {
+                Some(events) => events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some((req, reply)) = requests_rx.recv() => lp.request(req, reply),
             Some((run, result)) = done_rx.recv() => lp.core.step(Input::PluginDone { run, result }),
+            Some(ev) = net_event => {
+                let (input, ae_peer) = match lp.mesh.as_ref() {
+                    Some(m) => m.on_event(ev, now_ms()),
+                    None => (None, None),
+                };
+                if let Some(input) = input {
+                    lp.core.step(input);
+                }
+                if let (Some(peer), Some(m)) = (ae_peer, lp.mesh.as_mut()) {
+                    m.anti_entropy(lp.core.digest(), Some(peer)).await;
+                }
+            }
+            _ = ticks.tick() => {
+                lp.core.step(Input::Now(now_ms()));
+                let digest = lp.core.digest();
+                if let Some(m) = lp.mesh.as_mut() {
+                    while let Ok(delta) = m.deltas.try_recv() {
+                        lp.core.step(Input::RemoteDelta { delta, at_ms: now_ms() });
+                    }
+                    m.anti_entropy(digest, None).await;
+                }
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+        }
+        // Anti-entropy answers are taken in as soon as they are there.
+        if let Some(m) = lp.mesh.as_mut() {
+            while let Ok(delta) = m.deltas.try_recv() {
+                lp.core.step(Input::RemoteDelta {
+                    delta,
+                    at_ms: now_ms(),
+                });
+            }
         }
         // Group what is already waiting into the same durable batch.
         for _ in 0..256 {

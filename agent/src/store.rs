@@ -3,6 +3,7 @@
 //! flushed before the runtime acts on what follows it, so a `kill -9` at any point loses
 //! nothing that was acknowledged.
 
+use crate::core::mesh::TREE_REPLICA;
 use crate::core::records::{
     AppRecord, InstanceRecord, RunRecord, Write, TREE_APPS, TREE_INSTANCES, TREE_RUNS,
 };
@@ -31,6 +32,11 @@ pub trait Store: Send + Sync {
     fn instances(&self) -> Result<Vec<InstanceRecord>, Error>;
     /// The runs kept for an instance, oldest first.
     fn runs(&self, app: &str, path: &str) -> Result<Vec<RunRecord>, Error>;
+    /// The replicated entries held.
+    fn replica(&self) -> Result<Vec<crate::mesh::replica::Entry>, Error>;
+    /// A small value of the store's own (identity, generation).
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), Error>;
 }
 
 /// The sled store.
@@ -39,6 +45,8 @@ pub struct Sled {
     apps: sled::Tree,
     instances: sled::Tree,
     runs: sled::Tree,
+    replica: sled::Tree,
+    meta: sled::Tree,
 }
 
 impl Sled {
@@ -55,6 +63,8 @@ impl Sled {
             apps: db.open_tree(TREE_APPS)?,
             instances: db.open_tree(TREE_INSTANCES)?,
             runs: db.open_tree(TREE_RUNS)?,
+            replica: db.open_tree(TREE_REPLICA)?,
+            meta: db.open_tree("meta")?,
             db,
         })
     }
@@ -63,6 +73,7 @@ impl Sled {
         match name {
             TREE_APPS => &self.apps,
             TREE_INSTANCES => &self.instances,
+            TREE_REPLICA => &self.replica,
             _ => &self.runs,
         }
     }
@@ -101,12 +112,13 @@ impl Store for Sled {
                 }
             }
         }
-        (&self.apps, &self.instances, &self.runs)
-            .transaction(|(apps, instances, runs)| {
+        (&self.apps, &self.instances, &self.runs, &self.replica)
+            .transaction(|(apps, instances, runs, replica)| {
                 for (tree, key, value) in &plain {
                     let t = match *tree {
                         TREE_APPS => apps,
                         TREE_INSTANCES => instances,
+                        TREE_REPLICA => replica,
                         _ => runs,
                     };
                     match value {
@@ -131,6 +143,20 @@ impl Store for Sled {
 
     fn instances(&self) -> Result<Vec<InstanceRecord>, Error> {
         decode(&self.instances)
+    }
+
+    fn replica(&self) -> Result<Vec<crate::mesh::replica::Entry>, Error> {
+        decode(&self.replica)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        self.meta.insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     fn runs(&self, app: &str, path: &str) -> Result<Vec<RunRecord>, Error> {

@@ -135,7 +135,8 @@ impl Harness {
                 Output::Reply { id, response } => {
                     self.replies.insert(id, response);
                 }
-                Output::Event(_) => {}
+                // One node: nothing to spread.
+                Output::Event(_) | Output::Broadcast(_) | Output::Delta { .. } => {}
             }
         }
     }

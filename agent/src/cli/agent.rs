@@ -18,6 +18,7 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
         cfg.data_dir = d;
     }
     cfg.listen.extend(args.listen);
+    cfg.peer.extend(args.peer);
     cfg.host.extend(args.host);
     if let Some(n) = args.node {
         cfg.node = n;

@@ -79,6 +79,9 @@ pub struct AgentArgs {
     /// Address to listen on for the mesh, e.g. /ip4/127.0.0.1/tcp/0.
     #[arg(long)]
     pub listen: Vec<String>,
+    /// A member of the mesh to connect to at start (multiaddr, repeatable).
+    #[arg(long)]
+    pub peer: Vec<String>,
     /// A root instance this agent hosts, as APP:/ROOT (repeatable).
     #[arg(long)]
     pub host: Vec<String>,

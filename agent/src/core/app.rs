@@ -180,6 +180,11 @@ impl AppState {
     /// Publishes the exports of a started instance. Returns the prefixes that changed.
     pub fn publish(&mut self, path: &str, ip: &str) -> BTreeSet<String> {
         let exports = self.exports(path, ip);
+        self.publish_vars(path, exports)
+    }
+
+    /// Publishes given variables for `path` (an instance run here or elsewhere).
+    pub fn publish_vars(&mut self, path: &str, exports: Vars) -> BTreeSet<String> {
         let mut by_prefix: BTreeMap<String, Vars> = BTreeMap::new();
         for (k, v) in exports {
             by_prefix

@@ -50,6 +50,14 @@ impl Core {
         }
     }
 
+    pub(super) fn mark_importers_of(
+        &mut self,
+        app: &str,
+        prefixes: impl IntoIterator<Item = String>,
+    ) {
+        self.mark_importers(app, prefixes)
+    }
+
     fn mark_importers(&mut self, app: &str, prefixes: impl IntoIterator<Item = String>) {
         let Some(a) = self.apps.get(app) else { return };
         let mut keys = Vec::new();
@@ -390,6 +398,7 @@ impl Core {
             // Exports are withdrawn as soon as the instance starts stopping.
             let gone = a.withdraw(path);
             self.mark_importers(app_name, gone);
+            self.share_exports(app_name, path, None);
         }
         self.runs.insert(run, pending);
         match transient {
@@ -480,6 +489,14 @@ impl Core {
         } else {
             Default::default()
         };
+        let shared = (next == State::DeployedStarted).then(|| {
+            let comp = a
+                .insts
+                .get(&p.path)
+                .map(|i| a.graph.components[i.comp].name.clone())
+                .unwrap_or_default();
+            (comp, a.exports(&p.path, &ip))
+        });
         self.writes.push(Write::put(
             TREE_RUNS,
             run_key(&p.app, &p.path, seq),
@@ -492,6 +509,9 @@ impl Core {
             });
         }
         self.mark_importers(&p.app, published);
+        if let Some(shared) = shared {
+            self.share_exports(&p.app, &p.path, Some(shared));
+        }
         self.persist_instance(&p.app, &p.path);
         self.set_state(&p.app, &p.path, next);
         self.mark_family(&p.app, &p.path);

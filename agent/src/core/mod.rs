@@ -7,6 +7,7 @@
 
 mod app;
 mod lifecycle;
+pub mod mesh;
 mod ops;
 pub mod records;
 
@@ -34,6 +35,9 @@ pub struct Config {
     /// Random ports are taken from this range, skipping `forbidden_ports`.
     pub port_range: (u16, u16),
     pub forbidden_ports: BTreeSet<u16>,
+    /// This node in the mesh (its peer id), and the generation of its store.
+    pub node_id: crate::mesh::NodeId,
+    pub generation: u64,
 }
 
 impl Default for Config {
@@ -46,6 +50,8 @@ impl Default for Config {
             runs_kept: 20,
             port_range: (10_000, 65_500),
             forbidden_ports: BTreeSet::new(),
+            node_id: crate::mesh::NodeId::new("local"),
+            generation: 1,
         }
     }
 }
@@ -98,8 +104,31 @@ pub struct RunResult {
 /// What drives the core.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Command { id: u64, command: Command },
-    PluginDone { run: u64, result: RunResult },
+    Command {
+        id: u64,
+        command: Command,
+    },
+    PluginDone {
+        run: u64,
+        result: RunResult,
+    },
+    /// Records from a peer (gossip), at the runtime's wall time.
+    Remote {
+        entries: Vec<crate::mesh::replica::Entry>,
+        at_ms: u64,
+    },
+    /// A peer's answer to our digest.
+    RemoteDelta {
+        delta: crate::mesh::replica::Delta,
+        at_ms: u64,
+    },
+    /// A peer's digest: answer with `Output::Delta { id, .. }`.
+    Digest {
+        id: u64,
+        digest: crate::mesh::replica::Digest,
+    },
+    /// The wall time, so that writes are stamped right.
+    Now(u64),
 }
 
 /// A plug-in run the runtime must start (after persisting what came before it).
@@ -134,8 +163,18 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub enum Output {
     Persist(Vec<Write>),
+    /// Records to spread to peers (after they are persisted).
+    Broadcast(Vec<crate::mesh::replica::Entry>),
+    /// What a peer that sent a digest lacks.
+    Delta {
+        id: u64,
+        delta: crate::mesh::replica::Delta,
+    },
     Run(Box<PluginRun>),
-    Reply { id: u64, response: Response },
+    Reply {
+        id: u64,
+        response: Response,
+    },
     Event(Event),
 }
 
@@ -151,6 +190,9 @@ pub struct Core {
     dirty: BTreeSet<(String, String)>,
     writes: Vec<Write>,
     out: Vec<Output>,
+    replica: crate::mesh::replica::Replica,
+    broadcast: Vec<crate::mesh::replica::Entry>,
+    now_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +210,9 @@ impl Core {
     /// A core with nothing registered.
     pub fn new(cfg: Config) -> Core {
         Core {
+            replica: crate::mesh::replica::Replica::new(cfg.node_id.clone(), cfg.generation),
+            broadcast: Vec::new(),
+            now_ms: 0,
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),
@@ -182,7 +227,22 @@ impl Core {
     /// Restores what the store holds. A script that was running when the agent stopped
     /// (its instance is in a transient state) runs again.
     pub fn restore(cfg: Config, apps: Vec<LoadedApp>, instances: Vec<InstanceRecord>) -> Core {
+        Core::restore_with(cfg, apps, instances, Vec::new())
+    }
+
+    /// The same, with the replicated entries the store held.
+    pub fn restore_with(
+        cfg: Config,
+        apps: Vec<LoadedApp>,
+        instances: Vec<InstanceRecord>,
+        replica: Vec<crate::mesh::replica::Entry>,
+    ) -> Core {
         let mut core = Core::new(cfg);
+        core.replica = crate::mesh::replica::Replica::restore(
+            core.cfg.node_id.clone(),
+            core.cfg.generation,
+            replica,
+        );
         for app in apps {
             let name = app.name.clone();
             core.apps.insert(name, AppState::new(app));
@@ -228,9 +288,22 @@ impl Core {
                 self.out.push(Output::Reply { id, response });
             }
             Input::PluginDone { run, result } => {
+                self.now_ms = self.now_ms.max(result.at_ms);
                 self.plugin_done(run, result);
                 self.reconcile();
             }
+            Input::Remote { entries, at_ms } => {
+                self.now_ms = self.now_ms.max(at_ms);
+                self.remote_entries(entries);
+                self.reconcile();
+            }
+            Input::RemoteDelta { delta, at_ms } => {
+                self.now_ms = self.now_ms.max(at_ms);
+                self.remote_delta(delta);
+                self.reconcile();
+            }
+            Input::Digest { id, digest } => self.answer_digest(id, digest),
+            Input::Now(ms) => self.now_ms = self.now_ms.max(ms),
         }
     }
 
@@ -239,6 +312,9 @@ impl Core {
         let mut out = Vec::with_capacity(self.out.len() + 1);
         if !self.writes.is_empty() {
             out.push(Output::Persist(std::mem::take(&mut self.writes)));
+        }
+        if !self.broadcast.is_empty() {
+            out.push(Output::Broadcast(std::mem::take(&mut self.broadcast)));
         }
         out.append(&mut self.out);
         out

@@ -128,6 +128,47 @@ impl Replica {
         &self.me
     }
 
+    /// A replica rebuilt from the entries it had stored: its own sequence continues
+    /// after the highest of its own entries; watermarks are the highest sequence held from
+    /// 1 without gaps (anti-entropy repairs the rest).
+    pub fn restore(node: NodeId, generation: u64, entries: Vec<Entry>) -> Replica {
+        let mut r = Replica::new(node, generation);
+        let mut seqs: BTreeMap<Origin, Vec<u64>> = BTreeMap::new();
+        for e in entries {
+            seqs.entry(e.origin.clone()).or_default().push(e.seq);
+            let _ = r.clock.observe(&e.hlc, u64::MAX / 2);
+            r.spaces
+                .entry(e.origin.clone())
+                .or_default()
+                .entries
+                .insert((e.kind, e.key.clone()), e);
+        }
+        for (origin, mut list) in seqs {
+            list.sort_unstable();
+            if origin == r.me {
+                r.seq = list.last().copied().unwrap_or(0);
+            }
+            let mut w = 0;
+            for s in list {
+                if s == w + 1 {
+                    w = s;
+                }
+            }
+            let space = r.spaces.entry(origin.clone()).or_default();
+            space.watermark = if origin == r.me { r.seq } else { w };
+        }
+        r
+    }
+
+    /// The store key of an entry (one per origin, kind and record key).
+    pub fn store_key(e: &Entry) -> Vec<u8> {
+        format!(
+            "{}\u{0}{}\u{0}{:?}\u{0}{}",
+            e.origin.node, e.origin.generation, e.kind, e.key
+        )
+        .into_bytes()
+    }
+
     /// Writes a record (`None` deletes it) at wall time `wall_ms`; returns the entry to
     /// spread.
     pub fn write(

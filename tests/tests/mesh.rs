@@ -1,0 +1,97 @@
+//! Two agents on loopback form a mesh and share exports: a database hosted by one agent
+//! satisfies the import of an app server hosted by the other; when the database stops,
+//! the importer goes UNRESOLVED there, and it starts again when the database comes back.
+//! Real processes, real libp2p (TCP, Noise, Yamux, gossipsub, request-response), port 0.
+
+use roboconf_tests::Agent;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Db, App;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, port = 8080;\n\timports: Db.ip, Db.port;\n}\n";
+const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\ninstance of VM {\n\tname: vm-app;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n";
+const START: &str = "#!/bin/bash\necho \"start $ROBOCONF_INSTANCE_PATH db=${Db_0_name:-none}:${Db_0_port:-none}\" >> \"$JOURNAL\"\n";
+
+fn app(root: &Path) -> PathBuf {
+    let app = root.join("app");
+    let w = |rel: &str, text: &str| {
+        let p = app.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    w("descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
+    w("graph/main.graph", GRAPH);
+    w("instances/main.instances", INSTANCES);
+    w(
+        "graph/VM/local.target.properties",
+        "id = local\nhandler = local\nname = this machine\n",
+    );
+    w("graph/Db/scripts/start.sh", START);
+    w("graph/App/scripts/start.sh", START);
+    app
+}
+
+/// The address an agent announced in its log.
+fn address(a: &Agent) -> String {
+    let mut found = String::new();
+    a.wait_until("the listening address", Duration::from_secs(20), |a| {
+        let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+        match log
+            .lines()
+            .find_map(|l| l.strip_prefix("roboconf agent: listening on "))
+        {
+            Some(addr) => {
+                std::fs::write(a.log.with_extension("addr"), addr).expect("note the address");
+                true
+            }
+            None => false,
+        }
+    });
+    found.push_str(&std::fs::read_to_string(a.log.with_extension("addr")).expect("address"));
+    found
+}
+
+#[test]
+fn exports_cross_the_mesh() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let app = app(root);
+    let journal = root.join("journal.log");
+    let j = journal.display().to_string();
+    let env = [("JOURNAL", j.as_str())];
+    let a = Agent::start(
+        &root.join("a"),
+        &["--listen", "/ip4/127.0.0.1/tcp/0", "--host", "shop:/vm-db"],
+        &env,
+    );
+    let addr = address(&a);
+    let b = Agent::start(
+        &root.join("b"),
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--peer",
+            &addr,
+            "--host",
+            "shop:/vm-app",
+        ],
+        &env,
+    );
+    for agent in [&a, &b] {
+        let o = agent.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    a.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STARTED");
+    b.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+    let text = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        text.contains("start /vm-app/app db=/vm-db/db:5432"),
+        "the importer was configured from the remote export:\n{text}"
+    );
+    // The database stops on its agent: the importer on the other agent loses it.
+    let o = a.cli(&["instance", "stop", "shop", "/vm-db/db"]);
+    assert!(o.status.success());
+    b.wait_states("shop", &["/vm-app/app"], "UNRESOLVED");
+    let o = a.cli(&["instance", "start", "shop", "/vm-db/db"]);
+    assert!(o.status.success());
+    b.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+}
