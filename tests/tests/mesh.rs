@@ -1,6 +1,8 @@
 //! Two agents on loopback form a mesh and share exports: a database hosted by one agent
 //! satisfies the import of an app server hosted by the other; when the database stops,
-//! the importer goes UNRESOLVED there, and it starts again when the database comes back.
+//! the importer goes UNRESOLVED there, and it starts again when the database comes back;
+//! every agent shows every instance with its host, and an operator on either agent acts
+//! on instances hosted by the other.
 //! Real processes, real libp2p (TCP, Noise, Yamux, gossipsub, request-response), port 0.
 
 use roboconf_tests::Agent;
@@ -60,7 +62,14 @@ fn exports_cross_the_mesh() {
     let env = [("JOURNAL", j.as_str())];
     let a = Agent::start(
         &root.join("a"),
-        &["--listen", "/ip4/127.0.0.1/tcp/0", "--host", "shop:/vm-db"],
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--host",
+            "shop:/vm-db",
+            "--node",
+            "node-a",
+        ],
         &env,
     );
     let addr = address(&a);
@@ -73,6 +82,8 @@ fn exports_cross_the_mesh() {
             &addr,
             "--host",
             "shop:/vm-app",
+            "--node",
+            "node-b",
         ],
         &env,
     );
@@ -94,4 +105,25 @@ fn exports_cross_the_mesh() {
     let o = a.cli(&["instance", "start", "shop", "/vm-db/db"]);
     assert!(o.status.success());
     b.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+    // Every agent shows the whole application, with who hosts what.
+    b.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STARTED");
+    let s = b.status("shop");
+    let db = s["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["path"] == "/vm-db/db")
+        .unwrap()
+        .clone();
+    assert_eq!(db["node"], "node-a", "{s:#}");
+    assert_eq!(db["exports"]["Db.port"], "5432");
+    // An operator on one agent acts on an instance hosted by the other.
+    let o = b.cli(&["instance", "stop", "shop", "/vm-db/db"]);
+    assert!(o.status.success());
+    a.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STOPPED");
+    b.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STOPPED");
+    b.wait_states("shop", &["/vm-app/app"], "UNRESOLVED");
+    let o = b.cli(&["instance", "start", "shop", "/vm-db/db"]);
+    assert!(o.status.success());
+    a.wait_states("shop", &["/vm-app/app", "/vm-db/db"], "DEPLOYED_STARTED");
 }

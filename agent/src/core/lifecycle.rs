@@ -75,6 +75,7 @@ impl Core {
         if let Some(i) = self.apps.get(app).and_then(|a| a.insts.get(path)) {
             self.writes
                 .push(Write::put(TREE_INSTANCES, instance_key(app, path), &i.rec));
+            self.share_observed(app, path);
         }
     }
 

@@ -20,9 +20,23 @@ pub struct SharedExports {
     pub vars: Vars,
 }
 
-/// `node␟app␟path`.
+/// What the hosting node says of an instance, as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedObserved {
+    pub state: crate::api::State,
+    pub last_error: Option<String>,
+    /// The hosting node's name.
+    pub node: String,
+}
+
+/// `node␟app␟path` (exports and observed records).
 pub fn exports_key(node: &NodeId, app: &str, path: &str) -> String {
     owner_key(node, &format!("{app}{OWNER_SEP}{path}"))
+}
+
+/// `app␟path` (desired records).
+pub fn desired_key(app: &str, path: &str) -> String {
+    format!("{app}{OWNER_SEP}{path}")
 }
 
 fn split_exports_key(key: &str) -> Option<(&str, &str, &str)> {
@@ -60,6 +74,87 @@ impl Core {
             .replica
             .write(Kind::Exports, &key, value, self.now_ms, 0);
         self.share(e);
+    }
+
+    /// The state of an instance hosted here changed: tell the mesh.
+    pub(super) fn share_observed(&mut self, app: &str, path: &str) {
+        let root = path
+            .split('/')
+            .nth(1)
+            .map(|r| format!("/{r}"))
+            .unwrap_or_default();
+        if !self.is_hosted(app, &root) {
+            return;
+        }
+        let Some(i) = self.apps.get(app).and_then(|a| a.insts.get(path)) else {
+            return;
+        };
+        let value = SharedObserved {
+            state: i.rec.state,
+            last_error: i.rec.last_error.clone(),
+            node: self.cfg.node.clone(),
+        };
+        let bytes = serde_json::to_vec(&value).unwrap_or_default();
+        let key = exports_key(&self.node_id(), app, path);
+        if self
+            .replica
+            .get(Kind::Observed, &key)
+            .and_then(|e| e.value.as_ref())
+            == Some(&bytes)
+        {
+            return;
+        }
+        let e = self
+            .replica
+            .write(Kind::Observed, &key, Some(bytes), self.now_ms, 0);
+        self.share(e);
+    }
+
+    /// An operator set what an instance should be: every node learns it (last writer wins).
+    pub(super) fn share_desired(&mut self, app: &str, path: &str, target: crate::api::Desired) {
+        let bytes = serde_json::to_vec(&target).unwrap_or_default();
+        let e = self.replica.write(
+            Kind::Desired,
+            &desired_key(app, path),
+            Some(bytes),
+            self.now_ms,
+            0,
+        );
+        self.share(e);
+    }
+
+    /// What the mesh says of the instances of `app` this node does not host: path →
+    /// (observed state, exports).
+    pub fn remote_view(
+        &self,
+        app: &str,
+    ) -> std::collections::BTreeMap<String, (SharedObserved, Vars)> {
+        let mut out = std::collections::BTreeMap::new();
+        let me = self.node_id();
+        for (key, e) in self.replica.all(Kind::Observed) {
+            let Some((owner, a, path)) = split_exports_key(&key) else {
+                continue;
+            };
+            if a != app || owner == me.as_str() {
+                continue;
+            }
+            let Some(obs) = e
+                .value
+                .as_ref()
+                .and_then(|v| serde_json::from_slice::<SharedObserved>(v).ok())
+            else {
+                continue;
+            };
+            let exports = self
+                .replica
+                .get(Kind::Exports, &key)
+                .and_then(|x| x.value.as_ref())
+                .and_then(|v| serde_json::from_slice::<SharedExports>(v).ok())
+                .map(|s| s.vars)
+                .unwrap_or_default();
+            out.insert(path.to_string(), (obs, exports));
+        }
+        out
     }
 
     /// Entries from a peer (gossip or an anti-entropy answer).
@@ -111,6 +206,10 @@ impl Core {
     fn refresh(&mut self, touched: BTreeSet<(Kind, String)>) {
         let me = self.node_id();
         for (kind, key) in touched {
+            if kind == Kind::Desired {
+                self.refresh_desired(&key);
+                continue;
+            }
             if kind != Kind::Exports {
                 continue;
             }
@@ -135,5 +234,55 @@ impl Core {
             }
             self.mark_importers_of(&app, changed);
         }
+    }
+}
+
+impl Core {
+    /// A desired state decided elsewhere: take it (without writing it again).
+    fn refresh_desired(&mut self, key: &str) {
+        let Some((app, path)) = key.split_once(OWNER_SEP) else {
+            return;
+        };
+        let Some(target) = self
+            .replica
+            .get(Kind::Desired, key)
+            .and_then(|e| e.value.as_ref())
+            .and_then(|v| serde_json::from_slice::<crate::api::Desired>(v).ok())
+        else {
+            return;
+        };
+        let (app, path) = (app.to_string(), path.to_string());
+        let Some(i) = self.apps.get_mut(&app).and_then(|a| a.insts.get_mut(&path)) else {
+            return;
+        };
+        if i.rec.desired == target || i.parent.is_none() {
+            return;
+        }
+        i.rec.desired = target;
+        i.rec.blocked = false;
+        self.persist_instance(&app, &path);
+        self.mark(&app, &path);
+    }
+}
+
+impl Core {
+    /// Takes in what the replica already knows about `app` (records that arrived before
+    /// the application was registered here, or before a restart).
+    pub(super) fn adopt_remote(&mut self, app: &str) {
+        let prefix = format!("{app}{OWNER_SEP}");
+        let mut touched = BTreeSet::new();
+        for kind in [Kind::Exports, Kind::Desired] {
+            for key in self.replica.all(kind).into_keys() {
+                let rest = if kind.owned() {
+                    key.split_once(OWNER_SEP).map_or("", |(_, r)| r)
+                } else {
+                    key.as_str()
+                };
+                if rest.starts_with(&prefix) {
+                    touched.insert((kind, key));
+                }
+            }
+        }
+        self.refresh(touched);
     }
 }

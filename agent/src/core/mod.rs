@@ -271,6 +271,10 @@ impl Core {
             }
             let _ = name;
         }
+        let names: Vec<String> = core.apps.keys().cloned().collect();
+        for name in names {
+            core.adopt_remote(&name);
+        }
         core.reconcile();
         core
     }

@@ -95,6 +95,7 @@ impl Core {
             self.persist_instance(&name, &path);
             self.mark(&name, &path);
         }
+        self.adopt_remote(&name);
         let hosted: Vec<&str> = self
             .cfg
             .hosts
@@ -181,6 +182,7 @@ impl Core {
         i.rec.desired = target;
         i.rec.blocked = false;
         self.persist_instance(app, path);
+        self.share_desired(app, path, target);
         self.mark(app, path);
     }
 
@@ -342,10 +344,35 @@ impl Core {
             .values()
             .filter(|a| app.is_none_or(|n| n == a.name))
         {
+            let remote = self.remote_view(&a.name);
             let instances = a
                 .insts
                 .values()
                 .map(|i| {
+                    let root = i
+                        .rec
+                        .path
+                        .split('/')
+                        .nth(1)
+                        .map(|r| format!("/{r}"))
+                        .unwrap_or_default();
+                    if !self.is_hosted(&a.name, &root) {
+                        if let Some((obs, exports)) = remote.get(&i.rec.path) {
+                            return InstanceView {
+                                path: i.rec.path.clone(),
+                                component: i.rec.component.clone(),
+                                state: obs.state,
+                                desired: i.rec.desired,
+                                node: Some(obs.node.clone()),
+                                exports: if obs.state == State::DeployedStarted {
+                                    exports.clone()
+                                } else {
+                                    BTreeMap::new()
+                                },
+                                last_error: obs.last_error.clone(),
+                            };
+                        }
+                    }
                     let root = i
                         .rec
                         .path
