@@ -126,6 +126,21 @@ pub enum Request {
         app: String,
         path: String,
     },
+    Members,
+    /// Stop what this agent hosts, announce the departure, then stop the agent.
+    Leave,
+}
+
+/// One member of the mesh, as `members` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub id: String,
+    pub name: String,
+    pub addresses: Vec<String>,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: String,
+    pub roots: Vec<String>,
+    pub version: String,
 }
 
 /// One instance as `status` shows it (DESIGN §11).
@@ -189,6 +204,9 @@ pub enum Response {
     },
     Logs {
         runs: Vec<RunView>,
+    },
+    Members {
+        members: Vec<MemberView>,
     },
 }
 

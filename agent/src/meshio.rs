@@ -131,16 +131,48 @@ impl MeshIo {
         });
     }
 
-    /// Asks `peer` (or the next connected peer in turn) for what we lack.
-    pub async fn anti_entropy(&mut self, digest: Digest, peer: Option<PeerId>) {
-        if !self.announced {
-            if let Ok(addrs) = self.net.listening().await {
-                for a in addrs {
-                    eprintln!("roboconf agent: listening on {a}/p2p/{}", self.net.peer_id);
-                    self.announced = true;
+    /// The addresses to publish in the member record, once the listeners are up (once).
+    pub async fn new_addresses(&mut self) -> Option<Vec<String>> {
+        if self.announced {
+            return None;
+        }
+        let addrs = self.net.listening().await.ok()?;
+        if addrs.is_empty() {
+            return None;
+        }
+        self.announced = true;
+        let full: Vec<String> = addrs
+            .iter()
+            .map(|a| format!("{a}/p2p/{}", self.net.peer_id))
+            .collect();
+        for a in &full {
+            eprintln!("roboconf agent: listening on {a}");
+        }
+        Some(full)
+    }
+
+    /// Dials members that are not connected (their published addresses).
+    pub async fn dial_members(&self, members: Vec<Vec<String>>) {
+        let connected = self.net.peers().await.unwrap_or_default();
+        for addrs in members {
+            let Some(first) = addrs.first() else { continue };
+            if connected
+                .iter()
+                .any(|p| first.ends_with(&format!("/p2p/{p}")))
+                || first.ends_with(&format!("/p2p/{}", self.net.peer_id))
+            {
+                continue;
+            }
+            for a in addrs {
+                if let Ok(m) = a.parse::<Multiaddr>() {
+                    let _ = self.net.dial(m).await;
                 }
             }
         }
+    }
+
+    /// Asks `peer` (or the next connected peer in turn) for what we lack.
+    pub async fn anti_entropy(&mut self, digest: Digest, peer: Option<PeerId>) {
         let peer = match peer {
             Some(p) => p,
             None => {
@@ -196,8 +228,13 @@ impl MeshIo {
                     (None, None)
                 }
             },
-            Event::Connected(peer) => (None, Some(peer)),
-            Event::Disconnected(_) => (None, None),
+            Event::Connected(peer) => (
+                Some(Input::PeerUp(NodeId::new(peer.to_string()))),
+                Some(peer),
+            ),
+            Event::Disconnected(peer) => {
+                (Some(Input::PeerDown(NodeId::new(peer.to_string()))), None)
+            }
         }
     }
 }

@@ -229,6 +229,8 @@ struct Loop {
     script: Arc<Script>,
     logger: Arc<Logger>,
     mesh: Option<crate::meshio::MeshIo>,
+    /// Set once the node has left the mesh.
+    stop: bool,
 }
 
 impl Loop {
@@ -285,6 +287,8 @@ impl Loop {
                 }
             }
             Request::AppList => Command::AppList,
+            Request::Members => Command::Members,
+            Request::Leave => Command::Leave,
             Request::AppRemove { name } => {
                 self.removals.insert(id, name.clone());
                 Command::AppRemove { name }
@@ -357,6 +361,7 @@ impl Loop {
                         let _ = tx.send(response);
                     }
                 }
+                Output::Left => self.stop = true,
                 Output::Broadcast(entries) => {
                     if let Some(m) = &self.mesh {
                         m.broadcast(entries);
@@ -460,6 +465,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         next_id: 1,
         done_tx,
         mesh,
+        stop: false,
     };
     lp.flush()?;
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
@@ -468,7 +474,9 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             path: "SIGTERM".into(),
             source,
         })?;
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    // A quarter-second clock: suspects expire on it; anti-entropy runs every fourth tick.
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut tick: u64 = 0;
     loop {
         let mut net_events = lp.mesh.as_mut().map(|m| &mut m.events);
         let net_event = async {
@@ -493,13 +501,26 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                 }
             }
             _ = ticks.tick() => {
+                tick += 1;
                 lp.core.step(Input::Now(now_ms()));
-                let digest = lp.core.digest();
                 if let Some(m) = lp.mesh.as_mut() {
+                    if let Some(addrs) = m.new_addresses().await {
+                        lp.core.step(Input::Addresses(addrs));
+                    }
                     while let Ok(delta) = m.deltas.try_recv() {
                         lp.core.step(Input::RemoteDelta { delta, at_ms: now_ms() });
                     }
-                    m.anti_entropy(digest, None).await;
+                    if tick.is_multiple_of(4) {
+                        let members: Vec<Vec<String>> = lp
+                            .core
+                            .members()
+                            .into_iter()
+                            .filter(|(_, _, live)| !matches!(live, crate::core::members::Liveness::Left))
+                            .map(|(_, rec, _)| rec.addresses)
+                            .collect();
+                        m.dial_members(members).await;
+                        m.anti_entropy(lp.core.digest(), None).await;
+                    }
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
@@ -525,6 +546,9 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             }
         }
         lp.flush()?;
+        if lp.stop {
+            break;
+        }
     }
     let _ = std::fs::remove_file(&socket);
     eprintln!("roboconf agent: stopped");

@@ -136,7 +136,7 @@ impl Harness {
                     self.replies.insert(id, response);
                 }
                 // One node: nothing to spread.
-                Output::Event(_) | Output::Broadcast(_) | Output::Delta { .. } => {}
+                Output::Event(_) | Output::Broadcast(_) | Output::Delta { .. } | Output::Left => {}
             }
         }
     }

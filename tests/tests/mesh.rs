@@ -115,7 +115,7 @@ fn exports_cross_the_mesh() {
         .find(|i| i["path"] == "/vm-db/db")
         .unwrap()
         .clone();
-    assert_eq!(db["node"], "node-a", "{s:#}");
+    assert_eq!(db["node"], "node-a");
     assert_eq!(db["exports"]["Db.port"], "5432");
     // An operator on one agent acts on an instance hosted by the other.
     let o = b.cli(&["instance", "stop", "shop", "/vm-db/db"]);
@@ -126,4 +126,92 @@ fn exports_cross_the_mesh() {
     let o = b.cli(&["instance", "start", "shop", "/vm-db/db"]);
     assert!(o.status.success());
     a.wait_states("shop", &["/vm-app/app", "/vm-db/db"], "DEPLOYED_STARTED");
+}
+
+fn members(a: &Agent) -> Vec<serde_json::Value> {
+    let o = a.cli(&["members", "--json"]);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap_or_default()
+}
+
+fn member_state(a: &Agent, name: &str) -> String {
+    members(a)
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["state"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let app = app(root);
+    let journal = root.join("journal.log").display().to_string();
+    let env = [("JOURNAL", journal.as_str())];
+    let a_args = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--host",
+        "shop:/vm-db",
+        "--node",
+        "node-a",
+    ];
+    let mut a = Agent::start(&root.join("a"), &a_args, &env);
+    let addr = address(&a);
+    let b = Agent::start(
+        &root.join("b"),
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--peer",
+            &addr,
+            "--host",
+            "shop:/vm-app",
+            "--node",
+            "node-b",
+        ],
+        &env,
+    );
+    for agent in [&a, &b] {
+        let o = agent.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    b.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+    // `members` lists both, alive, with ids, addresses, roots and version.
+    b.wait_until("both members", Duration::from_secs(20), |b| {
+        member_state(b, "node-a") == "alive" && member_state(b, "node-b") == "alive"
+    });
+    let m = members(&b);
+    let ma = m.iter().find(|m| m["name"] == "node-a").expect("node-a");
+    assert!(ma["id"].as_str().is_some_and(|id| id.starts_with("12D3")));
+    assert!(ma["addresses"][0]
+        .as_str()
+        .is_some_and(|a| a.starts_with("/ip4/127.0.0.1/tcp/")));
+    assert_eq!(ma["roots"][0], "shop:/vm-db");
+    assert!(ma["version"].is_string());
+    // kill -9: the survivor marks it dead, withdraws its exports (the importer stops)
+    // and shows its machine in trouble.
+    let t = std::time::Instant::now();
+    a.kill9();
+    b.wait_until("node-a dead", Duration::from_secs(20), |b| {
+        member_state(b, "node-a") == "dead"
+    });
+    let detection = t.elapsed();
+    b.wait_states("shop", &["/vm-app/app"], "UNRESOLVED");
+    b.wait_states("shop", &["/vm-db"], "PROBLEM");
+    assert!(detection < Duration::from_secs(10), "{detection:?}");
+    // Restarted on its data dir (same identity, no new token or flag needed): it finds
+    // the mesh again and everything converges.
+    let a2 = Agent::start(&root.join("a"), &a_args, &env);
+    b.wait_until("node-a alive again", Duration::from_secs(30), |b| {
+        member_state(b, "node-a") == "alive"
+    });
+    b.wait_states("shop", &["/vm-app/app", "/vm-db/db"], "DEPLOYED_STARTED");
+    // A graceful leave: stops what it hosts, announces it, and is dropped at once.
+    let o = a2.cli(&["leave"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    b.wait_until("node-a left", Duration::from_secs(20), |b| {
+        member_state(b, "node-a") == "left"
+    });
+    b.wait_states("shop", &["/vm-app/app"], "UNRESOLVED");
 }

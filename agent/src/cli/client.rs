@@ -225,3 +225,23 @@ pub fn wait(
         );
     }
 }
+
+pub fn members(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    match call(&d, &Request::Members) {
+        Ok(Response::Members { members }) => {
+            if json {
+                out(&format!("{}\n", serde_json::to_string_pretty(&members)?));
+            } else {
+                out(&show::members(&members));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => finish(other, json),
+    }
+}
+
+pub fn leave(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    finish(call(&d, &Request::Leave), false)
+}

@@ -65,6 +65,13 @@ pub enum Command {
         #[arg(long, default_value = "30s")]
         timeout: String,
     },
+    /// List the members of the mesh: id, name, addresses, state, hosted roots, version.
+    Members {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop what this agent hosts, announce the departure to the mesh, stop the agent.
+    Leave,
     /// Show the recent script runs of an instance: action, exit code, output.
     Logs {
         app: String,
@@ -171,6 +178,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client::wait(data_dir, app, path, state, timeout)
         }
         Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
+        Command::Members { json } => client::members(data_dir, json),
+        Command::Leave => client::leave(data_dir),
     }
 }
 

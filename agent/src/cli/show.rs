@@ -66,6 +66,28 @@ pub fn apps(apps: &[AppSummary]) -> String {
     out
 }
 
+pub fn members(members: &[crate::api::MemberView]) -> String {
+    let mut out = String::new();
+    if members.is_empty() {
+        out.push_str("no member known (this agent is not in a mesh)\n");
+    }
+    for m in members {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<8} {} roots [{}] v{}",
+            m.name,
+            m.state,
+            m.id,
+            m.roots.join(", "),
+            m.version
+        );
+        for a in &m.addresses {
+            let _ = writeln!(out, "    {a}");
+        }
+    }
+    out
+}
+
 pub fn runs(runs: &[RunView]) -> String {
     let mut out = String::new();
     if runs.is_empty() {

@@ -150,6 +150,9 @@ impl Core {
         let Some(a) = self.apps.get(app) else {
             return false;
         };
+        if self.leaving.is_some() {
+            return false;
+        }
         let mut cur = a.insts.get(path);
         while let Some(i) = cur {
             match &i.parent {

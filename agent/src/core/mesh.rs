@@ -50,6 +50,10 @@ impl Core {
     }
 
     /// Records and spreads an entry written here.
+    pub(super) fn share_entry(&mut self, e: Entry) {
+        self.share(e)
+    }
+
     fn share(&mut self, e: Entry) {
         self.writes.push(Write::Put {
             tree: TREE_REPLICA,
@@ -138,13 +142,32 @@ impl Core {
             if a != app || owner == me.as_str() {
                 continue;
             }
-            let Some(obs) = e
+            let Some(mut obs) = e
                 .value
                 .as_ref()
                 .and_then(|v| serde_json::from_slice::<SharedObserved>(v).ok())
             else {
                 continue;
             };
+            if !self.counts(owner) {
+                // What a dead or departed node hosted: its machine is in trouble, the
+                // rest is not running as far as anyone knows.
+                let root = path.matches('/').count() == 1;
+                obs.state = if root {
+                    crate::api::State::Problem
+                } else {
+                    crate::api::State::NotDeployed
+                };
+                obs.last_error = Some(format!(
+                    "its host {} is {}",
+                    obs.node,
+                    if self.left_nodes_contains(owner) {
+                        "gone (it left)"
+                    } else {
+                        "dead"
+                    }
+                ));
+            }
             let exports = self
                 .replica
                 .get(Kind::Exports, &key)
@@ -210,6 +233,11 @@ impl Core {
                 self.refresh_desired(&key);
                 continue;
             }
+            if kind == Kind::Member {
+                // A member that left: its records stop counting at once.
+                self.owner_changed(&NodeId::new(key.clone()));
+                continue;
+            }
             if kind != Kind::Exports {
                 continue;
             }
@@ -219,11 +247,13 @@ impl Core {
             if owner == me.as_str() {
                 continue;
             }
+            let counts = self.counts(owner);
             let shared: Option<SharedExports> = self
                 .replica
                 .get(kind, &key)
                 .and_then(|e| e.value.as_ref())
-                .and_then(|v| serde_json::from_slice(v).ok());
+                .and_then(|v| serde_json::from_slice(v).ok())
+                .filter(|_| counts);
             let (app, path) = (app.to_string(), path.to_string());
             let Some(a) = self.apps.get_mut(&app) else {
                 continue;

@@ -7,6 +7,7 @@
 
 mod app;
 mod lifecycle;
+pub mod members;
 pub mod mesh;
 mod ops;
 pub mod records;
@@ -88,6 +89,9 @@ pub enum Command {
     Status {
         app: Option<String>,
     },
+    Members,
+    /// Stop what this node hosts, announce the departure; answered once done.
+    Leave,
 }
 
 /// The result of a plug-in run.
@@ -127,8 +131,13 @@ pub enum Input {
         id: u64,
         digest: crate::mesh::replica::Digest,
     },
-    /// The wall time, so that writes are stamped right.
+    /// The wall time, so that writes are stamped right (and suspects expire).
     Now(u64),
+    /// The network's view: a peer connected, or its last connection closed.
+    PeerUp(crate::mesh::NodeId),
+    PeerDown(crate::mesh::NodeId),
+    /// The addresses this node listens on (published in its member record).
+    Addresses(Vec<String>),
 }
 
 /// A plug-in run the runtime must start (after persisting what came before it).
@@ -176,6 +185,8 @@ pub enum Output {
         response: Response,
     },
     Event(Event),
+    /// The node has left the mesh: the runtime stops once the outputs before are done.
+    Left,
 }
 
 /// The core.
@@ -193,6 +204,13 @@ pub struct Core {
     replica: crate::mesh::replica::Replica,
     broadcast: Vec<crate::mesh::replica::Entry>,
     now_ms: u64,
+    connected: BTreeSet<crate::mesh::NodeId>,
+    suspects: BTreeMap<crate::mesh::NodeId, u64>,
+    dead: BTreeSet<crate::mesh::NodeId>,
+    /// Set by `leave` (with the id to answer): everything hosted here stops, then the
+    /// member record says so.
+    leaving: Option<u64>,
+    addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +231,11 @@ impl Core {
             replica: crate::mesh::replica::Replica::new(cfg.node_id.clone(), cfg.generation),
             broadcast: Vec::new(),
             now_ms: 0,
+            connected: BTreeSet::new(),
+            suspects: BTreeMap::new(),
+            dead: BTreeSet::new(),
+            leaving: None,
+            addresses: Vec::new(),
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),
@@ -286,6 +309,31 @@ impl Core {
     /// Applies one input; the outputs are collected by [`Core::take_outputs`].
     pub fn step(&mut self, input: Input) {
         match input {
+            Input::Command {
+                id,
+                command: Command::Leave,
+            } => {
+                self.leaving = Some(id);
+                let roots: Vec<(String, String)> = self.cfg.hosts.clone();
+                for (app, root) in roots {
+                    let below: Vec<String> = self
+                        .apps
+                        .get(&app)
+                        .map(|a| {
+                            a.insts
+                                .keys()
+                                .filter(|p| p.starts_with(&format!("{root}/")))
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for p in below {
+                        self.mark(&app, &p);
+                    }
+                }
+                self.reconcile();
+                self.check_left();
+            }
             Input::Command { id, command } => {
                 let response = self.command(command);
                 self.reconcile();
@@ -295,6 +343,7 @@ impl Core {
                 self.now_ms = self.now_ms.max(result.at_ms);
                 self.plugin_done(run, result);
                 self.reconcile();
+                self.check_left();
             }
             Input::Remote { entries, at_ms } => {
                 self.now_ms = self.now_ms.max(at_ms);
@@ -307,7 +356,22 @@ impl Core {
                 self.reconcile();
             }
             Input::Digest { id, digest } => self.answer_digest(id, digest),
-            Input::Now(ms) => self.now_ms = self.now_ms.max(ms),
+            Input::Now(ms) => {
+                self.now_ms = self.now_ms.max(ms);
+                self.expire_suspects();
+                self.reconcile();
+                self.check_left();
+            }
+            Input::PeerUp(n) => {
+                self.peer_up(n);
+                self.reconcile();
+            }
+            Input::PeerDown(n) => self.peer_down(n),
+            Input::Addresses(a) => {
+                self.addresses = a;
+                let addrs = self.addresses.clone();
+                self.publish_member(addrs, false);
+            }
         }
     }
 
@@ -332,6 +396,36 @@ impl Core {
     /// An application, for read-only views.
     pub fn app(&self, name: &str) -> Option<&AppState> {
         self.apps.get(name)
+    }
+
+    /// Once leaving and nothing hosted here runs any more: announce, answer, stop.
+    fn check_left(&mut self) {
+        let Some(id) = self.leaving else { return };
+        let busy = self.apps.values().any(|a| {
+            a.insts.values().any(|i| {
+                let root = i
+                    .rec
+                    .path
+                    .split('/')
+                    .nth(1)
+                    .map(|r| format!("/{r}"))
+                    .unwrap_or_default();
+                i.parent.is_some()
+                    && self.is_hosted(&a.name, &root)
+                    && (i.running.is_some() || i.rec.state == crate::api::State::DeployedStarted)
+            })
+        });
+        if busy {
+            return;
+        }
+        let addrs = self.addresses.clone();
+        self.publish_member(addrs, true);
+        self.leaving = None;
+        self.out.push(Output::Reply {
+            id,
+            response: Response::ok("left the mesh: what this node hosted is stopped"),
+        });
+        self.out.push(Output::Left);
     }
 
     fn is_hosted(&self, app: &str, root: &str) -> bool {

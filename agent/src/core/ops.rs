@@ -29,6 +29,24 @@ impl Core {
             Command::InstanceDelete { app, path } => self.instance_delete(&app, &path),
             Command::InstanceSet { app, path, target } => self.instance_set(&app, &path, target),
             Command::Status { app } => self.status(app.as_deref()),
+            Command::Members => Response::Members {
+                members: self
+                    .members()
+                    .into_iter()
+                    .map(|(id, rec, live)| crate::api::MemberView {
+                        id: id.0,
+                        name: rec.name,
+                        addresses: rec.addresses,
+                        state: serde_json::to_value(live)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        roots: rec.roots,
+                        version: rec.version,
+                    })
+                    .collect(),
+            },
+            Command::Leave => Response::error("leave is handled by the core's step"),
         }
     }
 

@@ -1,0 +1,184 @@
+//! Membership, first version: every node publishes a member record (its name, addresses,
+//! hosted roots, version, and whether it left); liveness comes from the runtime's
+//! connections: a member whose connection drops is *suspect*, and *dead* if it does not
+//! come back within `DEAD_AFTER_MS`. A dead member's exports are withdrawn here, so
+//! importers run `update` or stop, and its roots show PROBLEM; when it comes back its
+//! records count again. A member that left is dropped at once.
+
+use super::mesh::SharedExports;
+use super::Core;
+use crate::mesh::replica::{owner_key, Kind, OWNER_SEP};
+use crate::mesh::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// How long a suspect member has to come back.
+pub const DEAD_AFTER_MS: u64 = 1_500;
+
+/// A member as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub name: String,
+    pub addresses: Vec<String>,
+    pub roots: Vec<String>,
+    pub version: String,
+    pub left: bool,
+}
+
+/// Liveness of a member, as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Liveness {
+    Alive,
+    Suspect,
+    Dead,
+    Left,
+}
+
+impl Core {
+    /// Publishes this node's member record (addresses as the network reports them).
+    pub(super) fn publish_member(&mut self, addresses: Vec<String>, left: bool) {
+        let me = self.replica.origin().node.clone();
+        let roots: Vec<String> = self
+            .cfg
+            .hosts
+            .iter()
+            .map(|(a, r)| format!("{a}:{r}"))
+            .collect();
+        let rec = MemberRecord {
+            name: self.cfg.node.clone(),
+            addresses,
+            roots,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            left,
+        };
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        let key = owner_key(&me, "");
+        if self
+            .replica
+            .get(Kind::Member, &key)
+            .and_then(|e| e.value.as_ref())
+            == Some(&bytes)
+        {
+            return;
+        }
+        let e = self
+            .replica
+            .write(Kind::Member, &key, Some(bytes), self.now_ms, 0);
+        self.share_entry(e);
+    }
+
+    /// Every member known, with its liveness.
+    pub fn members(&self) -> Vec<(NodeId, MemberRecord, Liveness)> {
+        let me = self.replica.origin().node.clone();
+        self.replica
+            .all(Kind::Member)
+            .into_iter()
+            .filter_map(|(key, e)| {
+                let rec: MemberRecord = serde_json::from_slice(e.value.as_ref()?).ok()?;
+                let id = NodeId::new(key);
+                let live = if rec.left {
+                    Liveness::Left
+                } else if id == me {
+                    Liveness::Alive
+                } else if self.dead.contains(&id) {
+                    Liveness::Dead
+                } else if self.suspects.contains_key(&id) {
+                    Liveness::Suspect
+                } else if self.connected.contains(&id) {
+                    Liveness::Alive
+                } else {
+                    Liveness::Suspect
+                };
+                Some((id, rec, live))
+            })
+            .collect()
+    }
+
+    /// Whether records owned by `node` count (it is not dead and has not left).
+    pub(super) fn counts(&self, node: &str) -> bool {
+        !self.dead.iter().any(|d| d.as_str() == node) && !self.left_nodes().contains(node)
+    }
+
+    pub(super) fn left_nodes_contains(&self, node: &str) -> bool {
+        self.left_nodes().contains(node)
+    }
+
+    fn left_nodes(&self) -> BTreeSet<String> {
+        self.replica
+            .all(Kind::Member)
+            .into_iter()
+            .filter(|(_, e)| {
+                e.value
+                    .as_ref()
+                    .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
+                    .is_some_and(|r| r.left)
+            })
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    pub(super) fn peer_up(&mut self, node: NodeId) {
+        self.suspects.remove(&node);
+        self.connected.insert(node.clone());
+        if self.dead.remove(&node) {
+            self.owner_changed(&node);
+        }
+    }
+
+    pub(super) fn peer_down(&mut self, node: NodeId) {
+        self.connected.remove(&node);
+        if !self.dead.contains(&node) {
+            self.suspects.insert(node, self.now_ms);
+        }
+    }
+
+    /// Suspects that did not come back in time are dead.
+    pub(super) fn expire_suspects(&mut self) {
+        let now = self.now_ms;
+        let expired: Vec<NodeId> = self
+            .suspects
+            .iter()
+            .filter(|(_, since)| now.saturating_sub(**since) >= DEAD_AFTER_MS)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in expired {
+            self.suspects.remove(&n);
+            self.dead.insert(n.clone());
+            self.owner_changed(&n);
+        }
+    }
+
+    /// A member's records start or stop counting: bring the exporters in line.
+    pub(super) fn owner_changed(&mut self, node: &NodeId) {
+        let counts = self.counts(node.as_str());
+        let mut changes: Vec<(String, String, Option<SharedExports>)> = Vec::new();
+        for (key, e) in self.replica.all(Kind::Exports) {
+            let mut it = key.splitn(3, OWNER_SEP);
+            let (Some(owner), Some(app), Some(path)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            if owner != node.as_str() {
+                continue;
+            }
+            let shared = if counts {
+                e.value
+                    .as_ref()
+                    .and_then(|v| serde_json::from_slice(v).ok())
+            } else {
+                None
+            };
+            changes.push((app.to_string(), path.to_string(), shared));
+        }
+        for (app, path, shared) in changes {
+            let Some(a) = self.apps.get_mut(&app) else {
+                continue;
+            };
+            let mut changed = a.withdraw(&path);
+            if let Some(s) = shared {
+                changed.extend(a.publish_vars(&path, s.vars));
+            }
+            self.mark_importers_of(&app, changed);
+        }
+    }
+}
