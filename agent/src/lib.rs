@@ -4,6 +4,7 @@
 //! line.
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -32,6 +32,10 @@ pub fn identity(data_dir: &Path) -> std::io::Result<Keypair> {
 
 /// The mesh as the runtime drives it.
 pub struct MeshIo {
+    /// Bundles fetched for applications (name, the application read from it, if it could be).
+    pub fetched: mpsc::Receiver<(String, Option<crate::core::LoadedApp>)>,
+    fetched_tx: mpsc::Sender<(String, Option<crate::core::LoadedApp>)>,
+    data_dir: std::path::PathBuf,
     pub net: Net,
     pub events: mpsc::Receiver<Event>,
     pub deltas: mpsc::Receiver<Delta>,
@@ -46,6 +50,7 @@ pub struct MeshIo {
 impl MeshIo {
     pub fn start(
         key: Keypair,
+        data_dir: &Path,
         mesh: &str,
         listen: &[String],
         peers: &[String],
@@ -63,7 +68,11 @@ impl MeshIo {
         };
         let (net, events) = net::spawn(key, cfg)?;
         let (deltas_tx, deltas) = mpsc::channel(64);
+        let (fetched_tx, fetched) = mpsc::channel(16);
         Ok(MeshIo {
+            fetched,
+            fetched_tx,
+            data_dir: data_dir.to_path_buf(),
             net,
             events,
             deltas,
@@ -120,6 +129,22 @@ impl MeshIo {
                 });
             }
         }
+    }
+
+    /// Sends entries straight to every connected peer and waits for each to take them
+    /// (bounded by `timeout`): used for the last words of a node that leaves.
+    pub async fn push(&self, entries: Vec<Entry>, timeout: std::time::Duration) {
+        let Some(bytes) = self.envelope(Body::Entries(entries)) else {
+            return;
+        };
+        let peers = self.net.peers().await.unwrap_or_default();
+        let sends = peers.into_iter().map(|p| {
+            let (net, bytes) = (self.net.clone(), bytes.clone());
+            async move {
+                let _ = tokio::time::timeout(timeout, net.request(p, bytes)).await;
+            }
+        });
+        futures::future::join_all(sends).await;
     }
 
     /// Answers a peer's digest.
@@ -202,6 +227,77 @@ impl MeshIo {
         });
     }
 
+    /// Fetches, checks and unpacks the bundle of an application, then reads it.
+    pub fn fetch(&self, name: String, hash: String, from: &NodeId) {
+        let (net, tx, mesh, data) = (
+            self.net.clone(),
+            self.fetched_tx.clone(),
+            self.mesh.clone(),
+            self.data_dir.clone(),
+        );
+        let Some(req) = self.envelope(Body::BundleRequest(hash.clone())) else {
+            return;
+        };
+        let from: Option<PeerId> = from.as_str().parse().ok();
+        tokio::spawn(async move {
+            let mut peers: Vec<PeerId> = from.into_iter().collect();
+            peers.extend(net.peers().await.unwrap_or_default());
+            for peer in peers {
+                let Ok(answer) = net.request(peer, req.clone()).await else {
+                    continue;
+                };
+                let Ok(Envelope {
+                    body: Body::Bundle(bytes),
+                    ..
+                }) = decode(&answer, &mesh)
+                else {
+                    continue;
+                };
+                if bytes.is_empty() {
+                    continue;
+                }
+                let dir = data
+                    .join("apps")
+                    .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
+                let read = tokio::task::spawn_blocking({
+                    let (name, hash, data) = (name.clone(), hash.clone(), data.clone());
+                    move || -> Option<crate::core::LoadedApp> {
+                        crate::bundle::unpack(&bytes, &hash, &dir).ok()?;
+                        let _ = std::fs::create_dir_all(data.join("bundles"));
+                        let _ = std::fs::write(data.join("bundles").join(&hash), &bytes);
+                        let (model, diags) = roboconf_model::app::load_application(
+                            &dir,
+                            roboconf_model::dsl::Limits::default(),
+                        );
+                        if roboconf_model::diag::has_errors(&diags) {
+                            return None;
+                        }
+                        let version = model
+                            .descriptor
+                            .as_ref()
+                            .and_then(|d| d.version.clone())
+                            .unwrap_or_default();
+                        Some(crate::core::LoadedApp {
+                            name,
+                            version,
+                            bundle: dir,
+                            hash,
+                            model,
+                        })
+                    }
+                })
+                .await
+                .ok()
+                .flatten();
+                if read.is_some() {
+                    let _ = tx.send((name, read)).await;
+                    return;
+                }
+            }
+            let _ = tx.send((name, None)).await;
+        });
+    }
+
     /// Turns a network event into a core input, if it is one. A new connection asks for
     /// an immediate anti-entropy round (returned as the peer).
     pub fn on_event(&self, ev: Event, at_ms: u64) -> (Option<Input>, Option<PeerId>) {
@@ -215,12 +311,37 @@ impl MeshIo {
             },
             Event::Request { id, data, .. } => match decode(&data, &self.mesh) {
                 Ok(Envelope {
+                    body: Body::Entries(entries),
+                    ..
+                }) => {
+                    self.respond(id, Delta::default());
+                    (Some(Input::Remote { entries, at_ms }), None)
+                }
+                Ok(Envelope {
                     body: Body::Digest(digest),
                     ..
                 }) => (Some(Input::Digest { id, digest }), None),
                 Err(d) => {
                     self.net.dropped.count(&d);
                     self.respond(id, Delta::default());
+                    (None, None)
+                }
+                Ok(Envelope {
+                    body: Body::BundleRequest(hash),
+                    ..
+                }) => {
+                    // Only a plain hex name can name a bundle file.
+                    let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                    let bytes = if ok {
+                        std::fs::read(self.data_dir.join("bundles").join(&hash)).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    let answer = self.envelope(Body::Bundle(bytes)).unwrap_or_default();
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        let _ = net.respond(id, answer).await;
+                    });
                     (None, None)
                 }
                 Ok(_) => {

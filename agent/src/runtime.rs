@@ -118,6 +118,12 @@ fn register_bundle(
             bundle.display()
         ))
     })?;
+    let (bytes, hash) = crate::bundle::pack(&bundle)
+        .map_err(|e| Response::error(format!("cannot bundle the application: {e}")))?;
+    let store = data_dir.join("bundles");
+    std::fs::create_dir_all(&store)
+        .and_then(|_| std::fs::write(store.join(&hash), &bytes))
+        .map_err(|e| Response::error(format!("cannot store the bundle: {e}")))?;
     let (model, _) = roboconf_model::app::load_application(&bundle, Limits::default());
     let version = model
         .descriptor
@@ -128,6 +134,7 @@ fn register_bundle(
         name,
         version,
         bundle,
+        hash,
         model,
     })
 }
@@ -231,6 +238,8 @@ struct Loop {
     mesh: Option<crate::meshio::MeshIo>,
     /// Set once the node has left the mesh.
     stop: bool,
+    /// The last records spread (when leaving: the departure itself).
+    last_words: Vec<crate::mesh::replica::Entry>,
 }
 
 impl Loop {
@@ -362,8 +371,14 @@ impl Loop {
                     }
                 }
                 Output::Left => self.stop = true,
+                Output::Fetch { name, hash, from } => {
+                    if let Some(m) = &self.mesh {
+                        m.fetch(name, hash, &from);
+                    }
+                }
                 Output::Broadcast(entries) => {
                     if let Some(m) = &self.mesh {
+                        self.last_words = entries.clone();
                         m.broadcast(entries);
                     }
                 }
@@ -397,6 +412,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             name: rec.name,
             version: rec.version,
             bundle: rec.bundle,
+            hash: rec.hash,
             model,
         });
     }
@@ -414,12 +430,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             path: cfg.data_dir.display().to_string(),
             message: format!("identity: {e}"),
         })?;
-        let m =
-            crate::meshio::MeshIo::start(key, &cfg.mesh, &cfg.listen, &cfg.peer).map_err(|e| {
-                Error::Socket {
-                    path: "network".into(),
-                    source: std::io::Error::other(e.to_string()),
-                }
+        let m = crate::meshio::MeshIo::start(key, &cfg.data_dir, &cfg.mesh, &cfg.listen, &cfg.peer)
+            .map_err(|e| Error::Socket {
+                path: "network".into(),
+                source: std::io::Error::other(e.to_string()),
             })?;
         m.dial_bootstrap().await;
         Some(m)
@@ -466,6 +480,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         done_tx,
         mesh,
         stop: false,
+        last_words: Vec::new(),
     };
     lp.flush()?;
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
@@ -534,6 +549,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                     at_ms: now_ms(),
                 });
             }
+            while let Ok((name, app)) = m.fetched.try_recv() {
+                lp.core.step(Input::Fetched {
+                    name,
+                    app: app.map(Box::new),
+                });
+            }
         }
         // Group what is already waiting into the same durable batch.
         for _ in 0..256 {
@@ -548,6 +569,13 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         lp.flush()?;
         if lp.stop {
             break;
+        }
+    }
+    if lp.stop {
+        // Leaving: make sure the peers heard it before going.
+        if let Some(m) = &lp.mesh {
+            m.push(std::mem::take(&mut lp.last_words), Duration::from_secs(3))
+                .await;
         }
     }
     let _ = std::fs::remove_file(&socket);

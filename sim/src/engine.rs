@@ -136,7 +136,11 @@ impl Harness {
                     self.replies.insert(id, response);
                 }
                 // One node: nothing to spread.
-                Output::Event(_) | Output::Broadcast(_) | Output::Delta { .. } | Output::Left => {}
+                Output::Event(_)
+                | Output::Broadcast(_)
+                | Output::Delta { .. }
+                | Output::Left
+                | Output::Fetch { .. } => {}
             }
         }
     }
@@ -212,6 +216,7 @@ pub fn load(dir: &std::path::Path) -> LoadedApp {
             .and_then(|d| d.version.clone())
             .unwrap_or_default(),
         bundle: dir.to_path_buf(),
+        hash: String::new(),
         model,
     }
 }

@@ -215,3 +215,53 @@ fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
     });
     b.wait_states("shop", &["/vm-app/app"], "UNRESOLVED");
 }
+
+#[test]
+fn an_application_added_on_one_agent_runs_across_the_mesh() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let app = app(root);
+    let journal = root.join("journal.log").display().to_string();
+    let env = [("JOURNAL", journal.as_str())];
+    let a = Agent::start(
+        &root.join("a"),
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--host",
+            "shop:/vm-db",
+            "--node",
+            "node-a",
+        ],
+        &env,
+    );
+    let addr = address(&a);
+    let b = Agent::start(
+        &root.join("b"),
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--peer",
+            &addr,
+            "--host",
+            "shop:/vm-app",
+            "--node",
+            "node-b",
+        ],
+        &env,
+    );
+    // Added once, on the agent that does not run the app server: the other one fetches
+    // the bundle (checked against its hash), then deploys and starts what it hosts.
+    let o = a.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    b.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+    a.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STARTED");
+    assert!(b
+        .data_dir
+        .join("apps/shop/graph/App/scripts/start.sh")
+        .is_file());
+    // `app stop` on either agent stops the instances everywhere.
+    let o = b.cli(&["app", "stop", "shop"]);
+    assert!(o.status.success());
+    a.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STOPPED");
+}

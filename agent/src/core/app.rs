@@ -18,6 +18,8 @@ pub struct LoadedApp {
     pub version: String,
     /// Where the project's copy lives (recipes are copied from `bundle/graph/<Comp>`).
     pub bundle: PathBuf,
+    /// The content hash of the project's bundle (empty when unknown).
+    pub hash: String,
     pub model: Application,
 }
 
@@ -39,6 +41,7 @@ pub struct AppState {
     pub name: String,
     pub version: String,
     pub bundle: PathBuf,
+    pub hash: String,
     pub graph: Graph,
     pub resolved: Resolved,
     pub insts: BTreeMap<String, Inst>,
@@ -66,6 +69,7 @@ impl AppState {
             name: loaded.name,
             version: loaded.version,
             bundle: loaded.bundle,
+            hash: loaded.hash,
             graph,
             resolved,
             insts: BTreeMap::new(),

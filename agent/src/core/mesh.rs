@@ -316,3 +316,68 @@ impl Core {
         self.refresh(touched);
     }
 }
+
+/// An application as it travels: enough to fetch and check its bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedApplication {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+}
+
+impl Core {
+    /// An application registered here: tell the mesh (with its bundle's hash), and, when
+    /// it was added with `--start`, what every instance should be.
+    pub(super) fn share_application(&mut self, name: &str, start: bool) {
+        let Some(a) = self.apps.get(name) else { return };
+        if a.hash.is_empty() {
+            return;
+        }
+        let value = SharedApplication {
+            name: a.name.clone(),
+            version: a.version.clone(),
+            hash: a.hash.clone(),
+        };
+        let paths: Vec<String> = a
+            .insts
+            .iter()
+            .filter(|(_, i)| i.parent.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let e = self.replica.write(
+            Kind::Application,
+            name,
+            Some(serde_json::to_vec(&value).unwrap_or_default()),
+            self.now_ms,
+            0,
+        );
+        self.share(e);
+        if start {
+            for p in paths {
+                self.share_desired(name, &p, crate::api::Desired::Started);
+            }
+        }
+    }
+
+    /// Asks for the bundles of applications known to the mesh but not registered here.
+    pub(super) fn fetch_missing(&mut self) {
+        let mut wanted = Vec::new();
+        for (name, e) in self.replica.all(Kind::Application) {
+            if self.apps.contains_key(&name) || self.fetching.contains(&name) {
+                continue;
+            }
+            let Some(s) = e
+                .value
+                .as_ref()
+                .and_then(|v| serde_json::from_slice::<SharedApplication>(v).ok())
+            else {
+                continue;
+            };
+            wanted.push((name, s.hash, e.origin.node.clone()));
+        }
+        for (name, hash, from) in wanted {
+            self.fetching.insert(name.clone());
+            self.out.push(Output::Fetch { name, hash, from });
+        }
+    }
+}

@@ -138,6 +138,11 @@ pub enum Input {
     PeerDown(crate::mesh::NodeId),
     /// The addresses this node listens on (published in its member record).
     Addresses(Vec<String>),
+    /// A bundle asked for by `Output::Fetch` arrived and was read (`None`: it failed).
+    Fetched {
+        name: String,
+        app: Option<Box<LoadedApp>>,
+    },
 }
 
 /// A plug-in run the runtime must start (after persisting what came before it).
@@ -187,6 +192,13 @@ pub enum Output {
     Event(Event),
     /// The node has left the mesh: the runtime stops once the outputs before are done.
     Left,
+    /// Fetch the bundle `hash` of application `name` from `from` (or any peer), check
+    /// it, and register the application here (`Input::Fetched`).
+    Fetch {
+        name: String,
+        hash: String,
+        from: crate::mesh::NodeId,
+    },
 }
 
 /// The core.
@@ -211,6 +223,8 @@ pub struct Core {
     /// member record says so.
     leaving: Option<u64>,
     addresses: Vec<String>,
+    /// Applications whose bundle is being fetched.
+    fetching: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +250,7 @@ impl Core {
             dead: BTreeSet::new(),
             leaving: None,
             addresses: Vec::new(),
+            fetching: BTreeSet::new(),
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),
@@ -359,6 +374,7 @@ impl Core {
             Input::Now(ms) => {
                 self.now_ms = self.now_ms.max(ms);
                 self.expire_suspects();
+                self.fetch_missing();
                 self.reconcile();
                 self.check_left();
             }
@@ -367,6 +383,13 @@ impl Core {
                 self.reconcile();
             }
             Input::PeerDown(n) => self.peer_down(n),
+            Input::Fetched { name, app } => {
+                self.fetching.remove(&name);
+                if let Some(app) = app {
+                    let _ = self.command(Command::AppAdd { app, start: false });
+                    self.reconcile();
+                }
+            }
             Input::Addresses(a) => {
                 self.addresses = a;
                 let addrs = self.addresses.clone();

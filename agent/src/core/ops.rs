@@ -91,6 +91,7 @@ impl Core {
             name: loaded.name.clone(),
             version: loaded.version.clone(),
             bundle: loaded.bundle.clone(),
+            hash: loaded.hash.clone(),
         };
         let state = AppState::new(loaded.clone());
         let mut recs = state.declared_instances(&loaded.model);
@@ -114,6 +115,7 @@ impl Core {
             self.mark(&name, &path);
         }
         self.adopt_remote(&name);
+        self.share_application(&name, start);
         let hosted: Vec<&str> = self
             .cfg
             .hosts

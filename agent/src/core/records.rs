@@ -18,6 +18,8 @@ pub struct AppRecord {
     pub name: String,
     pub version: String,
     pub bundle: PathBuf,
+    #[serde(default)]
+    pub hash: String,
 }
 
 /// Variables an exporter gave an importer: full names → values.

@@ -23,6 +23,10 @@ pub enum Body {
     Digest(Digest),
     /// Anti-entropy answer: what the asker lacks.
     Delta(Delta),
+    /// Asks for the application bundle with this hash.
+    BundleRequest(String),
+    /// A bundle (empty: not held here).
+    Bundle(Vec<u8>),
 }
 
 /// A message.

@@ -1,0 +1,157 @@
+//! Applications as content-addressed bundles: a project folder packed into one byte
+//! string (every regular file with its relative path and mode, sorted), named by the
+//! SHA-256 of those bytes. A node that must run part of an application fetches the
+//! bundle from a peer and checks the hash before anything from it is unpacked or run.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path};
+
+/// Largest bundle accepted (it travels in one message).
+pub const MAX_BUNDLE: usize = 3 * 1024 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Packed {
+    files: Vec<(String, u32, Vec<u8>)>,
+}
+
+/// Why a bundle cannot be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the bundle is larger than {MAX_BUNDLE} bytes")]
+    TooLarge,
+    #[error("the bundle does not match its hash")]
+    Hash,
+    #[error("malformed bundle: {0}")]
+    Malformed(String),
+}
+
+/// The hex SHA-256 of bytes.
+pub fn hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u32, Vec<u8>)>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        let p = e.path();
+        if t.is_dir() {
+            walk(root, &p, out)?;
+        } else if t.is_file() {
+            let rel = p
+                .strip_prefix(root)
+                .map_err(std::io::Error::other)?
+                .to_string_lossy()
+                .into_owned();
+            let mode = e.metadata()?.permissions().mode() & 0o777;
+            out.push((rel, mode, std::fs::read(&p)?));
+        }
+    }
+    Ok(())
+}
+
+/// Packs a folder; returns the bytes and their hash.
+pub fn pack(dir: &Path) -> Result<(Vec<u8>, String), Error> {
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let bytes = bincode::serde::encode_to_vec(&Packed { files }, bincode::config::standard())
+        .map_err(|e| Error::Malformed(e.to_string()))?;
+    if bytes.len() > MAX_BUNDLE {
+        return Err(Error::TooLarge);
+    }
+    let h = hash(&bytes);
+    Ok((bytes, h))
+}
+
+/// Checks `bytes` against `expected` and unpacks them into `dir` (made anew). Paths that
+/// would leave `dir` are refused.
+pub fn unpack(bytes: &[u8], expected: &str, dir: &Path) -> Result<(), Error> {
+    if bytes.len() > MAX_BUNDLE {
+        return Err(Error::TooLarge);
+    }
+    if hash(bytes) != expected {
+        return Err(Error::Hash);
+    }
+    let cfg = bincode::config::standard().with_limit::<MAX_BUNDLE>();
+    let (packed, _): (Packed, usize) = bincode::serde::decode_from_slice(bytes, cfg)
+        .map_err(|e| Error::Malformed(e.to_string()))?;
+    for (rel, _, _) in &packed.files {
+        let p = Path::new(rel);
+        if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(Error::Malformed(format!("path `{rel}` leaves the bundle")));
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    for (rel, mode, data) in packed.files {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, data)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o755))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_unpack_and_verify() {
+        let src = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(src.path().join("graph/App/scripts")).unwrap();
+        std::fs::write(
+            src.path().join("graph/App/scripts/start.sh"),
+            "#!/bin/sh\nexit 0\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            src.path().join("graph/App/scripts/start.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(src.path().join("a.txt"), "x").unwrap();
+        let (bytes, h) = pack(src.path()).expect("pack");
+        assert_eq!(pack(src.path()).unwrap().1, h, "same content, same hash");
+        let dst = tempfile::tempdir().expect("tmp");
+        let out = dst.path().join("app");
+        unpack(&bytes, &h, &out).expect("unpack");
+        assert_eq!(
+            std::fs::read_to_string(out.join("graph/App/scripts/start.sh")).unwrap(),
+            "#!/bin/sh\nexit 0\n"
+        );
+        assert_eq!(
+            std::fs::metadata(out.join("graph/App/scripts/start.sh"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
+        let mut bad = bytes.clone();
+        bad[bytes.len() / 2] ^= 1;
+        assert!(matches!(unpack(&bad, &h, &out), Err(Error::Hash)));
+        let evil = bincode::serde::encode_to_vec(
+            &Packed {
+                files: vec![("../escape".into(), 0o644, vec![])],
+            },
+            bincode::config::standard(),
+        )
+        .unwrap();
+        assert!(matches!(
+            unpack(&evil, &hash(&evil), &out),
+            Err(Error::Malformed(_))
+        ));
+    }
+}
