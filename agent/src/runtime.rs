@@ -139,6 +139,11 @@ fn register_bundle(
     })
 }
 
+/// Copies a folder (for the demo and tools).
+pub fn copy_dir_pub(from: &Path, to: &Path) -> std::io::Result<()> {
+    copy_dir(from, to)
+}
+
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
@@ -525,7 +530,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                     while let Ok(delta) = m.deltas.try_recv() {
                         lp.core.step(Input::RemoteDelta { delta, at_ms: now_ms() });
                     }
-                    if tick.is_multiple_of(4) {
+                    if tick == 1 || tick.is_multiple_of(4) {
                         let members: Vec<Vec<String>> = lp
                             .core
                             .members()

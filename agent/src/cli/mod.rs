@@ -5,6 +5,7 @@
 
 mod agent;
 mod client;
+mod demo;
 mod show;
 mod validate;
 
@@ -72,6 +73,15 @@ pub enum Command {
     },
     /// Stop what this agent hosts, announce the departure to the mesh, stop the agent.
     Leave,
+    /// A local mesh of agents on loopback running examples/lamp: deploy, scale out, kill a node.
+    Demo {
+        /// How many agents to start.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// End after the script (and clean up) instead of waiting for Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+    },
     /// Show the recent script runs of an instance: action, exit code, output.
     Logs {
         app: String,
@@ -180,6 +190,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
         Command::Members { json } => client::members(data_dir, json),
         Command::Leave => client::leave(data_dir),
+        Command::Demo { nodes, exit } => demo::run(nodes, exit),
     }
 }
 

@@ -133,9 +133,22 @@ impl Core {
         }
     }
 
-    /// Suspects that did not come back in time are dead.
+    /// Members this node cannot reach are suspect; suspects that do not come back in
+    /// time are dead.
     pub(super) fn expire_suspects(&mut self) {
         let now = self.now_ms;
+        let me = self.replica.origin().node.clone();
+        let unreachable: Vec<NodeId> = self
+            .members()
+            .into_iter()
+            .filter(|(id, _, live)| {
+                *id != me && matches!(live, Liveness::Suspect) && !self.suspects.contains_key(id)
+            })
+            .map(|(id, _, _)| id)
+            .collect();
+        for id in unreachable {
+            self.suspects.insert(id, now);
+        }
         let expired: Vec<NodeId> = self
             .suspects
             .iter()
