@@ -260,6 +260,36 @@ fn an_application_added_on_one_agent_runs_across_the_mesh() {
         .data_dir
         .join("apps/shop/graph/App/scripts/start.sh")
         .is_file());
+    // An instance created on one agent, under a machine another agent hosts, runs there.
+    assert!(b
+        .cli(&[
+            "instance",
+            "create",
+            "shop",
+            "/vm-db/db2",
+            "--component",
+            "Db"
+        ])
+        .status
+        .success());
+    assert!(b
+        .cli(&["instance", "start", "shop", "/vm-db/db2"])
+        .status
+        .success());
+    a.wait_states("shop", &["/vm-db/db2"], "DEPLOYED_STARTED");
+    b.wait_states("shop", &["/vm-db/db2"], "DEPLOYED_STARTED");
+    // Undeployed and deleted from the other agent: gone everywhere.
+    assert!(a
+        .cli(&["instance", "undeploy", "shop", "/vm-db/db2"])
+        .status
+        .success());
+    a.wait_states("shop", &["/vm-db/db2"], "NOT_DEPLOYED");
+    b.wait_states("shop", &["/vm-db/db2"], "NOT_DEPLOYED");
+    let o = a.cli(&["instance", "delete", "shop", "/vm-db/db2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    b.wait_until("the deletion", Duration::from_secs(20), |b| {
+        b.state("shop", "/vm-db/db2").is_empty()
+    });
     // `app stop` on either agent stops the instances everywhere.
     let o = b.cli(&["app", "stop", "shop"]);
     assert!(o.status.success());

@@ -34,6 +34,14 @@ pub fn exports_key(node: &NodeId, app: &str, path: &str) -> String {
     owner_key(node, &format!("{app}{OWNER_SEP}{path}"))
 }
 
+/// What an operator wants of an instance, as it travels: its state, and its component
+/// (so that an instance created on one node exists on every node).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DesiredRecord {
+    pub target: crate::api::Desired,
+    pub component: String,
+}
+
 /// `app␟path` (desired records).
 pub fn desired_key(app: &str, path: &str) -> String {
     format!("{app}{OWNER_SEP}{path}")
@@ -116,7 +124,13 @@ impl Core {
 
     /// An operator set what an instance should be: every node learns it (last writer wins).
     pub(super) fn share_desired(&mut self, app: &str, path: &str, target: crate::api::Desired) {
-        let bytes = serde_json::to_vec(&target).unwrap_or_default();
+        let component = self
+            .apps
+            .get(app)
+            .and_then(|a| a.insts.get(path))
+            .map(|i| i.rec.component.clone())
+            .unwrap_or_default();
+        let bytes = serde_json::to_vec(&DesiredRecord { target, component }).unwrap_or_default();
         let e = self.replica.write(
             Kind::Desired,
             &desired_key(app, path),
@@ -124,6 +138,14 @@ impl Core {
             self.now_ms,
             0,
         );
+        self.share(e);
+    }
+
+    /// An operator deleted an instance: every node forgets it.
+    pub(super) fn share_deletion(&mut self, app: &str, path: &str) {
+        let e = self
+            .replica
+            .write(Kind::Desired, &desired_key(app, path), None, self.now_ms, 0);
         self.share(e);
     }
 
@@ -273,15 +295,32 @@ impl Core {
         let Some((app, path)) = key.split_once(OWNER_SEP) else {
             return;
         };
-        let Some(target) = self
-            .replica
-            .get(Kind::Desired, key)
-            .and_then(|e| e.value.as_ref())
-            .and_then(|v| serde_json::from_slice::<crate::api::Desired>(v).ok())
-        else {
+        let Some(latest) = self.replica.latest(Kind::Desired, key) else {
             return;
         };
         let (app, path) = (app.to_string(), path.to_string());
+        let Some(value) = latest.value.as_ref() else {
+            // Deleted elsewhere: delete here too when nothing runs.
+            let _ = self.delete_instances(&app, &path);
+            return;
+        };
+        let Ok(DesiredRecord { target, component }) =
+            serde_json::from_slice::<DesiredRecord>(value)
+        else {
+            return;
+        };
+        let exists = self
+            .apps
+            .get(&app)
+            .is_some_and(|a| a.insts.contains_key(&path));
+        if !exists {
+            // Created elsewhere: create it here (its parent must be known already).
+            if !self.create_instance(&app, &path, &component, target) {
+                return;
+            }
+            self.adopt_remote(&app);
+            return;
+        }
         let Some(i) = self.apps.get_mut(&app).and_then(|a| a.insts.get_mut(&path)) else {
             return;
         };

@@ -250,47 +250,56 @@ impl Core {
         Response::ok(format!("{path} set to {}", desired_word(target)))
     }
 
-    fn instance_create(&mut self, app: &str, path: &str, component: &str) -> Response {
+    /// Why an instance cannot be created there, if it cannot.
+    fn creation_error(&self, app: &str, path: &str, component: &str) -> Option<String> {
         let Some(a) = self.apps.get(app) else {
-            return Response::error(format!("no application named `{app}`"));
+            return Some(format!("no application named `{app}`"));
         };
         if a.insts.contains_key(path) {
-            return Response::error(format!("`{app}` already has an instance `{path}`"));
+            return Some(format!("`{app}` already has an instance `{path}`"));
         }
         let name = path.rsplit('/').next().unwrap_or_default();
         if !path.starts_with('/') || !is_flex_id(name) {
-            return Response::error(format!("invalid instance path `{path}`: expected /parent/.../name, names of letters, digits, spaces, `_`, `-`, `.`"));
+            return Some(format!("invalid instance path `{path}`: expected /parent/.../name, names of letters, digits, spaces, `_`, `-`, `.`"));
         }
         let Some(c) = a.graph.component(component) else {
-            return Response::error(format!("`{app}` has no component `{component}`"));
+            return Some(format!("`{app}` has no component `{component}`"));
         };
         let view = &a.resolved.views[c];
         match parent_path(path) {
-            None if !view.ancestors.is_empty() => {
-                return Response::error(format!(
-                    "a {component} must be placed under an instance of another component"
-                ))
-            }
-            None => {}
-            Some(p) => {
-                let Some(parent) = a.insts.get(&p) else {
-                    return Response::error(format!("`{app}` has no instance `{p}`"));
-                };
-                if !view.ancestors.contains(&parent.comp) {
-                    return Response::error(format!(
-                        "a {component} cannot be placed under a {}",
-                        a.graph.components[parent.comp].name
-                    ));
-                }
-            }
+            None if !view.ancestors.is_empty() => Some(format!(
+                "a {component} must be placed under an instance of another component"
+            )),
+            None => None,
+            Some(p) => match a.insts.get(&p) {
+                None => Some(format!("`{app}` has no instance `{p}`")),
+                Some(parent) if !view.ancestors.contains(&parent.comp) => Some(format!(
+                    "a {component} cannot be placed under a {}",
+                    a.graph.components[parent.comp].name
+                )),
+                Some(_) => None,
+            },
+        }
+    }
+
+    /// Creates an instance (not shared): false when it cannot be created there.
+    pub(super) fn create_instance(
+        &mut self,
+        app: &str,
+        path: &str,
+        component: &str,
+        desired: Desired,
+    ) -> bool {
+        if self.creation_error(app, path, component).is_some() {
+            return false;
         }
         let rec = InstanceRecord {
             app: app.to_string(),
             path: path.to_string(),
-            name: name.to_string(),
+            name: path.rsplit('/').next().unwrap_or_default().to_string(),
             component: component.to_string(),
             overrides: Vec::new(),
-            desired: Desired::NotDeployed,
+            desired,
             state: State::NotDeployed,
             last_error: None,
             blocked: false,
@@ -304,15 +313,29 @@ impl Core {
         self.allocate_ports(app, path);
         self.persist_instance(app, path);
         self.mark(app, path);
+        true
+    }
+
+    fn instance_create(&mut self, app: &str, path: &str, component: &str) -> Response {
+        if let Some(e) = self.creation_error(app, path, component) {
+            return Response::error(e);
+        }
+        self.create_instance(app, path, component, Desired::NotDeployed);
+        self.share_desired(app, path, Desired::NotDeployed);
         Response::ok(format!("{path} created (a {component}, not deployed)"))
     }
 
-    fn instance_delete(&mut self, app: &str, path: &str) -> Response {
+    /// Deletes an instance and what is under it (not shared), when none of it is deployed.
+    pub(super) fn delete_instances(
+        &mut self,
+        app: &str,
+        path: &str,
+    ) -> Result<Vec<String>, Response> {
         let Some(a) = self.apps.get(app) else {
-            return Response::error(format!("no application named `{app}`"));
+            return Err(Response::error(format!("no application named `{app}`")));
         };
         if !a.insts.contains_key(path) {
-            return Response::error(format!("`{app}` has no instance `{path}`"));
+            return Err(Response::error(format!("`{app}` has no instance `{path}`")));
         }
         let prefix = format!("{path}/");
         let subtree: Vec<String> = a
@@ -331,10 +354,10 @@ impl Core {
             .cloned()
             .collect();
         if !busy.is_empty() {
-            return Response::Error {
+            return Err(Response::Error {
                 message: format!("undeploy {path} first: these are still deployed"),
                 details: busy,
-            };
+            });
         }
         for p in subtree.iter().rev() {
             if let Some(i) = self.apps.get_mut(app).and_then(|a| a.remove(p)) {
@@ -354,7 +377,19 @@ impl Core {
         if let Some(parent) = parent_path(path) {
             self.mark(app, &parent);
         }
-        Response::ok(format!("{} instance(s) deleted", subtree.len()))
+        Ok(subtree)
+    }
+
+    fn instance_delete(&mut self, app: &str, path: &str) -> Response {
+        match self.delete_instances(app, path) {
+            Err(r) => r,
+            Ok(deleted) => {
+                for p in &deleted {
+                    self.share_deletion(app, p);
+                }
+                Response::ok(format!("{} instance(s) deleted", deleted.len()))
+            }
+        }
     }
 
     fn status(&self, app: Option<&str>) -> Response {

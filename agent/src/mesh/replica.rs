@@ -286,6 +286,16 @@ impl Replica {
             .filter(|e| e.value.is_some())
     }
 
+    /// The current write of `kind`/`key`, a tombstone included.
+    pub fn latest(&self, kind: Kind, key: &str) -> Option<&Entry> {
+        let slot = (kind, key.to_string());
+        self.spaces
+            .iter()
+            .filter(|(o, _)| !kind.owned() || o.node.as_str() == owner_of(key))
+            .filter_map(|(_, s)| s.entries.get(&slot))
+            .max_by(|a, b| a.rank().cmp(&b.rank()))
+    }
+
     /// Every current record of a kind, by key.
     pub fn all(&self, kind: Kind) -> BTreeMap<String, &Entry> {
         let mut out: BTreeMap<String, &Entry> = BTreeMap::new();
