@@ -392,6 +392,13 @@ impl Loop {
                         m.respond(id, delta);
                     }
                 }
+                Output::Event(core::Event::RemoteExports { app, path, present }) => {
+                    eprintln!(
+                        "{} {app} {path} exports-{}",
+                        now_ms(),
+                        if present { "in" } else { "out" }
+                    );
+                }
                 Output::Event(core::Event::StateChanged { app, path, state }) => {
                     eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
                 }

@@ -187,11 +187,18 @@ impl Core {
             let Some(a) = self.apps.get_mut(&app) else {
                 continue;
             };
+            let present = shared.is_some();
             let mut changed = a.withdraw(&path);
             if let Some(s) = shared {
                 changed.extend(a.publish_vars(&path, s.vars));
             }
             self.mark_importers_of(&app, changed);
+            self.out
+                .push(super::Output::Event(super::Event::RemoteExports {
+                    app,
+                    path,
+                    present,
+                }));
         }
     }
 }

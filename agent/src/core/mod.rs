@@ -166,6 +166,12 @@ pub struct PluginRun {
 /// Something observers may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// Exports of an instance run elsewhere arrived (`present`) or went.
+    RemoteExports {
+        app: String,
+        path: String,
+        present: bool,
+    },
     StateChanged {
         app: String,
         path: String,

@@ -1,0 +1,245 @@
+//! Benchmark with N real agent processes on loopback: export propagation (an instance
+//! starts on one agent → every other agent holds its exports), dead-node detection
+//! (`kill -9` → the survivors withdraw its exports), and idle RSS per agent. Run with
+//! `cargo bench -p roboconf-agent --bench mesh` (N = 10 and 30; `MESH_SIZES=10` to
+//! choose). Times come from the agents' own logs (same machine clock).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roboconf");
+const ROUNDS: usize = 20;
+
+struct Agents(Vec<Child>);
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn cli(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("roboconf")
+}
+
+/// (ms, rest of the line) of every timestamped line of a log.
+fn events(log: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (ms, rest) = l.split_once(' ')?;
+            Some((ms.parse().ok()?, rest.to_string()))
+        })
+        .collect()
+}
+
+fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn run(n: usize) {
+    let root = std::env::temp_dir().join(format!("roboconf-mesh-bench-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let app = root.join("app");
+    let w = |rel: &str, text: &str| {
+        let p = app.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    w("descriptor/application.properties", "application-name = prop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
+    w("graph/main.graph", "VM {\n\tinstaller: target;\n\tchildren: Src;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\n");
+    let mut inst = String::from(
+        "instance of VM {\n\tname: vm0;\n\tinstance of Src {\n\t\tname: src;\n\t}\n}\n",
+    );
+    for k in 1..n {
+        inst.push_str(&format!("instance of VM {{\n\tname: vm{k};\n}}\n"));
+    }
+    w("instances/main.instances", &inst);
+    w(
+        "graph/VM/t.target.properties",
+        "id = l\nhandler = l\nname = l\n",
+    );
+    w("graph/Src/scripts/README", "no scripts\n");
+    let dirs: Vec<PathBuf> = (0..n).map(|k| root.join(format!("n{k}"))).collect();
+    let logs: Vec<PathBuf> = (0..n).map(|k| root.join(format!("n{k}.log"))).collect();
+    let mut agents = Agents(Vec::new());
+    let spawn = |k: usize, peer: Option<&str>| -> Child {
+        std::fs::create_dir_all(&dirs[k]).expect("dir");
+        let mut c = Command::new(BIN);
+        c.arg("agent").arg("--data-dir").arg(&dirs[k]).args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--host",
+            &format!("prop:/vm{k}"),
+            "--node",
+            &format!("n{k}"),
+        ]);
+        if let Some(p) = peer {
+            c.args(["--peer", p]);
+        }
+        c.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&logs[k]).expect("log"))
+            .spawn()
+            .expect("agent")
+    };
+    agents.0.push(spawn(0, None));
+    let mut addr = String::new();
+    wait("n0's address", Duration::from_secs(30), || {
+        addr = std::fs::read_to_string(&logs[0])
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("roboconf agent: listening on ")
+                    .map(String::from)
+            })
+            .unwrap_or_default();
+        !addr.is_empty()
+    });
+    for k in 1..n {
+        agents.0.push(spawn(k, Some(&addr)));
+    }
+    wait("every agent", Duration::from_secs(60), || {
+        dirs.iter().all(|d| d.join("control.sock").exists())
+    });
+    let o = cli(
+        &dirs[0],
+        &["app", "add", app.to_str().expect("path"), "--start"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let holds = |k: usize, after: u64, what: &str| {
+        events(&logs[k])
+            .iter()
+            .any(|(ms, l)| *ms >= after && l == &format!("prop /vm0/src exports-{what}"))
+    };
+    wait("the first propagation", Duration::from_secs(120), || {
+        (1..n).all(|k| holds(k, 0, "in"))
+    });
+    // Rounds: stop, wait until everyone saw it go; start, measure until everyone holds it.
+    let mut prop = Vec::new();
+    for _ in 0..ROUNDS {
+        let mark = events(&logs[0])
+            .iter()
+            .map(|(ms, _)| *ms)
+            .max()
+            .unwrap_or(0);
+        assert!(cli(&dirs[0], &["instance", "stop", "prop", "/vm0/src"])
+            .status
+            .success());
+        wait("the withdrawal", Duration::from_secs(60), || {
+            (1..n).all(|k| holds(k, mark, "out"))
+        });
+        let mark = events(&logs[0])
+            .iter()
+            .map(|(ms, _)| *ms)
+            .max()
+            .unwrap_or(0);
+        assert!(cli(&dirs[0], &["instance", "start", "prop", "/vm0/src"])
+            .status
+            .success());
+        wait("the propagation", Duration::from_secs(60), || {
+            (1..n).all(|k| holds(k, mark, "in"))
+        });
+        let t0 = events(&logs[0])
+            .iter()
+            .filter(|(ms, l)| *ms >= mark && l == "prop /vm0/src DEPLOYED_STARTED")
+            .map(|(ms, _)| *ms)
+            .min()
+            .expect("start time");
+        let last = (1..n)
+            .map(|k| {
+                events(&logs[k])
+                    .iter()
+                    .filter(|(ms, l)| *ms >= t0 && l == "prop /vm0/src exports-in")
+                    .map(|(ms, _)| *ms)
+                    .min()
+                    .unwrap_or(t0)
+            })
+            .max()
+            .unwrap_or(t0);
+        prop.push((last - t0) as f64);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let mut rss: Vec<f64> = agents.0.iter().map(|c| rss_mb(c.id())).collect();
+    // Dead-node detection: kill the exporter's agent; every survivor withdraws its exports.
+    let mark = (1..n)
+        .flat_map(|k| events(&logs[k]))
+        .map(|(ms, _)| ms)
+        .max()
+        .unwrap_or(0);
+    let t_kill = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let _ = agents.0[0].kill();
+    let _ = agents.0[0].wait();
+    wait("the detection", Duration::from_secs(60), || {
+        (1..n).all(|k| holds(k, mark.max(t_kill), "out"))
+    });
+    let detect: Vec<f64> = (1..n)
+        .map(|k| {
+            events(&logs[k])
+                .iter()
+                .filter(|(ms, l)| *ms >= t_kill && l == "prop /vm0/src exports-out")
+                .map(|(ms, _)| (*ms - t_kill) as f64)
+                .next()
+                .unwrap_or(0.0)
+        })
+        .collect();
+    let mut detect_sorted = detect.clone();
+    drop(agents);
+    let _ = std::fs::remove_dir_all(&root);
+    let (p50, p99, max) = (
+        pct(&mut prop.clone(), 0.5),
+        pct(&mut prop.clone(), 0.99),
+        pct(&mut prop, 1.0),
+    );
+    println!("mesh N={n}: export propagation to all {} others, {ROUNDS} rounds: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms", n - 1);
+    println!(
+        "mesh N={n}: kill -9 → every survivor withdrew the exports: median {:.0} ms, max {:.0} ms",
+        pct(&mut detect_sorted.clone(), 0.5),
+        pct(&mut detect_sorted, 1.0)
+    );
+    println!(
+        "mesh N={n}: idle RSS per agent: median {:.1} MB, max {:.1} MB",
+        pct(&mut rss.clone(), 0.5),
+        pct(&mut rss, 1.0)
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("MESH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 30]);
+    for n in sizes {
+        run(n);
+    }
+}
