@@ -1,6 +1,7 @@
 //! Benchmark with N real agent processes on loopback: export propagation (an instance
 //! starts on one agent → every other agent holds its exports), dead-node detection
-//! (`kill -9` → the survivors withdraw its exports), and idle RSS per agent. Run with
+//! (`kill -9` → the survivors withdraw its exports), idle RSS and idle traffic per agent
+//! (all its TCP bytes, from `ss`). Run with
 //! `cargo bench -p roboconf-agent --bench mesh` (N = 10 and 30; `MESH_SIZES=10` to
 //! choose). Times come from the agents' own logs (same machine clock).
 
@@ -63,6 +64,36 @@ fn rss_mb(pid: u32) -> f64 {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
+}
+
+/// Bytes sent plus received so far on the TCP connections of each process (`ss`).
+fn tcp_bytes() -> std::collections::HashMap<u32, u64> {
+    let out = Command::new("ss")
+        .args(["-tinpH"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut per_pid = std::collections::HashMap::new();
+    let mut pid = None;
+    for line in out.lines() {
+        if let Some(i) = line.find("pid=") {
+            pid = line[i + 4..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            continue;
+        }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if let Some(p) = pid.take() {
+            *per_pid.entry(p).or_insert(0) += field("bytes_sent:") + field("bytes_received:");
+        }
+    }
+    per_pid
 }
 
 fn run(n: usize) {
@@ -188,6 +219,23 @@ fn run(n: usize) {
     }
     std::thread::sleep(Duration::from_secs(3));
     let mut rss: Vec<f64> = agents.0.iter().map(|c| rss_mb(c.id())).collect();
+    // Idle traffic: all TCP bytes (in and out) of each agent over a quiet interval.
+    let idle = Duration::from_secs(20);
+    let before = tcp_bytes();
+    std::thread::sleep(idle);
+    let after = tcp_bytes();
+    let mut traffic: Vec<f64> = agents
+        .0
+        .iter()
+        .map(|c| {
+            (after
+                .get(&c.id())
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(&c.id()).copied().unwrap_or(0))) as f64
+                / idle.as_secs_f64()
+        })
+        .collect();
     // Dead-node detection: kill the exporter's agent; every survivor withdraws its exports.
     let mark = (1..n)
         .flat_map(|k| events(&logs[k]))
@@ -231,6 +279,12 @@ fn run(n: usize) {
         "mesh N={n}: idle RSS per agent: median {:.1} MB, max {:.1} MB",
         pct(&mut rss.clone(), 0.5),
         pct(&mut rss, 1.0)
+    );
+    println!(
+        "mesh N={n}: idle traffic per agent (TCP bytes in + out over {} s): median {:.0} B/s, max {:.0} B/s",
+        idle.as_secs(),
+        pct(&mut traffic.clone(), 0.5),
+        pct(&mut traffic, 1.0)
     );
 }
 
