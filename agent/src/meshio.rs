@@ -45,6 +45,9 @@ pub struct MeshIo {
     bootstrap: Vec<Multiaddr>,
     turn: usize,
     announced: bool,
+    /// Ticks (of 250 ms) between anti-entropy rounds: 4 after news, doubling up to 32
+    /// (8 s) while rounds bring nothing, since gossip is the fast path.
+    pub ae_period: u64,
 }
 
 impl MeshIo {
@@ -82,6 +85,7 @@ impl MeshIo {
             bootstrap: parse(peers),
             turn: 0,
             announced: false,
+            ae_period: 4,
         })
     }
 
@@ -145,6 +149,15 @@ impl MeshIo {
             }
         });
         futures::future::join_all(sends).await;
+    }
+
+    /// An anti-entropy round ended: back off while they bring nothing.
+    pub fn note_delta(&mut self, empty: bool) {
+        self.ae_period = if empty {
+            (self.ae_period * 2).min(32)
+        } else {
+            4
+        };
     }
 
     /// Answers a peer's digest.

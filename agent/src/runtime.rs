@@ -524,6 +524,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                     lp.core.step(input);
                 }
                 if let (Some(peer), Some(m)) = (ae_peer, lp.mesh.as_mut()) {
+                    m.ae_period = 4;
                     m.anti_entropy(lp.core.digest(), Some(peer)).await;
                 }
             }
@@ -535,6 +536,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                         lp.core.step(Input::Addresses(addrs));
                     }
                     while let Ok(delta) = m.deltas.try_recv() {
+                        m.note_delta(delta.entries.is_empty());
                         lp.core.step(Input::RemoteDelta { delta, at_ms: now_ms() });
                     }
                     if tick == 1 || tick.is_multiple_of(4) {
@@ -546,6 +548,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                             .map(|(_, rec, _)| rec.addresses)
                             .collect();
                         m.dial_members(members).await;
+                    }
+                    if tick == 1 || tick.is_multiple_of(m.ae_period) {
                         m.anti_entropy(lp.core.digest(), None).await;
                     }
                 }
@@ -556,6 +560,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         // Anti-entropy answers are taken in as soon as they are there.
         if let Some(m) = lp.mesh.as_mut() {
             while let Ok(delta) = m.deltas.try_recv() {
+                m.note_delta(delta.entries.is_empty());
                 lp.core.step(Input::RemoteDelta {
                     delta,
                     at_ms: now_ms(),
