@@ -1,8 +1,9 @@
 //! The runtime's side of the mesh: the node's persistent identity (a libp2p key in the
 //! data dir), the network task, and the translation between the core's replication
 //! inputs/outputs and messages: records are gossiped in envelopes, anti-entropy asks a
-//! peer for what we lack (digest out, delta back) once a second and on every new
-//! connection, bootstrap peers are redialled while no one is connected.
+//! peer for what we lack (digest out, delta back) on every new connection and then every
+//! 1 s, backing off to 8 s while rounds bring nothing; members that are not connected
+//! are dialled at their published addresses, bootstrap peers while no one is connected.
 
 use crate::core::Input;
 use crate::mesh::replica::{Delta, Digest, Entry};

@@ -52,6 +52,33 @@ fn address(a: &Agent) -> String {
     found
 }
 
+/// Agent `node-a` hosting `/vm-db`, and `node-b` hosting `/vm-app` joined to it.
+fn pair(root: &Path, env: &[(&str, &str)]) -> (Agent, Agent) {
+    let a = Agent::start(&root.join("a"), &A_ARGS, env);
+    let addr = address(&a);
+    let b_args = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--peer",
+        &addr,
+        "--host",
+        "shop:/vm-app",
+        "--node",
+        "node-b",
+    ];
+    let b = Agent::start(&root.join("b"), &b_args, env);
+    (a, b)
+}
+
+const A_ARGS: [&str; 6] = [
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--host",
+    "shop:/vm-db",
+    "--node",
+    "node-a",
+];
+
 #[test]
 fn exports_cross_the_mesh() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -60,33 +87,7 @@ fn exports_cross_the_mesh() {
     let journal = root.join("journal.log");
     let j = journal.display().to_string();
     let env = [("JOURNAL", j.as_str())];
-    let a = Agent::start(
-        &root.join("a"),
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--host",
-            "shop:/vm-db",
-            "--node",
-            "node-a",
-        ],
-        &env,
-    );
-    let addr = address(&a);
-    let b = Agent::start(
-        &root.join("b"),
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--peer",
-            &addr,
-            "--host",
-            "shop:/vm-app",
-            "--node",
-            "node-b",
-        ],
-        &env,
-    );
+    let (a, b) = pair(root, &env);
     for agent in [&a, &b] {
         let o = agent.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -223,33 +224,7 @@ fn an_application_added_on_one_agent_runs_across_the_mesh() {
     let app = app(root);
     let journal = root.join("journal.log").display().to_string();
     let env = [("JOURNAL", journal.as_str())];
-    let a = Agent::start(
-        &root.join("a"),
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--host",
-            "shop:/vm-db",
-            "--node",
-            "node-a",
-        ],
-        &env,
-    );
-    let addr = address(&a);
-    let b = Agent::start(
-        &root.join("b"),
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--peer",
-            &addr,
-            "--host",
-            "shop:/vm-app",
-            "--node",
-            "node-b",
-        ],
-        &env,
-    );
+    let (a, b) = pair(root, &env);
     // Added once, on the agent that does not run the app server: the other one fetches
     // the bundle (checked against its hash), then deploys and starts what it hosts.
     let o = a.cli(&["app", "add", app.to_str().expect("path"), "--start"]);

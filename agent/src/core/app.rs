@@ -51,6 +51,14 @@ pub struct AppState {
     pub importers: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// The root (machine) instance of a path: `/vm/app/web` → `/vm`.
+pub fn root_path(path: &str) -> String {
+    path.split('/')
+        .nth(1)
+        .map(|r| format!("/{r}"))
+        .unwrap_or_default()
+}
+
 /// The parent path of `/a/b` is `/a`; a root has none.
 pub fn parent_path(path: &str) -> Option<String> {
     let i = path.rfind('/')?;

@@ -90,11 +90,7 @@ impl Core {
 
     /// The state of an instance hosted here changed: tell the mesh.
     pub(super) fn share_observed(&mut self, app: &str, path: &str) {
-        let root = path
-            .split('/')
-            .nth(1)
-            .map(|r| format!("/{r}"))
-            .unwrap_or_default();
+        let root = super::app::root_path(path);
         if !self.is_hosted(app, &root) {
             return;
         }

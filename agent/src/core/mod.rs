@@ -432,13 +432,7 @@ impl Core {
         let Some(id) = self.leaving else { return };
         let busy = self.apps.values().any(|a| {
             a.insts.values().any(|i| {
-                let root = i
-                    .rec
-                    .path
-                    .split('/')
-                    .nth(1)
-                    .map(|r| format!("/{r}"))
-                    .unwrap_or_default();
+                let root = app::root_path(&i.rec.path);
                 i.parent.is_some()
                     && self.is_hosted(&a.name, &root)
                     && (i.running.is_some() || i.rec.state == crate::api::State::DeployedStarted)

@@ -404,13 +404,7 @@ impl Core {
                 .insts
                 .values()
                 .map(|i| {
-                    let root = i
-                        .rec
-                        .path
-                        .split('/')
-                        .nth(1)
-                        .map(|r| format!("/{r}"))
-                        .unwrap_or_default();
+                    let root = super::app::root_path(&i.rec.path);
                     if !self.is_hosted(&a.name, &root) {
                         if let Some((obs, exports)) = remote.get(&i.rec.path) {
                             return InstanceView {
@@ -428,13 +422,7 @@ impl Core {
                             };
                         }
                     }
-                    let root = i
-                        .rec
-                        .path
-                        .split('/')
-                        .nth(1)
-                        .map(|r| format!("/{r}"))
-                        .unwrap_or_default();
+                    let root = super::app::root_path(&i.rec.path);
                     let hosted = self.is_hosted(&a.name, &root);
                     let exports = if i.rec.state == State::DeployedStarted {
                         a.exports(&i.rec.path, &self.cfg.ip)
