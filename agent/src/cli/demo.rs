@@ -171,8 +171,8 @@ fn servers(conf: &str) -> usize {
     conf.lines().filter(|l| l.starts_with("server ")).count()
 }
 
-/// The demo's copy of `examples/lamp`, with free ports for the balancer and the database
-/// and a third app server machine declared for the scale-out.
+/// The demo's copy of `examples/lamp`, with free ports for every server (so that it runs
+/// beside anything) and a third app server machine declared for the scale-out.
 fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
     let candidates = [
         PathBuf::from("examples/lamp"),
@@ -186,13 +186,19 @@ fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
         })?;
     let app = root.join("app");
     crate::runtime::copy_dir_pub(src, &app)?;
-    let (lb, db) = (free_port(), free_port());
+    let (lb, db, a1, a2, a3) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let instances = format!(
         "# Written by `roboconf demo`: free ports, and a third app server for the scale-out.\n\
          instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-3;\n\tinstance of App {{\n\t\tname: app-3;\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t\tport: {a1};\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t\tport: {a2};\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-3;\n\tinstance of App {{\n\t\tname: app-3;\n\t\tport: {a3};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
     );
     std::fs::write(app.join("instances/lamp.instances"), instances)?;
