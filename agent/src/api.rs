@@ -129,6 +129,12 @@ pub enum Request {
     Members,
     /// Stop what this agent hosts, announce the departure, then stop the agent.
     Leave,
+    /// Which node hosts a root instance.
+    InstanceBind {
+        app: String,
+        root: String,
+        node: String,
+    },
 }
 
 /// One member of the mesh, as `members` shows it.

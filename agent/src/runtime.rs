@@ -302,6 +302,7 @@ impl Loop {
             }
             Request::AppList => Command::AppList,
             Request::Members => Command::Members,
+            Request::InstanceBind { app, root, node } => Command::Bind { app, root, node },
             Request::Leave => Command::Leave,
             Request::AppRemove { name } => {
                 self.removals.insert(id, name.clone());

@@ -270,3 +270,39 @@ fn an_application_added_on_one_agent_runs_across_the_mesh() {
     assert!(o.status.success());
     a.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STOPPED");
 }
+
+#[test]
+fn instance_bind_moves_a_machine_to_another_node() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let app = app(root);
+    let journal = root.join("journal.log").display().to_string();
+    let env = [("JOURNAL", journal.as_str())];
+    let (a, b) = pair(root, &env);
+    assert!(a
+        .cli(&["app", "add", app.to_str().expect("path"), "--start"])
+        .status
+        .success());
+    a.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STARTED");
+    // /vm-app moves from node-b to node-a: it stops and undeploys on b, runs on a.
+    let o = b.cli(&["instance", "bind", "shop", "/vm-app", "node-a"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    b.wait_until("the move", Duration::from_secs(30), |b| {
+        let s = b.status("shop");
+        s["instances"].as_array().is_some_and(|l| {
+            l.iter().any(|i| {
+                i["path"] == "/vm-app/app"
+                    && i["state"] == "DEPLOYED_STARTED"
+                    && i["node"] == "node-a"
+            })
+        })
+    });
+    assert!(
+        a.data_dir.join("instances/shop/vm_app_app").is_dir(),
+        "the working copy is on node-a now"
+    );
+    let o = b.cli(&["instance", "bind", "shop", "/vm-app/app", "node-a"]);
+    assert_eq!(o.status.code(), Some(1), "only roots are bound");
+    let o = b.cli(&["instance", "bind", "shop", "/vm-app", "nobody"]);
+    assert_eq!(o.status.code(), Some(1));
+}

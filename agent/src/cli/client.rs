@@ -113,6 +113,7 @@ pub fn instance(data_dir: Option<PathBuf>, c: InstanceCommand) -> anyhow::Result
             component,
         },
         InstanceCommand::Delete { app, path } => Request::InstanceDelete { app, path },
+        InstanceCommand::Bind { app, root, node } => Request::InstanceBind { app, root, node },
         InstanceCommand::Deploy { app, path }
         | InstanceCommand::Start { app, path }
         | InstanceCommand::Stop { app, path }

@@ -160,6 +160,12 @@ pub enum InstanceCommand {
     Stop { app: String, path: String },
     /// Stop if needed, then undeploy.
     Undeploy { app: String, path: String },
+    /// Which node (name or id) hosts a root instance; what runs under it moves there.
+    Bind {
+        app: String,
+        root: String,
+        node: String,
+    },
 }
 
 /// Runs a parsed command line.

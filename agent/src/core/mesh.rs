@@ -251,6 +251,13 @@ impl Core {
                 self.refresh_desired(&key);
                 continue;
             }
+            if kind == Kind::Binding {
+                if let Some((app, root)) = key.split_once(OWNER_SEP) {
+                    let (app, root) = (app.to_string(), root.to_string());
+                    self.rebound(&app, &root);
+                }
+                continue;
+            }
             if kind == Kind::Member {
                 // A member that left: its records stop counting at once.
                 self.owner_changed(&NodeId::new(key.clone()));
@@ -342,7 +349,7 @@ impl Core {
     pub(super) fn adopt_remote(&mut self, app: &str) {
         let prefix = format!("{app}{OWNER_SEP}");
         let mut touched = BTreeSet::new();
-        for kind in [Kind::Exports, Kind::Desired] {
+        for kind in [Kind::Exports, Kind::Desired, Kind::Binding] {
             for key in self.replica.all(kind).into_keys() {
                 let rest = if kind.owned() {
                     key.split_once(OWNER_SEP).map_or("", |(_, r)| r)
@@ -419,6 +426,68 @@ impl Core {
         for (name, hash, from) in wanted {
             self.fetching.insert(name.clone());
             self.out.push(Output::Fetch { name, hash, from });
+        }
+    }
+}
+
+impl Core {
+    /// The node a root instance is bound to, if a binding exists.
+    pub(super) fn binding(&self, app: &str, root: &str) -> Option<NodeId> {
+        self.replica
+            .get(Kind::Binding, &desired_key(app, root))
+            .and_then(|e| e.value.as_ref())
+            .and_then(|v| serde_json::from_slice::<NodeId>(v).ok())
+    }
+
+    /// Binds a root instance to a node (shared; last writer wins).
+    pub(super) fn bind(&mut self, app: &str, root: &str, node: &NodeId) {
+        let bytes = serde_json::to_vec(node).unwrap_or_default();
+        let e = self.replica.write(
+            Kind::Binding,
+            &desired_key(app, root),
+            Some(bytes),
+            self.now_ms,
+            0,
+        );
+        self.share(e);
+        self.rebound(app, root);
+    }
+
+    /// Claims the roots of `--host` that nobody is bound to yet.
+    pub(super) fn claim_hosts(&mut self, app: &str) {
+        let me = self.node_id();
+        let roots: Vec<String> = self
+            .cfg
+            .hosts
+            .iter()
+            .filter(|(a, _)| a == app)
+            .map(|(_, r)| r.clone())
+            .collect();
+        for r in roots {
+            if self.binding(app, &r).is_none()
+                && self.apps.get(app).is_some_and(|a| a.insts.contains_key(&r))
+            {
+                self.bind(app, &r, &me);
+            }
+        }
+    }
+
+    /// A root changed hands: everything under it is looked at again.
+    pub(super) fn rebound(&mut self, app: &str, root: &str) {
+        let prefix = format!("{root}/");
+        let paths: Vec<String> = self
+            .apps
+            .get(app)
+            .map(|a| {
+                a.insts
+                    .keys()
+                    .filter(|p| *p == root || p.starts_with(&prefix))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in paths {
+            self.mark(app, &p);
         }
     }
 }

@@ -92,6 +92,12 @@ pub enum Command {
     Members,
     /// Stop what this node hosts, announce the departure; answered once done.
     Leave,
+    /// Which node hosts a root instance (a node name or id).
+    Bind {
+        app: String,
+        root: String,
+        node: String,
+    },
 }
 
 /// The result of a plug-in run.
@@ -318,6 +324,7 @@ impl Core {
         let names: Vec<String> = core.apps.keys().cloned().collect();
         for name in names {
             core.adopt_remote(&name);
+            core.claim_hosts(&name);
         }
         core.reconcile();
         core
@@ -451,7 +458,12 @@ impl Core {
         self.out.push(Output::Left);
     }
 
+    /// Whether this node hosts the root instance `root`: its binding says so, or, with no
+    /// binding yet, the node's `--host` list does.
     fn is_hosted(&self, app: &str, root: &str) -> bool {
-        self.cfg.hosts.iter().any(|(a, r)| a == app && r == root)
+        match self.binding(app, root) {
+            Some(node) => node == self.replica.origin().node,
+            None => self.cfg.hosts.iter().any(|(a, r)| a == app && r == root),
+        }
     }
 }

@@ -47,6 +47,7 @@ impl Core {
                     .collect(),
             },
             Command::Leave => Response::error("leave is handled by the core's step"),
+            Command::Bind { app, root, node } => self.instance_bind(&app, &root, &node),
         }
     }
 
@@ -115,6 +116,7 @@ impl Core {
             self.mark(&name, &path);
         }
         self.adopt_remote(&name);
+        self.claim_hosts(&name);
         self.share_application(&name, start);
         let hosted: Vec<&str> = self
             .cfg
@@ -390,6 +392,31 @@ impl Core {
                 Response::ok(format!("{} instance(s) deleted", deleted.len()))
             }
         }
+    }
+
+    fn instance_bind(&mut self, app: &str, root: &str, node: &str) -> Response {
+        let Some(a) = self.apps.get(app) else {
+            return Response::error(format!("no application named `{app}`"));
+        };
+        match a.insts.get(root) {
+            Some(i) if i.parent.is_none() => {}
+            Some(_) => {
+                return Response::error(format!(
+                    "{root} is not a root instance: only machines are bound to nodes"
+                ))
+            }
+            None => return Response::error(format!("`{app}` has no instance `{root}`")),
+        }
+        let id = self
+            .members()
+            .into_iter()
+            .find(|(id, rec, _)| id.as_str() == node || rec.name == node)
+            .map(|(id, _, _)| id);
+        let Some(id) = id else {
+            return Response::error(format!("no member named `{node}` (see `roboconf members`)"));
+        };
+        self.bind(app, root, &id);
+        Response::ok(format!("{root} is now hosted by {node}"))
     }
 
     fn status(&self, app: Option<&str>) -> Response {
