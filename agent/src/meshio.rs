@@ -161,6 +161,15 @@ impl MeshIo {
         };
     }
 
+    /// Tells a peer that our digests differ.
+    pub fn ask_digest(&self, id: u64) {
+        let bytes = self.envelope(Body::SendDigest).unwrap_or_default();
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            let _ = net.respond(id, bytes).await;
+        });
+    }
+
     /// Answers a peer's digest.
     pub fn respond(&self, id: u64, delta: Delta) {
         let bytes = self.envelope(Body::Delta(delta)).unwrap_or_default();
@@ -224,19 +233,40 @@ impl MeshIo {
                 peers[self.turn % peers.len()]
             }
         };
-        let Some(bytes) = self.envelope(Body::Digest(digest)) else {
+        let hash = crate::mesh::replica::digest_hash(&digest);
+        let (Some(short), Some(full)) = (
+            self.envelope(Body::DigestHash(hash)),
+            self.envelope(Body::Digest(digest)),
+        ) else {
             return;
         };
         let (net, tx, mesh) = (self.net.clone(), self.deltas_tx.clone(), self.mesh.clone());
         tokio::spawn(async move {
-            if let Ok(answer) = net.request(peer, bytes).await {
-                if let Ok(Envelope {
-                    body: Body::Delta(d),
+            // The fingerprint first; the digest only when they differ.
+            let mut answer = net
+                .request(peer, short)
+                .await
+                .ok()
+                .and_then(|a| decode(&a, &mesh).ok());
+            if matches!(
+                answer,
+                Some(Envelope {
+                    body: Body::SendDigest,
                     ..
-                }) = decode(&answer, &mesh)
-                {
-                    let _ = tx.send(d).await;
-                }
+                })
+            ) {
+                answer = net
+                    .request(peer, full)
+                    .await
+                    .ok()
+                    .and_then(|a| decode(&a, &mesh).ok());
+            }
+            if let Some(Envelope {
+                body: Body::Delta(d),
+                ..
+            }) = answer
+            {
+                let _ = tx.send(d).await;
             }
         });
     }
@@ -270,9 +300,13 @@ impl MeshIo {
                 if bytes.is_empty() {
                     continue;
                 }
-                let dir = data
-                    .join("apps")
-                    .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
+                // A folder of its own per bundle: an `app add` of the same name on this node
+                // (which writes `apps/<name>`) must not race with it.
+                let dir = data.join("apps").join(format!(
+                    "{}-{}",
+                    roboconf_model::resolve::clean_path(&format!("/{name}")),
+                    &hash[..hash.len().min(12)]
+                ));
                 let read = tokio::task::spawn_blocking({
                     let (name, hash, data) = (name.clone(), hash.clone(), data.clone());
                     move || -> Option<crate::core::LoadedApp> {
@@ -324,6 +358,10 @@ impl MeshIo {
                 _ => (None, None),
             },
             Event::Request { id, data, .. } => match decode(&data, &self.mesh) {
+                Ok(Envelope {
+                    body: Body::DigestHash(hash),
+                    ..
+                }) => (Some(Input::DigestHash { id, hash }), None),
                 Ok(Envelope {
                     body: Body::Entries(entries),
                     ..

@@ -367,7 +367,23 @@ impl Loop {
                             .data_dir
                             .join("apps")
                             .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
-                        let _ = std::fs::remove_dir_all(dir);
+                        let _ = std::fs::remove_dir_all(&dir);
+                        // Bundles fetched from peers live beside it, as `<name>-<hash>`.
+                        let fetched = format!(
+                            "{}-",
+                            dir.file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        );
+                        for e in std::fs::read_dir(self.cfg.data_dir.join("apps"))
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                        {
+                            if e.file_name().to_string_lossy().starts_with(&fetched) {
+                                let _ = std::fs::remove_dir_all(e.path());
+                            }
+                        }
                         let _ = std::fs::remove_dir_all(
                             self.cfg.data_dir.join("instances").join(&name),
                         );
@@ -377,6 +393,11 @@ impl Loop {
                     }
                 }
                 Output::Left => self.stop = true,
+                Output::SendDigest { id } => {
+                    if let Some(m) = &self.mesh {
+                        m.ask_digest(id);
+                    }
+                }
                 Output::Fetch { name, hash, from } => {
                     if let Some(m) = &self.mesh {
                         m.fetch(name, hash, &from);

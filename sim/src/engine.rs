@@ -140,7 +140,8 @@ impl Harness {
                 | Output::Broadcast(_)
                 | Output::Delta { .. }
                 | Output::Left
-                | Output::Fetch { .. } => {}
+                | Output::Fetch { .. }
+                | Output::SendDigest { .. } => {}
             }
         }
     }

@@ -231,10 +231,14 @@ fn an_application_added_on_one_agent_runs_across_the_mesh() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     b.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
     a.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STARTED");
-    assert!(b
-        .data_dir
-        .join("apps/shop/graph/App/scripts/start.sh")
-        .is_file());
+    let fetched = std::fs::read_dir(b.data_dir.join("apps"))
+        .expect("apps")
+        .flatten()
+        .any(|e| {
+            e.file_name().to_string_lossy().starts_with("shop-")
+                && e.path().join("graph/App/scripts/start.sh").is_file()
+        });
+    assert!(fetched, "the bundle was fetched and unpacked on node-b");
     // An instance created on one agent, under a machine another agent hosts, runs there.
     assert!(b
         .cli(&[

@@ -137,6 +137,12 @@ pub enum Input {
         id: u64,
         digest: crate::mesh::replica::Digest,
     },
+    /// A peer's digest fingerprint: answer with an empty delta when ours is the same,
+    /// else with `Output::SendDigest`.
+    DigestHash {
+        id: u64,
+        hash: String,
+    },
     /// The wall time, so that writes are stamped right (and suspects expire).
     Now(u64),
     /// The network's view: a peer connected, or its last connection closed.
@@ -204,6 +210,10 @@ pub enum Output {
     Event(Event),
     /// The node has left the mesh: the runtime stops once the outputs before are done.
     Left,
+    /// Our digest differs from the peer's fingerprint: ask for its digest.
+    SendDigest {
+        id: u64,
+    },
     /// Fetch the bundle `hash` of application `name` from `from` (or any peer), check
     /// it, and register the application here (`Input::Fetched`).
     Fetch {
@@ -384,6 +394,16 @@ impl Core {
                 self.reconcile();
             }
             Input::Digest { id, digest } => self.answer_digest(id, digest),
+            Input::DigestHash { id, hash } => {
+                if crate::mesh::replica::digest_hash(&self.replica.digest()) == hash {
+                    self.out.push(Output::Delta {
+                        id,
+                        delta: Default::default(),
+                    });
+                } else {
+                    self.out.push(Output::SendDigest { id });
+                }
+            }
             Input::Now(ms) => {
                 self.now_ms = self.now_ms.max(ms);
                 self.expire_suspects();

@@ -82,6 +82,19 @@ impl Entry {
 /// Per origin, the highest sequence number up to which a replica holds everything.
 pub type Digest = BTreeMap<Origin, u64>;
 
+/// A short, stable fingerprint of a digest: equal digests, equal fingerprints. Lets two
+/// replicas that hold the same find it out without sending digests whose size grows
+/// with the mesh.
+pub fn digest_hash(d: &Digest) -> String {
+    use sha2::Digest as _;
+    let bytes = bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap_or_default();
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// What a peer lacks: entries, and the watermarks they bring it up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {

@@ -23,6 +23,11 @@ pub enum Body {
     Digest(Digest),
     /// Anti-entropy answer: what the asker lacks.
     Delta(Delta),
+    /// Anti-entropy, cheaply: "my digest's fingerprint is this" (answered by an empty
+    /// `Delta` when the same, `SendDigest` otherwise).
+    DigestHash(String),
+    /// "Our digests differ: send me yours."
+    SendDigest,
     /// Asks for the application bundle with this hash.
     BundleRequest(String),
     /// A bundle (empty: not held here).
