@@ -346,3 +346,81 @@ mod tests {
         assert!(a.peers().await.unwrap().contains(&b.peer_id));
     }
 }
+
+#[cfg(test)]
+mod flood {
+    use super::*;
+    use std::time::Instant;
+
+    fn node() -> (Net, mpsc::Receiver<Event>) {
+        let cfg = Config {
+            mesh: "m".into(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
+            topic: "roboconf-flood".into(),
+        };
+        spawn(identity::Keypair::generate_ed25519(), cfg).expect("network")
+    }
+
+    /// A peer that floods garbage: every message is rejected and counted, none reaches the
+    /// agent, queues stay bounded, and the node still answers requests promptly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flooding_peer_is_dropped_and_counted() {
+        let (target, mut target_events) = node();
+        let (rogue, _rogue_events) = node();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = loop {
+            if let Some(a) = target.listening().await.expect("net").into_iter().next() {
+                break a;
+            }
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        rogue.dial(addr).await.expect("dial");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while rogue.publish(b"warm-up garbage".to_vec()).await.is_err() {
+            assert!(Instant::now() < deadline, "no gossip peer in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut sent = 0u64;
+        for i in 0..5_000u32 {
+            let mut junk = i.to_be_bytes().to_vec();
+            junk.extend_from_slice(&[0xff; 200]);
+            if rogue.publish(junk).await.is_ok() {
+                sent += 1;
+            }
+        }
+        assert!(sent > 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while target.dropped.total() < sent / 2 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {sent} counted",
+                target.dropped.total()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Nothing of it reached the agent.
+        while let Ok(ev) = target_events.try_recv() {
+            assert!(!matches!(ev, Event::Gossip { .. }), "garbage was delivered");
+        }
+        // Still responsive: a request is answered at once.
+        let asker = tokio::spawn({
+            let rogue = rogue.clone();
+            let id = target.peer_id;
+            async move { rogue.request(id, b"ping".to_vec()).await }
+        });
+        let t = Instant::now();
+        let (id, _) = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(Event::Request { id, data, .. }) = target_events.recv().await {
+                    return (id, data);
+                }
+            }
+        })
+        .await
+        .expect("the request arrives");
+        target.respond(id, b"pong".to_vec()).await.expect("respond");
+        assert_eq!(asker.await.expect("join").expect("answer"), b"pong");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+}
