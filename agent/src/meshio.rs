@@ -128,10 +128,7 @@ impl MeshIo {
         }
         for batch in batches.into_iter().filter(|b| !b.is_empty()) {
             if let Some(bytes) = self.envelope(Body::Entries(batch)) {
-                let net = self.net.clone();
-                tokio::spawn(async move {
-                    let _ = net.publish(bytes).await;
-                });
+                self.net.try_publish(bytes);
             }
         }
     }
@@ -164,19 +161,13 @@ impl MeshIo {
     /// Tells a peer that our digests differ.
     pub fn ask_digest(&self, id: u64) {
         let bytes = self.envelope(Body::SendDigest).unwrap_or_default();
-        let net = self.net.clone();
-        tokio::spawn(async move {
-            let _ = net.respond(id, bytes).await;
-        });
+        self.net.try_respond(id, bytes);
     }
 
     /// Answers a peer's digest.
     pub fn respond(&self, id: u64, delta: Delta) {
         let bytes = self.envelope(Body::Delta(delta)).unwrap_or_default();
-        let net = self.net.clone();
-        tokio::spawn(async move {
-            let _ = net.respond(id, bytes).await;
-        });
+        self.net.try_respond(id, bytes);
     }
 
     /// The addresses to publish in the member record, once the listeners are up (once).
@@ -390,10 +381,7 @@ impl MeshIo {
                         Vec::new()
                     };
                     let answer = self.envelope(Body::Bundle(bytes)).unwrap_or_default();
-                    let net = self.net.clone();
-                    tokio::spawn(async move {
-                        let _ = net.respond(id, answer).await;
-                    });
+                    self.net.try_respond(id, answer);
                     (None, None)
                 }
                 Ok(_) => {

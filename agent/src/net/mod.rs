@@ -106,6 +106,19 @@ impl Net {
             .map_err(|_| Error::Stopped)
     }
 
+    /// Publishes without waiting: false when the network task's queue is full or it
+    /// stopped, and the message is dropped (anti-entropy repairs what gossip missed).
+    pub fn try_publish(&self, data: Vec<u8>) -> bool {
+        let (tx, _) = oneshot::channel();
+        self.cmd_tx.try_send(Command::Publish(data, tx)).is_ok()
+    }
+
+    /// Answers without waiting: false when the queue is full (the peer's request then
+    /// times out and it asks again on its next round).
+    pub fn try_respond(&self, id: u64, data: Vec<u8>) -> bool {
+        self.cmd_tx.try_send(Command::Respond(id, data)).is_ok()
+    }
+
     /// The addresses the node listens on.
     pub async fn listening(&self) -> Result<Vec<Multiaddr>, Error> {
         self.ask(Command::Listening).await
