@@ -168,7 +168,7 @@ impl Config {
     }
 
     pub fn socket_path(&self) -> PathBuf {
-        self.data_dir.join("control.sock")
+        crate::control::socket_path(&self.data_dir)
     }
 }
 

@@ -4,10 +4,15 @@
 
 use crate::api::{Request, Response};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+
+/// Where the control socket of the agent owning `data_dir` lives.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 1 << 20;

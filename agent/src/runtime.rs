@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -139,12 +139,8 @@ fn register_bundle(
     })
 }
 
-/// Copies a folder (for the demo and tools).
-pub fn copy_dir_pub(from: &Path, to: &Path) -> std::io::Result<()> {
-    copy_dir(from, to)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a folder recursively (bundles, the demo).
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
@@ -620,9 +616,4 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let _ = std::fs::remove_file(&socket);
     eprintln!("roboconf agent: stopped");
     Ok(())
-}
-
-/// The path an agent's socket would have in `data_dir`.
-pub fn socket_in(data_dir: &Path) -> PathBuf {
-    data_dir.join("control.sock")
 }

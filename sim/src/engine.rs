@@ -3,7 +3,7 @@
 //! delayed or failing, per component and action), delivering plug-in results in virtual
 //! time order. It proves the core is sans-IO, and it is where the simulator grows from.
 
-use roboconf_agent::api::{Desired, Response, State};
+use roboconf_agent::api::{Response, State};
 use roboconf_agent::core::records::Write;
 use roboconf_agent::core::{
     Command, Config, Core, Input, InstanceRecord, LoadedApp, Output, PluginRun, RunResult,
@@ -242,13 +242,4 @@ pub fn started(states: &BTreeMap<String, State>) -> BTreeSet<String> {
         .filter(|(_, s)| **s == State::DeployedStarted)
         .map(|(p, _)| p.clone())
         .collect()
-}
-
-#[doc(hidden)]
-pub fn desired(s: &str) -> Desired {
-    match s {
-        "started" => Desired::Started,
-        "deployed" => Desired::Deployed,
-        _ => Desired::NotDeployed,
-    }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 fn call(data_dir: &Path, req: &Request) -> Result<Response, String> {
-    let socket = data_dir.join("control.sock");
+    let socket = crate::control::socket_path(data_dir);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -69,7 +69,7 @@ fn call(dir: &Path, req: &Request) -> Option<Response> {
         .enable_all()
         .build()
         .ok()?;
-    rt.block_on(crate::control::call(&dir.join("control.sock"), req))
+    rt.block_on(crate::control::call(&crate::control::socket_path(dir), req))
         .ok()
 }
 
@@ -185,7 +185,7 @@ fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
             anyhow::anyhow!("examples/lamp not found: run the demo from the repository")
         })?;
     let app = root.join("app");
-    crate::runtime::copy_dir_pub(src, &app)?;
+    crate::runtime::copy_dir(src, &app)?;
     let (lb, db, a1, a2, a3) = (
         free_port(),
         free_port(),

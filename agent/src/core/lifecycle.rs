@@ -50,15 +50,7 @@ impl Core {
         }
     }
 
-    pub(super) fn mark_importers_of(
-        &mut self,
-        app: &str,
-        prefixes: impl IntoIterator<Item = String>,
-    ) {
-        self.mark_importers(app, prefixes)
-    }
-
-    fn mark_importers(&mut self, app: &str, prefixes: impl IntoIterator<Item = String>) {
+    pub(super) fn mark_importers(&mut self, app: &str, prefixes: impl IntoIterator<Item = String>) {
         let Some(a) = self.apps.get(app) else { return };
         let mut keys = Vec::new();
         for p in prefixes {

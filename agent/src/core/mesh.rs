@@ -288,7 +288,7 @@ impl Core {
             if let Some(s) = shared {
                 changed.extend(a.publish_vars(&path, s.vars));
             }
-            self.mark_importers_of(&app, changed);
+            self.mark_importers(&app, changed);
             self.out.push(Output::Event(super::Event::RemoteExports {
                 app,
                 path,
