@@ -119,6 +119,45 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
     out
 }
 
+/// The name of a component or facet (`kind`): not blank, a flexible id, no dot.
+/// `codes` are the empty-name and invalid-name codes of that kind.
+fn check_type_name(
+    kind: &str,
+    name: &str,
+    at: &Loc,
+    [empty, invalid]: [Code; 2],
+    out: &mut Vec<Diagnostic>,
+) {
+    if is_blank(name) {
+        out.push(diag(empty, at, format!("a {kind} has an empty name")));
+    } else if !is_flex_id(name) {
+        out.push(diag(invalid, at, format!("invalid {kind} name `{name}`")));
+    } else if name.contains('.') {
+        out.push(diag(
+            Code::RM_DOT_IS_NOT_ALLOWED,
+            at,
+            format!("a {kind} name cannot contain a dot: `{name}`"),
+        ));
+    }
+}
+
+/// The name of a variable that `owner` exports: not blank, a strict id.
+fn check_export_name(owner: &str, var: &str, at: &Loc, out: &mut Vec<Diagnostic>) {
+    if is_blank(var) {
+        out.push(diag(
+            Code::RM_EMPTY_VARIABLE_NAME,
+            at,
+            format!("`{owner}` exports a variable with no name"),
+        ));
+    } else if !is_strict_id(var) {
+        out.push(diag(
+            Code::RM_INVALID_VARIABLE_NAME,
+            at,
+            format!("`{owner}` exports an invalid variable name `{var}`"),
+        ));
+    }
+}
+
 fn validate_component(
     g: &Graph,
     c: usize,
@@ -129,25 +168,16 @@ fn validate_component(
     let comp = &g.components[c];
     let at = &comp.loc;
     let name = &comp.name;
-    if is_blank(name) {
-        out.push(diag(
+    check_type_name(
+        "component",
+        name,
+        at,
+        [
             Code::RM_EMPTY_COMPONENT_NAME,
-            at,
-            "a component has an empty name".into(),
-        ));
-    } else if !is_flex_id(name) {
-        out.push(diag(
             Code::RM_INVALID_COMPONENT_NAME,
-            at,
-            format!("invalid component name `{name}`"),
-        ));
-    } else if name.contains('.') {
-        out.push(diag(
-            Code::RM_DOT_IS_NOT_ALLOWED,
-            at,
-            format!("a component name cannot contain a dot: `{name}`"),
-        ));
-    }
+        ],
+        out,
+    );
     match g.installer(c) {
         None => out.push(diag(Code::RM_EMPTY_COMPONENT_INSTALLER, at, format!("the component `{name}` has no installer, neither its own nor inherited"))),
         Some(i) if is_blank(i) => out.push(diag(Code::RM_EMPTY_COMPONENT_INSTALLER, at, format!("the component `{name}` has an empty installer"))),
@@ -160,19 +190,7 @@ fn validate_component(
         Some(_) => {}
     }
     for v in &comp.exports {
-        if is_blank(&v.name) {
-            out.push(diag(
-                Code::RM_EMPTY_VARIABLE_NAME,
-                at,
-                format!("`{name}` exports a variable with no name"),
-            ));
-        } else if !is_strict_id(&v.name) {
-            out.push(diag(
-                Code::RM_INVALID_VARIABLE_NAME,
-                at,
-                format!("`{name}` exports an invalid variable name `{}`", v.name),
-            ));
-        }
+        check_export_name(name, &v.name, at, out);
         if let Some(kind) = &v.random {
             if !kind.eq_ignore_ascii_case("port") {
                 out.push(diag(
@@ -252,39 +270,15 @@ fn validate_facet(g: &Graph, f: usize, out: &mut Vec<Diagnostic>) {
     let facet = &g.facets[f];
     let at = &facet.loc;
     let name = &facet.name;
-    if is_blank(name) {
-        out.push(diag(
-            Code::RM_EMPTY_FACET_NAME,
-            at,
-            "a facet has an empty name".into(),
-        ));
-    } else if !is_flex_id(name) {
-        out.push(diag(
-            Code::RM_INVALID_FACET_NAME,
-            at,
-            format!("invalid facet name `{name}`"),
-        ));
-    } else if name.contains('.') {
-        out.push(diag(
-            Code::RM_DOT_IS_NOT_ALLOWED,
-            at,
-            format!("a facet name cannot contain a dot: `{name}`"),
-        ));
-    }
+    check_type_name(
+        "facet",
+        name,
+        at,
+        [Code::RM_EMPTY_FACET_NAME, Code::RM_INVALID_FACET_NAME],
+        out,
+    );
     for v in &facet.exports {
-        if is_blank(&v.name) {
-            out.push(diag(
-                Code::RM_EMPTY_VARIABLE_NAME,
-                at,
-                format!("`{name}` exports a variable with no name"),
-            ));
-        } else if !is_strict_id(&v.name) {
-            out.push(diag(
-                Code::RM_INVALID_VARIABLE_NAME,
-                at,
-                format!("`{name}` exports an invalid variable name `{}`", v.name),
-            ));
-        }
+        check_export_name(name, &v.name, at, out);
     }
     if g.all_extended_facets(f).contains(&f) {
         out.push(diag(
