@@ -149,30 +149,7 @@ fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
     let app = app(root);
     let journal = root.join("journal.log").display().to_string();
     let env = [("JOURNAL", journal.as_str())];
-    let a_args = [
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--host",
-        "shop:/vm-db",
-        "--node",
-        "node-a",
-    ];
-    let mut a = Agent::start(&root.join("a"), &a_args, &env);
-    let addr = address(&a);
-    let b = Agent::start(
-        &root.join("b"),
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--peer",
-            &addr,
-            "--host",
-            "shop:/vm-app",
-            "--node",
-            "node-b",
-        ],
-        &env,
-    );
+    let (mut a, b) = pair(root, &env);
     for agent in [&a, &b] {
         let o = agent.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -203,7 +180,7 @@ fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
     assert!(detection < Duration::from_secs(10), "{detection:?}");
     // Restarted on its data dir (same identity, no new token or flag needed): it finds
     // the mesh again and everything converges.
-    let a2 = Agent::start(&root.join("a"), &a_args, &env);
+    let a2 = Agent::start(&root.join("a"), &A_ARGS, &env);
     b.wait_until("node-a alive again", Duration::from_secs(30), |b| {
         member_state(b, "node-a") == "alive"
     });
