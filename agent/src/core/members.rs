@@ -54,18 +54,7 @@ impl Core {
         };
         let bytes = serde_json::to_vec(&rec).unwrap_or_default();
         let key = owner_key(&me, "");
-        if self
-            .replica
-            .get(Kind::Member, &key)
-            .and_then(|e| e.value.as_ref())
-            == Some(&bytes)
-        {
-            return;
-        }
-        let e = self
-            .replica
-            .write(Kind::Member, &key, Some(bytes), self.now_ms, 0);
-        self.share_entry(e);
+        self.put_if_changed(Kind::Member, &key, Some(bytes));
     }
 
     /// Every member known, with its liveness.

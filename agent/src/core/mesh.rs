@@ -57,12 +57,9 @@ impl Core {
         self.replica.origin().node.clone()
     }
 
-    /// Records and spreads an entry written here.
-    pub(super) fn share_entry(&mut self, e: Entry) {
-        self.share(e)
-    }
-
-    fn share(&mut self, e: Entry) {
+    /// Writes an entry of this node's own, stores it and spreads it.
+    pub(super) fn put(&mut self, kind: Kind, key: &str, value: Option<Vec<u8>>) {
+        let e = self.replica.write(kind, key, value, self.now_ms, 0);
         self.writes.push(Write::Put {
             tree: TREE_REPLICA,
             key: Replica::store_key(&e),
@@ -71,21 +68,25 @@ impl Core {
         self.broadcast.push(e);
     }
 
+    /// `put`, unless the replica already holds that value for the key (absent counts as
+    /// withdrawn): nothing is gossiped for nothing.
+    pub(super) fn put_if_changed(&mut self, kind: Kind, key: &str, value: Option<Vec<u8>>) {
+        let same = match self.replica.get(kind, key) {
+            Some(e) => e.value == value,
+            None => value.is_none(),
+        };
+        if !same {
+            self.put(kind, key, value);
+        }
+    }
+
     /// The exports of a local instance changed (`None`: withdrawn): tell the mesh.
     pub(super) fn share_exports(&mut self, app: &str, path: &str, vars: Option<(String, Vars)>) {
         let key = exports_key(&self.node_id(), app, path);
         let value = vars.map(|(component, vars)| {
             serde_json::to_vec(&SharedExports { component, vars }).unwrap_or_default()
         });
-        if self.replica.get(Kind::Exports, &key).map(|e| &e.value) == Some(&value)
-            || (value.is_none() && self.replica.get(Kind::Exports, &key).is_none())
-        {
-            return;
-        }
-        let e = self
-            .replica
-            .write(Kind::Exports, &key, value, self.now_ms, 0);
-        self.share(e);
+        self.put_if_changed(Kind::Exports, &key, value);
     }
 
     /// The state of an instance hosted here changed: tell the mesh.
@@ -104,18 +105,7 @@ impl Core {
         };
         let bytes = serde_json::to_vec(&value).unwrap_or_default();
         let key = exports_key(&self.node_id(), app, path);
-        if self
-            .replica
-            .get(Kind::Observed, &key)
-            .and_then(|e| e.value.as_ref())
-            == Some(&bytes)
-        {
-            return;
-        }
-        let e = self
-            .replica
-            .write(Kind::Observed, &key, Some(bytes), self.now_ms, 0);
-        self.share(e);
+        self.put_if_changed(Kind::Observed, &key, Some(bytes));
     }
 
     /// An operator set what an instance should be: every node learns it (last writer wins).
@@ -127,22 +117,12 @@ impl Core {
             .map(|i| i.rec.component.clone())
             .unwrap_or_default();
         let bytes = serde_json::to_vec(&DesiredRecord { target, component }).unwrap_or_default();
-        let e = self.replica.write(
-            Kind::Desired,
-            &desired_key(app, path),
-            Some(bytes),
-            self.now_ms,
-            0,
-        );
-        self.share(e);
+        self.put(Kind::Desired, &desired_key(app, path), Some(bytes));
     }
 
     /// An operator deleted an instance: every node forgets it.
     pub(super) fn share_deletion(&mut self, app: &str, path: &str) {
-        let e = self
-            .replica
-            .write(Kind::Desired, &desired_key(app, path), None, self.now_ms, 0);
-        self.share(e);
+        self.put(Kind::Desired, &desired_key(app, path), None);
     }
 
     /// What the mesh says of the instances of `app` this node does not host: path →
@@ -392,14 +372,11 @@ impl Core {
             .filter(|(_, i)| i.parent.is_some())
             .map(|(p, _)| p.clone())
             .collect();
-        let e = self.replica.write(
+        self.put(
             Kind::Application,
             name,
             Some(serde_json::to_vec(&value).unwrap_or_default()),
-            self.now_ms,
-            0,
         );
-        self.share(e);
         if start {
             for p in paths {
                 self.share_desired(name, &p, crate::api::Desired::Started);
@@ -442,14 +419,7 @@ impl Core {
     /// Binds a root instance to a node (shared; last writer wins).
     pub(super) fn bind(&mut self, app: &str, root: &str, node: &NodeId) {
         let bytes = serde_json::to_vec(node).unwrap_or_default();
-        let e = self.replica.write(
-            Kind::Binding,
-            &desired_key(app, root),
-            Some(bytes),
-            self.now_ms,
-            0,
-        );
-        self.share(e);
+        self.put(Kind::Binding, &desired_key(app, root), Some(bytes));
         self.rebound(app, root);
     }
 
