@@ -201,8 +201,8 @@ fn read_text(path: &Path, limits: Limits) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Every file under `dir`, recursively, sorted.
-pub(crate) fn list_files(dir: &Path) -> Vec<PathBuf> {
+/// Every file under `dir`, recursively, sorted (unreadable folders are skipped).
+pub fn list_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {

@@ -39,22 +39,11 @@ impl Drop for Demo {
 }
 
 fn pid_files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else if p.extension().is_some_and(|x| x == "pid") {
-                out.extend(std::fs::read_to_string(&p).ok());
-            }
-        }
-    }
-    out
+    roboconf_model::app::list_files(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
 }
 
 fn free_port() -> u16 {
