@@ -181,18 +181,8 @@ mod tests {
 
     fn rec(path: &str) -> InstanceRecord {
         InstanceRecord {
-            app: "a".into(),
-            path: path.into(),
-            name: "x".into(),
-            component: "C".into(),
-            overrides: vec![],
-            desired: Desired::Started,
             state: State::DeployedStarted,
-            last_error: None,
-            blocked: false,
-            configured: Default::default(),
-            ports: Default::default(),
-            last_run_seq: 0,
+            ..InstanceRecord::new("a", path, "x", "C", Desired::Started)
         }
     }
 

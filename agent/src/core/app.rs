@@ -4,7 +4,7 @@
 //! model and the records; nothing does I/O.
 
 use super::records::{InstanceRecord, Vars};
-use crate::api::{Desired, State};
+use crate::api::Desired;
 use roboconf_model::app::Application;
 use roboconf_model::graph::{split_var, Graph};
 use roboconf_model::resolve::{exports_of, Resolved};
@@ -95,18 +95,14 @@ impl AppState {
                 let inst = &set.instances[i];
                 let c = inst.component?;
                 Some(InstanceRecord {
-                    app: self.name.clone(),
-                    path: set.path(i),
-                    name: inst.name.clone(),
-                    component: self.graph.components[c].name.clone(),
                     overrides: inst.overrides.clone(),
-                    desired: Desired::NotDeployed,
-                    state: State::NotDeployed,
-                    last_error: None,
-                    blocked: false,
-                    configured: BTreeMap::new(),
-                    ports: BTreeMap::new(),
-                    last_run_seq: 0,
+                    ..InstanceRecord::new(
+                        &self.name,
+                        &set.path(i),
+                        &inst.name,
+                        &self.graph.components[c].name,
+                        Desired::NotDeployed,
+                    )
                 })
             })
             .collect()

@@ -295,20 +295,8 @@ impl Core {
         if self.creation_error(app, path, component).is_some() {
             return false;
         }
-        let rec = InstanceRecord {
-            app: app.to_string(),
-            path: path.to_string(),
-            name: path.rsplit('/').next().unwrap_or_default().to_string(),
-            component: component.to_string(),
-            overrides: Vec::new(),
-            desired,
-            state: State::NotDeployed,
-            last_error: None,
-            blocked: false,
-            configured: BTreeMap::new(),
-            ports: BTreeMap::new(),
-            last_run_seq: 0,
-        };
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let rec = InstanceRecord::new(app, path, name, component, desired);
         if let Some(a) = self.apps.get_mut(app) {
             a.insert(rec);
         }

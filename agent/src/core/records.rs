@@ -47,6 +47,26 @@ pub struct InstanceRecord {
     pub last_run_seq: u64,
 }
 
+impl InstanceRecord {
+    /// A new instance, not deployed and never run, wanted as `desired`.
+    pub fn new(app: &str, path: &str, name: &str, component: &str, desired: Desired) -> Self {
+        Self {
+            app: app.to_string(),
+            path: path.to_string(),
+            name: name.to_string(),
+            component: component.to_string(),
+            overrides: Vec::new(),
+            desired,
+            state: State::NotDeployed,
+            last_error: None,
+            blocked: false,
+            configured: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            last_run_seq: 0,
+        }
+    }
+}
+
 /// One finished (or interrupted) script run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
