@@ -118,45 +118,35 @@ impl Core {
     /// Whether the instance may exist (be deployed): its root is hosted here and neither
     /// it nor an ancestor is wanted undeployed.
     fn may_exist(&self, app: &str, path: &str) -> bool {
-        let Some(a) = self.apps.get(app) else {
-            return false;
-        };
-        let mut cur = a.insts.get(path);
-        while let Some(i) = cur {
-            match &i.parent {
-                None => return self.is_hosted(app, &i.rec.path),
-                Some(p) => {
-                    if i.rec.desired == Desired::NotDeployed {
-                        return false;
-                    }
-                    cur = a.insts.get(p);
-                }
-            }
-        }
-        false
+        self.up_to_hosted_root(app, path, |_, i| i.rec.desired != Desired::NotDeployed)
     }
 
     /// Whether the instance should be running: wanted started, its mandatory imports
     /// there, and the same for every ancestor (a root: hosted here).
     fn should_run(&self, app: &str, path: &str) -> bool {
+        self.leaving.is_none()
+            && self.up_to_hosted_root(app, path, |a, i| {
+                i.rec.desired == Desired::Started && a.current_imports(&i.rec.path).1.is_empty()
+            })
+    }
+
+    /// Whether `ok` holds for the instance and every ancestor below its root, and that
+    /// root is hosted here.
+    fn up_to_hosted_root(
+        &self,
+        app: &str,
+        path: &str,
+        ok: impl Fn(&super::app::AppState, &super::app::Inst) -> bool,
+    ) -> bool {
         let Some(a) = self.apps.get(app) else {
             return false;
         };
-        if self.leaving.is_some() {
-            return false;
-        }
         let mut cur = a.insts.get(path);
         while let Some(i) = cur {
             match &i.parent {
                 None => return self.is_hosted(app, &i.rec.path),
-                Some(p) => {
-                    if i.rec.desired != Desired::Started
-                        || !a.current_imports(&i.rec.path).1.is_empty()
-                    {
-                        return false;
-                    }
-                    cur = a.insts.get(p);
-                }
+                Some(_) if !ok(a, i) => return false,
+                Some(p) => cur = a.insts.get(p),
             }
         }
         false
