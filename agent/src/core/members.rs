@@ -5,9 +5,9 @@
 //! importers run `update` or stop, and its roots show PROBLEM; when it comes back its
 //! records count again. A member that left is dropped at once.
 
-use super::mesh::SharedExports;
+use super::mesh::{split_exports_key, SharedExports};
 use super::Core;
-use crate::mesh::replica::{owner_key, Kind, OWNER_SEP};
+use crate::mesh::replica::{owner_key, Kind};
 use crate::mesh::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -156,8 +156,7 @@ impl Core {
         let counts = self.counts(node.as_str());
         let mut changes: Vec<(String, String, Option<SharedExports>)> = Vec::new();
         for (key, e) in self.replica.all(Kind::Exports) {
-            let mut it = key.splitn(3, OWNER_SEP);
-            let (Some(owner), Some(app), Some(path)) = (it.next(), it.next(), it.next()) else {
+            let Some((owner, app, path)) = split_exports_key(&key) else {
                 continue;
             };
             if owner != node.as_str() {
@@ -173,21 +172,7 @@ impl Core {
             changes.push((app.to_string(), path.to_string(), shared));
         }
         for (app, path, shared) in changes {
-            let Some(a) = self.apps.get_mut(&app) else {
-                continue;
-            };
-            let present = shared.is_some();
-            let mut changed = a.withdraw(&path);
-            if let Some(s) = shared {
-                changed.extend(a.publish_vars(&path, s.vars));
-            }
-            self.mark_importers(&app, changed);
-            self.out
-                .push(super::Output::Event(super::Event::RemoteExports {
-                    app,
-                    path,
-                    present,
-                }));
+            self.apply_remote_exports(app, path, shared);
         }
     }
 }

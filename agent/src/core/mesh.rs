@@ -47,7 +47,7 @@ pub fn desired_key(app: &str, path: &str) -> String {
     format!("{app}{OWNER_SEP}{path}")
 }
 
-fn split_exports_key(key: &str) -> Option<(&str, &str, &str)> {
+pub(super) fn split_exports_key(key: &str) -> Option<(&str, &str, &str)> {
     let mut it = key.splitn(3, OWNER_SEP);
     Some((it.next()?, it.next()?, it.next()?))
 }
@@ -259,22 +259,32 @@ impl Core {
                 .and_then(|e| e.value.as_ref())
                 .and_then(|v| serde_json::from_slice(v).ok())
                 .filter(|_| counts);
-            let (app, path) = (app.to_string(), path.to_string());
-            let Some(a) = self.apps.get_mut(&app) else {
-                continue;
-            };
-            let present = shared.is_some();
-            let mut changed = a.withdraw(&path);
-            if let Some(s) = shared {
-                changed.extend(a.publish_vars(&path, s.vars));
-            }
-            self.mark_importers(&app, changed);
-            self.out.push(Output::Event(super::Event::RemoteExports {
-                app,
-                path,
-                present,
-            }));
+            self.apply_remote_exports(app.to_string(), path.to_string(), shared);
         }
+    }
+
+    /// The exports a remote instance shares now (`None`: none): the application's view of
+    /// them changes and its importers are marked for reconfiguration.
+    pub(super) fn apply_remote_exports(
+        &mut self,
+        app: String,
+        path: String,
+        shared: Option<SharedExports>,
+    ) {
+        let Some(a) = self.apps.get_mut(&app) else {
+            return;
+        };
+        let present = shared.is_some();
+        let mut changed = a.withdraw(&path);
+        if let Some(s) = shared {
+            changed.extend(a.publish_vars(&path, s.vars));
+        }
+        self.mark_importers(&app, changed);
+        self.out.push(Output::Event(super::Event::RemoteExports {
+            app,
+            path,
+            present,
+        }));
     }
 }
 
