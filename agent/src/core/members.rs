@@ -10,7 +10,6 @@ use super::Core;
 use crate::mesh::replica::{owner_key, Kind};
 use crate::mesh::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 /// How long a suspect member has to come back.
 pub const DEAD_AFTER_MS: u64 = 1_500;
@@ -86,25 +85,16 @@ impl Core {
 
     /// Whether records owned by `node` count (it is not dead and has not left).
     pub(super) fn counts(&self, node: &str) -> bool {
-        !self.dead.iter().any(|d| d.as_str() == node) && !self.left_nodes().contains(node)
+        !self.dead.iter().any(|d| d.as_str() == node) && !self.has_left(node)
     }
 
-    pub(super) fn left_nodes_contains(&self, node: &str) -> bool {
-        self.left_nodes().contains(node)
-    }
-
-    fn left_nodes(&self) -> BTreeSet<String> {
+    /// Whether the node's member record says it left (one lookup, one parse).
+    pub(super) fn has_left(&self, node: &str) -> bool {
         self.replica
-            .all(Kind::Member)
-            .into_iter()
-            .filter(|(_, e)| {
-                e.value
-                    .as_ref()
-                    .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
-                    .is_some_and(|r| r.left)
-            })
-            .map(|(k, _)| k)
-            .collect()
+            .get(Kind::Member, node)
+            .and_then(|e| e.value.as_ref())
+            .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
+            .is_some_and(|r| r.left)
     }
 
     pub(super) fn peer_up(&mut self, node: NodeId) {

@@ -159,7 +159,7 @@ impl Core {
                 obs.last_error = Some(format!(
                     "its host {} is {}",
                     obs.node,
-                    if self.left_nodes_contains(owner) {
+                    if self.has_left(owner) {
                         "gone (it left)"
                     } else {
                         "dead"
