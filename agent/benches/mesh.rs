@@ -122,7 +122,7 @@ fn run(n: usize) {
     let dirs: Vec<PathBuf> = (0..n).map(|k| root.join(format!("n{k}"))).collect();
     let logs: Vec<PathBuf> = (0..n).map(|k| root.join(format!("n{k}.log"))).collect();
     let mut agents = Agents(Vec::new());
-    let spawn = |k: usize, peer: Option<&str>| -> Child {
+    let spawn = |k: usize| -> Child {
         std::fs::create_dir_all(&dirs[k]).expect("dir");
         let mut c = Command::new(BIN);
         c.arg("agent").arg("--data-dir").arg(&dirs[k]).args([
@@ -133,15 +133,12 @@ fn run(n: usize) {
             "--node",
             &format!("n{k}"),
         ]);
-        if let Some(p) = peer {
-            c.args(["--peer", p]);
-        }
         c.stdout(Stdio::null())
             .stderr(std::fs::File::create(&logs[k]).expect("log"))
             .spawn()
             .expect("agent")
     };
-    agents.0.push(spawn(0, None));
+    agents.0.push(spawn(0));
     let mut addr = String::new();
     wait("n0's address", Duration::from_secs(30), || {
         addr = std::fs::read_to_string(&logs[0])
@@ -154,12 +151,25 @@ fn run(n: usize) {
             .unwrap_or_default();
         !addr.is_empty()
     });
+    // n0 makes the mesh; every other agent joins it with a token from n0.
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let up = |k: usize| {
+        wait("the agent", Duration::from_secs(60), || {
+            cli(&dirs[k], &["app", "list"]).status.success()
+        })
+    };
+    up(0);
+    ok(cli(&dirs[0], &["mesh", "init"]));
     for k in 1..n {
-        agents.0.push(spawn(k, Some(&addr)));
+        agents.0.push(spawn(k));
+        up(k);
+        let out = ok(cli(&dirs[0], &["mesh", "token"]));
+        let token = out.split_whitespace().last().unwrap_or_default();
+        ok(cli(&dirs[k], &["join", &addr, "--token", token]));
     }
-    wait("every agent", Duration::from_secs(60), || {
-        dirs.iter().all(|d| d.join("control.sock").exists())
-    });
     let o = cli(
         &dirs[0],
         &["app", "add", app.to_str().expect("path"), "--start"],

@@ -135,6 +135,17 @@ pub enum Request {
         root: String,
         node: String,
     },
+    /// Make a new mesh with this agent as its first member.
+    MeshInit,
+    /// Issue a join token valid for `ttl_ms`.
+    MeshToken {
+        ttl_ms: u64,
+    },
+    /// Join the mesh of the member at `addr` with `token`; answered once admitted.
+    Join {
+        addr: String,
+        token: String,
+    },
 }
 
 /// One member of the mesh, as `members` shows it.

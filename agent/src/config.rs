@@ -16,8 +16,6 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Peers to connect to at start (multiaddrs of mesh members).
     pub peer: Vec<String>,
-    /// The mesh's id; messages of other meshes are dropped.
-    pub mesh: String,
     /// Root instances this agent hosts, as `APP:/ROOT`.
     pub host: Vec<String>,
     /// This node's name (default: the host name).
@@ -42,7 +40,6 @@ impl Default for Config {
             data_dir: default_data_dir(),
             listen: Vec::new(),
             peer: Vec::new(),
-            mesh: "roboconf".into(),
             host: Vec::new(),
             node: hostname(),
             ip: "127.0.0.1".into(),

@@ -3,6 +3,7 @@
 //! runtime around it (`runtime`, `store`, `control`) does the I/O; `cli` is the command
 //! line.
 
+pub mod admission;
 pub mod api;
 pub mod bundle;
 pub mod cli;

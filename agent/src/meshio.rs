@@ -4,7 +4,13 @@
 //! peer for what we lack (digest out, delta back) on every new connection and then every
 //! 1 s, backing off to 8 s while rounds bring nothing; members that are not connected
 //! are dialled at their published addresses, bootstrap peers while no one is connected.
+//! It also holds the node's admission credentials: `mesh init` makes them, `join` gets
+//! them from a member, and a join request from another node is answered with a
+//! certificate once the core has redeemed its token. Nothing is dialled or gossiped
+//! before this node is a member.
 
+use crate::admission::{Credentials, Grant, Token};
+use crate::api::Response;
 use crate::core::Input;
 use crate::mesh::replica::{Delta, Digest, Entry};
 use crate::mesh::wire::{decode, encode, Body, Envelope, PROTOCOL_VERSION};
@@ -13,7 +19,13 @@ use crate::net::{self, Event, Net};
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long `join` waits for the member's answer.
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A finished join attempt and whom to tell.
+pub type Joined = (Result<Grant, String>, oneshot::Sender<Response>);
 
 /// Gossip messages stay well under the transport's limit.
 const GOSSIP_BUDGET: usize = 128 * 1024;
@@ -49,16 +61,21 @@ pub struct MeshIo {
     /// Ticks (of 250 ms) between anti-entropy rounds: 4 after news, doubling up to 32
     /// (8 s) while rounds bring nothing, since gossip is the fast path.
     pub ae_period: u64,
+    /// Set once this node is a member.
+    creds: Option<Credentials>,
+    pub joined: mpsc::Receiver<Joined>,
+    joined_tx: mpsc::Sender<Joined>,
 }
 
 impl MeshIo {
     pub fn start(
         key: Keypair,
         data_dir: &Path,
-        mesh: &str,
+        creds: Option<Credentials>,
         listen: &[String],
         peers: &[String],
     ) -> Result<MeshIo, net::Error> {
+        let mesh = creds.as_ref().map(|c| c.mesh.clone()).unwrap_or_default();
         let me = NodeId::new(key.public().to_peer_id().to_string());
         let parse = |l: &[String]| {
             l.iter()
@@ -66,12 +83,12 @@ impl MeshIo {
                 .collect::<Vec<_>>()
         };
         let cfg = net::Config {
-            mesh: mesh.to_string(),
             listen: parse(listen),
-            topic: format!("roboconf/{mesh}"),
+            verifier: creds.as_ref().map(Credentials::verifier),
         };
         let (net, events) = net::spawn(key, cfg)?;
         let (deltas_tx, deltas) = mpsc::channel(64);
+        let (joined_tx, joined) = mpsc::channel(4);
         let (fetched_tx, fetched) = mpsc::channel(16);
         Ok(MeshIo {
             fetched,
@@ -87,7 +104,109 @@ impl MeshIo {
             turn: 0,
             announced: false,
             ae_period: 4,
+            creds,
+            joined,
+            joined_tx,
         })
+    }
+
+    /// The mesh this node belongs to, if any.
+    pub fn mesh_id(&self) -> Option<&str> {
+        self.creds.as_ref().map(|c| c.mesh.as_str())
+    }
+
+    fn become_member(&mut self, creds: Credentials, data_dir: &Path) -> Result<(), String> {
+        creds.save(data_dir).map_err(|e| e.to_string())?;
+        self.mesh = creds.mesh.clone();
+        self.creds = Some(creds);
+        Ok(())
+    }
+
+    /// `mesh init`: a new mesh with this node as its first member.
+    pub async fn init(&mut self) -> Response {
+        if let Some(m) = self.mesh_id() {
+            return Response::error(format!("this node is already a member of mesh {m}"));
+        }
+        let creds = match Credentials::init(&self.net.peer_id) {
+            Ok(c) => c,
+            Err(e) => return Response::error(format!("cannot create the mesh: {e}")),
+        };
+        let verifier = creds.verifier();
+        let mesh = creds.mesh.clone();
+        if let Err(e) = self.become_member(creds, &self.data_dir.clone()) {
+            return Response::error(format!("cannot keep the mesh credentials: {e}"));
+        }
+        if self.net.set_credentials(verifier).await.is_err() {
+            return Response::error("the network task has stopped");
+        }
+        Response::ok(format!(
+            "mesh {mesh} created; this node ({}) is its first member",
+            self.net.peer_id
+        ))
+    }
+
+    /// `join`: presents the token to the member at `addr`; the answer comes back on
+    /// `joined`, to be finished by `finish_join`.
+    pub fn join(&self, addr: &str, token: String, reply: oneshot::Sender<Response>) {
+        if let Some(m) = self.mesh_id() {
+            let _ = reply.send(Response::error(format!(
+                "this node is already a member of mesh {m}"
+            )));
+            return;
+        }
+        let Ok(addr) = addr.parse::<Multiaddr>() else {
+            let _ = reply.send(Response::error(format!("`{addr}` is not a multiaddr")));
+            return;
+        };
+        let (net, tx) = (self.net.clone(), self.joined_tx.clone());
+        tokio::spawn(async move {
+            let r = match tokio::time::timeout(JOIN_TIMEOUT, net.join(addr, token)).await {
+                Ok(Ok(grant)) => Ok(grant),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer from the member in time".into()),
+            };
+            let _ = tx.send((r, reply)).await;
+        });
+    }
+
+    /// Keeps the credentials a member granted.
+    pub fn finish_join(&mut self, r: Result<Grant, String>) -> Response {
+        match r {
+            Ok(grant) => {
+                let mesh = grant.creds.mesh.clone();
+                match self.become_member(grant.creds, &self.data_dir.clone()) {
+                    Ok(()) => Response::ok(format!("joined mesh {mesh}")),
+                    Err(e) => Response::error(format!("cannot keep the mesh credentials: {e}")),
+                }
+            }
+            Err(e) => Response::error(format!("join refused: {e}")),
+        }
+    }
+
+    /// `mesh token`: a fresh token (the core records its hash).
+    pub fn new_token(&self) -> Result<Token, Response> {
+        match self.mesh_id() {
+            Some(_) => Ok(Token::generate()),
+            None => Err(Response::error(
+                "this node is not a member of a mesh: run `roboconf mesh init` or `roboconf join` first",
+            )),
+        }
+    }
+
+    /// Answers a join request the core has ruled on: a certificate for `peer`, or why not.
+    pub fn answer_join(&self, id: u64, peer: PeerId, verdict: Result<(), String>) {
+        let verdict = verdict.and_then(|()| {
+            let creds = self.creds.as_ref().ok_or("not a member")?;
+            let cert = creds.issue(&peer).map_err(|e| e.to_string())?;
+            Ok(Grant {
+                creds: Credentials {
+                    cert,
+                    ..creds.clone()
+                },
+                issuer_cert: creds.cert.clone(),
+            })
+        });
+        self.net.join_answer(id, verdict);
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -104,8 +223,11 @@ impl MeshIo {
         .ok()
     }
 
-    /// Dials the bootstrap peers.
+    /// Dials the bootstrap peers (once a member).
     pub async fn dial_bootstrap(&self) {
+        if self.creds.is_none() {
+            return;
+        }
         for a in &self.bootstrap {
             let _ = self.net.dial(a.clone()).await;
         }
@@ -192,6 +314,9 @@ impl MeshIo {
 
     /// Dials members that are not connected (their published addresses).
     pub async fn dial_members(&self, members: Vec<Vec<String>>) {
+        if self.creds.is_none() {
+            return;
+        }
         let connected = self.net.peers().await.unwrap_or_default();
         for addrs in members {
             let Some(first) = addrs.first() else { continue };
@@ -395,6 +520,11 @@ impl MeshIo {
             ),
             Event::Disconnected(peer) => {
                 (Some(Input::PeerDown(NodeId::new(peer.to_string()))), None)
+            }
+            // The runtime takes join requests before they get here.
+            Event::JoinRequest { id, .. } => {
+                self.net.join_answer(id, Err("not handled".into()));
+                (None, None)
             }
         }
     }

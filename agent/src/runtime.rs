@@ -241,14 +241,80 @@ struct Loop {
     stop: bool,
     /// The last records spread (when leaving: the departure itself).
     last_words: Vec<crate::mesh::replica::Entry>,
+    /// Tokens being recorded, to print once stored (by command id).
+    tokens: HashMap<u64, (String, u64)>,
+    /// Join requests being ruled on: command id → the network's request id and the peer.
+    joins: HashMap<u64, (u64, libp2p::PeerId)>,
 }
 
 impl Loop {
-    fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
+    /// A node asks to join: the core redeems its token, `flush` answers.
+    fn join_request(&mut self, from: libp2p::PeerId, net_id: u64, token: &str) {
+        let Some(m) = &self.mesh else { return };
+        let Ok(t) = crate::admission::Token::parse(token) else {
+            m.answer_join(net_id, from, Err("malformed token".into()));
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.joins.insert(id, (net_id, from));
+        self.core.step(Input::Now(now_ms()));
+        self.core.step(Input::Command {
+            id,
+            command: Command::TokenRedeem {
+                id: t.id.clone(),
+                hash: t.hash(),
+                node: from.to_string(),
+            },
+        });
+    }
+
+    async fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
         let id = self.next_id;
         self.next_id += 1;
         self.core.step(Input::Now(now_ms()));
+        let no_network = || {
+            Response::error(
+                "this agent has no network: start it with --listen (e.g. /ip4/0.0.0.0/tcp/7400)",
+            )
+        };
         let command = match req {
+            Request::MeshInit => {
+                let r = match self.mesh.as_mut() {
+                    Some(m) => m.init().await,
+                    None => no_network(),
+                };
+                let _ = reply.send(r);
+                return;
+            }
+            Request::Join { addr, token } => {
+                match &self.mesh {
+                    Some(m) => m.join(&addr, token, reply),
+                    None => {
+                        let _ = reply.send(no_network());
+                    }
+                }
+                return;
+            }
+            Request::MeshToken { ttl_ms } => {
+                let token = match self.mesh.as_ref().map(|m| m.new_token()) {
+                    Some(Ok(t)) => t,
+                    Some(Err(r)) => {
+                        let _ = reply.send(r);
+                        return;
+                    }
+                    None => {
+                        let _ = reply.send(no_network());
+                        return;
+                    }
+                };
+                self.tokens.insert(id, (token.reveal(), ttl_ms));
+                Command::TokenIssue {
+                    id: token.id.clone(),
+                    hash: token.hash(),
+                    expires_ms: now_ms() + ttl_ms,
+                }
+            }
             Request::Logs { app, path } => {
                 let response = match self.store.runs(&app, &path) {
                     Ok(runs) => Response::Logs {
@@ -354,7 +420,29 @@ impl Loop {
                         let _ = done_tx.send((id, result)).await;
                     });
                 }
-                Output::Reply { id, response } => {
+                Output::Reply { id, response } if self.joins.contains_key(&id) => {
+                    let (net_id, peer) = self
+                        .joins
+                        .remove(&id)
+                        .unwrap_or((0, libp2p::PeerId::random()));
+                    if let Some(m) = &self.mesh {
+                        let verdict = match response {
+                            Response::Ok { .. } => Ok(()),
+                            Response::Error { message, .. } => Err(message),
+                            _ => Err("unexpected answer".into()),
+                        };
+                        m.answer_join(net_id, peer, verdict);
+                    }
+                }
+                Output::Reply { id, mut response } => {
+                    if let (Some((token, ttl_ms)), Response::Ok { .. }) =
+                        (self.tokens.remove(&id), &response)
+                    {
+                        response = Response::ok(format!(
+                            "join token (single use, valid {} s): {token}",
+                            ttl_ms / 1000
+                        ));
+                    }
                     if let (Some(name), Response::Ok { .. }) =
                         (self.removals.remove(&id), &response)
                     {
@@ -460,7 +548,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             path: cfg.data_dir.display().to_string(),
             message: format!("identity: {e}"),
         })?;
-        let m = crate::meshio::MeshIo::start(key, &cfg.data_dir, &cfg.mesh, &cfg.listen, &cfg.peer)
+        let creds =
+            crate::admission::Credentials::load(&cfg.data_dir).map_err(|e| Error::DataDir {
+                path: cfg.data_dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let m = crate::meshio::MeshIo::start(key, &cfg.data_dir, creds, &cfg.listen, &cfg.peer)
             .map_err(|e| Error::Socket {
                 path: "network".into(),
                 source: std::io::Error::other(e.to_string()),
@@ -511,6 +604,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         mesh,
         stop: false,
         last_words: Vec::new(),
+        tokens: HashMap::new(),
+        joins: HashMap::new(),
     };
     lp.flush()?;
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
@@ -531,9 +626,14 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             }
         };
         tokio::select! {
-            Some((req, reply)) = requests_rx.recv() => lp.request(req, reply),
+            Some((req, reply)) = requests_rx.recv() => lp.request(req, reply).await,
             Some((run, result)) = done_rx.recv() => lp.core.step(Input::PluginDone { run, result }),
             Some(ev) = net_event => {
+                if let crate::net::Event::JoinRequest { from, id, token } = &ev {
+                    lp.join_request(*from, *id, token);
+                    lp.flush()?;
+                    continue;
+                }
                 let (input, ae_peer) = match lp.mesh.as_ref() {
                     Some(m) => m.on_event(ev, now_ms()),
                     None => (None, None),
@@ -584,6 +684,14 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                     at_ms: now_ms(),
                 });
             }
+            while let Ok((r, reply)) = m.joined.try_recv() {
+                let joined = r.is_ok();
+                let _ = reply.send(m.finish_join(r));
+                if joined {
+                    m.ae_period = 4;
+                    m.anti_entropy(lp.core.digest(), None).await;
+                }
+            }
             while let Ok((name, app)) = m.fetched.try_recv() {
                 lp.core.step(Input::Fetched {
                     name,
@@ -596,7 +704,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             if let Ok((run, result)) = done_rx.try_recv() {
                 lp.core.step(Input::PluginDone { run, result });
             } else if let Ok((req, reply)) = requests_rx.try_recv() {
-                lp.request(req, reply);
+                lp.request(req, reply).await;
             } else {
                 break;
             }

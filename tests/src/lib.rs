@@ -159,6 +159,59 @@ impl Agent {
         );
     }
 
+    /// The first address the agent announced in its log (`--listen` agents).
+    pub fn address(&self) -> String {
+        let find = |a: &Agent| {
+            std::fs::read_to_string(&a.log)
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("roboconf agent: listening on "))
+                .map(String::from)
+        };
+        self.wait_until(
+            "the listening address",
+            std::time::Duration::from_secs(20),
+            |a| find(a).is_some(),
+        );
+        find(self).unwrap_or_default()
+    }
+
+    /// `mesh init`: this agent starts a new mesh.
+    pub fn init_mesh(&self) {
+        let o = self.cli(&["mesh", "init"]);
+        assert!(
+            o.status.success(),
+            "mesh init: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// `mesh token`: a fresh join token (the last word printed).
+    pub fn token(&self) -> String {
+        let o = self.cli(&["mesh", "token", "--ttl", "10m"]);
+        assert!(
+            o.status.success(),
+            "mesh token: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Joins the mesh of `member` with a token it issued.
+    pub fn join(&self, member: &Agent) {
+        let token = member.token();
+        let o = self.cli(&["join", &member.address(), "--token", &token]);
+        assert!(
+            o.status.success(),
+            "join: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// SIGKILL, as a crash.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

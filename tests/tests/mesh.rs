@@ -32,41 +32,20 @@ fn app(root: &Path) -> PathBuf {
     app
 }
 
-/// The address an agent announced in its log.
-fn address(a: &Agent) -> String {
-    let mut found = String::new();
-    a.wait_until("the listening address", Duration::from_secs(20), |a| {
-        let log = std::fs::read_to_string(&a.log).unwrap_or_default();
-        match log
-            .lines()
-            .find_map(|l| l.strip_prefix("roboconf agent: listening on "))
-        {
-            Some(addr) => {
-                std::fs::write(a.log.with_extension("addr"), addr).expect("note the address");
-                true
-            }
-            None => false,
-        }
-    });
-    found.push_str(&std::fs::read_to_string(a.log.with_extension("addr")).expect("address"));
-    found
-}
-
 /// Agent `node-a` hosting `/vm-db`, and `node-b` hosting `/vm-app` joined to it.
 fn pair(root: &Path, env: &[(&str, &str)]) -> (Agent, Agent) {
     let a = Agent::start(&root.join("a"), &A_ARGS, env);
-    let addr = address(&a);
+    a.init_mesh();
     let b_args = [
         "--listen",
         "/ip4/127.0.0.1/tcp/0",
-        "--peer",
-        &addr,
         "--host",
         "shop:/vm-app",
         "--node",
         "node-b",
     ];
     let b = Agent::start(&root.join("b"), &b_args, env);
+    b.join(&a);
     (a, b)
 }
 

@@ -242,6 +242,12 @@ pub fn members(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode
     }
 }
 
+/// Sends one request and prints its answer.
+pub fn simple(data_dir: Option<PathBuf>, req: &Request) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    finish(call(&d, req), false)
+}
+
 pub fn leave(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let d = dir(data_dir);
     finish(call(&d, &Request::Leave), false)

@@ -94,7 +94,9 @@ fn say(text: &str) {
 }
 
 impl Demo {
-    fn start_node(&mut self, hosts: &[String], peer: Option<&str>) -> anyhow::Result<()> {
+    /// Starts an agent; the first one makes the mesh (`mesh init`), the others join it
+    /// with a token from node1 (`mesh token` there, `join` here).
+    fn start_node(&mut self, hosts: &[String], join: Option<&str>) -> anyhow::Result<()> {
         let k = self.nodes.len() + 1;
         let name = format!("node{k}");
         let dir = self.root.join(&name);
@@ -107,9 +109,6 @@ impl Demo {
             "--node",
             &name,
         ]);
-        if let Some(p) = peer {
-            cmd.args(["--peer", p]);
-        }
         for h in hosts {
             cmd.args(["--host", h]);
         }
@@ -124,6 +123,31 @@ impl Demo {
             Duration::from_secs(20),
             || call(&dir, &Request::AppList).is_some(),
         )?;
+        let joined = match join {
+            None => call(&dir, &Request::MeshInit),
+            Some(addr) => {
+                let token = match call(&self.nodes[0].dir, &Request::MeshToken { ttl_ms: 600_000 })
+                {
+                    Some(Response::Ok { message }) => message
+                        .split_whitespace()
+                        .last()
+                        .unwrap_or_default()
+                        .to_string(),
+                    other => anyhow::bail!("mesh token on node1 failed: {other:?}"),
+                };
+                call(
+                    &dir,
+                    &Request::Join {
+                        addr: addr.to_string(),
+                        token,
+                    },
+                )
+            }
+        };
+        match joined {
+            Some(Response::Ok { message }) => super::out(&format!("    {name}: {message}\n")),
+            other => anyhow::bail!("{name} could not enter the mesh: {other:?}"),
+        }
         super::out(&format!(
             "    {name} is up, hosting {}\n",
             if hosts.is_empty() {

@@ -9,7 +9,7 @@ mod demo;
 mod show;
 mod validate;
 
-use crate::api::{Desired, State};
+use crate::api::{Desired, Request, State};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +73,16 @@ pub enum Command {
     },
     /// Stop what this agent hosts, announce the departure to the mesh, stop the agent.
     Leave,
+    /// Create a mesh, or issue join tokens for it.
+    #[command(subcommand)]
+    Mesh(MeshCommand),
+    /// Join the mesh that the member at ADDR (a multiaddr) belongs to; exits 0 once admitted.
+    Join {
+        addr: String,
+        /// A token printed by `roboconf mesh token` on a member.
+        #[arg(long)]
+        token: String,
+    },
     /// A local mesh of agents on loopback running examples/lamp: deploy, scale out, kill a node.
     Demo {
         /// How many agents to start.
@@ -114,6 +124,17 @@ pub struct AgentArgs {
     /// Seconds a script may run before it is killed.
     #[arg(long)]
     pub script_timeout: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Make a new mesh (its CA and id) with the local agent as its first member.
+    Init,
+    /// Print a single-use join token (the last word of the output).
+    Token {
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +217,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
         Command::Members { json } => client::members(data_dir, json),
         Command::Leave => client::leave(data_dir),
+        Command::Mesh(MeshCommand::Init) => client::simple(data_dir, &Request::MeshInit),
+        Command::Mesh(MeshCommand::Token { ttl }) => {
+            let max = crate::admission::MAX_TOKEN_TTL_MS;
+            let ttl_ms = parse_duration(&ttl).map(|d| d.as_millis() as u64);
+            let Some(ttl_ms) = ttl_ms.filter(|t| *t >= 1000 && *t <= max) else {
+                eprintln!(
+                    "roboconf mesh token: invalid --ttl `{ttl}` (from 1s to 7 days, e.g. 15m, 1h)"
+                );
+                return Ok(ExitCode::from(2));
+            };
+            client::simple(data_dir, &Request::MeshToken { ttl_ms })
+        }
+        Command::Join { addr, token } => {
+            if addr.parse::<libp2p::Multiaddr>().is_err() {
+                eprintln!("roboconf join: `{addr}` is not a multiaddr (e.g. /ip4/10.0.0.1/tcp/7400/p2p/12D3...)");
+                return Ok(ExitCode::from(2));
+            }
+            if crate::admission::Token::parse(&token).is_err() {
+                eprintln!("roboconf join: malformed token (expected rcm1-<id>-<secret>, as `roboconf mesh token` prints it)");
+                return Ok(ExitCode::from(2));
+            }
+            client::simple(data_dir, &Request::Join { addr, token })
+        }
         Command::Demo { nodes, exit } => demo::run(nodes, exit),
     }
 }

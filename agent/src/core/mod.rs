@@ -11,6 +11,7 @@ pub mod members;
 pub mod mesh;
 mod ops;
 pub mod records;
+mod tokens;
 
 pub use app::{parent_path, AppState, LoadedApp};
 pub use records::{AppRecord, InstanceRecord, RunRecord, Write};
@@ -96,6 +97,19 @@ pub enum Command {
     Bind {
         app: String,
         root: String,
+        node: String,
+    },
+    /// Records a new join token (its secret stays with the runtime and the operator).
+    TokenIssue {
+        id: String,
+        hash: String,
+        expires_ms: u64,
+    },
+    /// Redeems a join token for `node`: answered `Ok` once, for an unexpired token whose
+    /// secret hashes to `hash`.
+    TokenRedeem {
+        id: String,
+        hash: String,
         node: String,
     },
 }

@@ -48,6 +48,12 @@ impl Core {
             },
             Command::Leave => Response::error("leave is handled by the core's step"),
             Command::Bind { app, root, node } => self.instance_bind(&app, &root, &node),
+            Command::TokenIssue {
+                id,
+                hash,
+                expires_ms,
+            } => self.token_issue(&id, hash, expires_ms),
+            Command::TokenRedeem { id, hash, node } => self.token_redeem(&id, &hash, &node),
         }
     }
 

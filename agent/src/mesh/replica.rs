@@ -23,6 +23,8 @@ pub enum Kind {
     Observed,
     Exports,
     LaunchIntent,
+    /// Join tokens (by id: the secret's hash, expiry, who redeemed it).
+    Token,
 }
 
 impl Kind {

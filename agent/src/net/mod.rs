@@ -3,15 +3,23 @@
 //! everyone else talks to it through `Net`, a cloneable client sending bounded commands
 //! with `oneshot` replies, and receives `Event`s on a bounded channel. Every gossip
 //! message is checked against the wire envelope before gossipsub may forward it; what
-//! fails is rejected and counted. The mesh logic above does not know libp2p.
+//! fails is rejected and counted. Every connection runs the admission exchange (`admit`)
+//! first: until a peer is admitted, the gate (`gate`) keeps it out of gossip and the sync
+//! protocol refuses it. The mesh logic above does not know libp2p.
 
+mod admit;
 mod codec;
+mod gate;
 mod task;
+#[cfg(test)]
+mod tests;
 
 pub use task::spawn;
 
+use crate::admission::{Grant, Verifier};
 use crate::mesh::wire::Counters;
 use libp2p::{Multiaddr, PeerId};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,11 +29,10 @@ pub const QUEUE: usize = 1024;
 /// Network settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The mesh id every message must carry.
-    pub mesh: String,
     pub listen: Vec<Multiaddr>,
-    /// The gossip topic.
-    pub topic: String,
+    /// What peers are checked with, if this node is a member (else it waits for
+    /// `Net::join` or `Net::set_credentials`).
+    pub verifier: Option<Verifier>,
 }
 
 /// Why a network operation failed.
@@ -51,17 +58,28 @@ pub enum Event {
         id: u64,
         data: Vec<u8>,
     },
+    /// A node asks to join with a token; answer with `Net::join_answer(id, ...)`.
+    JoinRequest {
+        from: PeerId,
+        id: u64,
+        token: String,
+    },
+    /// A peer was admitted, or the last connection of an admitted peer closed.
     Connected(PeerId),
     Disconnected(PeerId),
 }
 
 pub(crate) enum Command {
+    Join(Multiaddr, String, oneshot::Sender<Result<Grant, Error>>),
+    JoinAnswer(u64, Result<Grant, String>),
+    Credentials(Verifier),
     Dial(Multiaddr, oneshot::Sender<Result<(), Error>>),
     Publish(Vec<u8>, oneshot::Sender<Result<(), Error>>),
     Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, Error>>),
     Respond(u64, Vec<u8>),
     Listening(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
+    Connected(oneshot::Sender<Vec<PeerId>>),
 }
 
 /// A handle on the network task.
@@ -71,6 +89,8 @@ pub struct Net {
     pub peer_id: PeerId,
     /// Messages dropped because they failed the envelope checks.
     pub dropped: Arc<Counters>,
+    /// Peers refused at admission (and requests of peers not admitted).
+    pub refused: Arc<AtomicU64>,
 }
 
 impl Net {
@@ -119,12 +139,42 @@ impl Net {
         self.cmd_tx.try_send(Command::Respond(id, data)).is_ok()
     }
 
+    /// Presents `token` to the member at `addr`; on success this node is a member and the
+    /// grant holds its credentials.
+    pub async fn join(&self, addr: Multiaddr, token: String) -> Result<Grant, Error> {
+        self.ask(|tx| Command::Join(addr, token, tx)).await?
+    }
+
+    /// Answers a `JoinRequest`: the grant admits the node, a reason refuses it.
+    /// Without waiting: when the queue is full the joiner's request times out.
+    pub fn join_answer(&self, id: u64, verdict: Result<Grant, String>) {
+        let _ = self.cmd_tx.try_send(Command::JoinAnswer(id, verdict));
+    }
+
+    /// Makes this node a member (after `mesh init`).
+    pub async fn set_credentials(&self, v: Verifier) -> Result<(), Error> {
+        self.cmd_tx
+            .send(Command::Credentials(v))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Peers refused so far.
+    pub fn refused_count(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// The addresses the node listens on.
     pub async fn listening(&self) -> Result<Vec<Multiaddr>, Error> {
         self.ask(Command::Listening).await
     }
 
-    /// The peers connected now.
+    /// Every peer connected now, admitted or not.
+    pub async fn connected(&self) -> Result<Vec<PeerId>, Error> {
+        self.ask(Command::Connected).await
+    }
+
+    /// The admitted peers connected now.
     pub async fn peers(&self) -> Result<Vec<PeerId>, Error> {
         self.ask(Command::Peers).await
     }

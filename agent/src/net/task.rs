@@ -1,26 +1,31 @@
-//! The task that owns the Swarm: one `select!` over commands from `Net` handles and
-//! swarm events, one `match` for each.
+//! The task that owns the Swarm: one `select!` over commands from `Net` handles, swarm
+//! events and a housekeeping tick, one `match` for each. Admission is in `admit`.
 
+use super::admit::Waiting;
 use super::codec::Frames;
+use super::gate::Gate;
 use super::{Command, Config, Error, Event, Net, QUEUE};
+use crate::admission::{Grant, Verifier};
 use crate::mesh::wire::{decode, Counters};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity, noise, tcp, yamux, StreamProtocol, Swarm};
-use std::collections::HashMap;
+use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, identity, noise, tcp, yamux, PeerId, StreamProtocol, Swarm};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest gossip message; must be the same on every node.
 pub const MAX_GOSSIP: usize = 256 * 1024;
 
 #[derive(NetworkBehaviour)]
-struct Behaviour {
-    gossipsub: gossipsub::Behaviour,
-    sync: request_response::Behaviour<Frames>,
+pub(super) struct Behaviour {
+    pub(super) gossipsub: Gate,
+    pub(super) sync: request_response::Behaviour<Frames>,
+    pub(super) admit: request_response::Behaviour<Frames>,
     identify: identify::Behaviour,
 }
 
@@ -46,10 +51,19 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
                 .heartbeat_interval(Duration::from_secs(1))
                 .build()?;
             Ok(Behaviour {
-                gossipsub: gossipsub::Behaviour::new(
+                gossipsub: Gate::new(gossipsub::Behaviour::new(
                     MessageAuthenticity::Signed(key.clone()),
                     gossip_cfg,
-                )?,
+                )?),
+                admit: request_response::Behaviour::with_codec(
+                    Frames,
+                    [(
+                        StreamProtocol::new("/roboconf/admit/1"),
+                        ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
                 sync: request_response::Behaviour::with_codec(
                     Frames,
                     [(
@@ -68,65 +82,103 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         .map_err(|e| fail(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
         .build();
-    let topic = IdentTopic::new(cfg.topic.clone());
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .map_err(|e| fail(&e))?;
     for addr in &cfg.listen {
         swarm.listen_on(addr.clone()).map_err(|e| fail(&e))?;
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
     let (event_tx, event_rx) = mpsc::channel(QUEUE);
     let dropped = Arc::new(Counters::default());
-    let task = Task {
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut task = Task {
         swarm,
-        topic,
-        mesh: cfg.mesh,
+        topic: None,
+        mesh: String::new(),
+        verifier: None,
         event_tx,
         dropped: dropped.clone(),
+        refused: refused.clone(),
         pending: HashMap::new(),
         inbound: HashMap::new(),
         next_inbound: 1,
+        admitted: HashSet::new(),
+        unadmitted: HashMap::new(),
+        waiting: HashMap::new(),
+        joining: HashMap::new(),
+        join_dials: HashMap::new(),
+        closing: Vec::new(),
     };
+    if let Some(v) = cfg.verifier {
+        task.set_verifier(v);
+    }
     tokio::spawn(task.run(cmd_rx));
     Ok((
         Net {
             cmd_tx,
             peer_id,
             dropped,
+            refused,
         },
         event_rx,
     ))
 }
 
-struct Task {
-    swarm: Swarm<Behaviour>,
-    topic: IdentTopic,
-    mesh: String,
-    event_tx: mpsc::Sender<Event>,
+pub(super) struct Task {
+    pub(super) swarm: Swarm<Behaviour>,
+    /// The mesh's gossip topic, once a member.
+    pub(super) topic: Option<IdentTopic>,
+    pub(super) mesh: String,
+    pub(super) verifier: Option<Verifier>,
+    pub(super) event_tx: mpsc::Sender<Event>,
     dropped: Arc<Counters>,
+    pub(super) refused: Arc<AtomicU64>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, Error>>>,
     inbound: HashMap<u64, ResponseChannel<Vec<u8>>>,
-    next_inbound: u64,
+    pub(super) next_inbound: u64,
+    /// Connected peers that passed the admission exchange.
+    pub(super) admitted: HashSet<PeerId>,
+    /// Connected peers not admitted yet, since when.
+    pub(super) unadmitted: HashMap<PeerId, Instant>,
+    /// Outbound admission requests.
+    pub(super) waiting: HashMap<OutboundRequestId, Waiting>,
+    /// Join requests handed to the runtime, by the id it answers with.
+    pub(super) joining: HashMap<u64, (PeerId, ResponseChannel<Vec<u8>>)>,
+    /// Connections dialed to present a join token on.
+    join_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<Grant, Error>>)>,
+    /// Peers to disconnect, and when.
+    pub(super) closing: Vec<(PeerId, Instant)>,
 }
 
 impl Task {
     async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>) {
+        let mut sweep = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
                 cmd = cmd_rx.recv() => match cmd {
-                    Some(c) => self.command(c),
+                    Some(c) => self.command(c).await,
                     None => return,
                 },
                 ev = self.swarm.select_next_some() => self.event(ev).await,
+                _ = sweep.tick() => self.sweep(),
             }
         }
     }
 
-    fn command(&mut self, c: Command) {
+    async fn command(&mut self, c: Command) {
         match c {
+            Command::Join(addr, token, tx) => {
+                let opts = DialOpts::unknown_peer_id().address(addr).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.join_dials.insert(id, (token, tx));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::Failed(e.to_string())));
+                    }
+                }
+            }
+            Command::JoinAnswer(id, verdict) => self.join_answer(id, verdict).await,
+            Command::Credentials(v) => self.set_verifier(v),
             Command::Dial(addr, tx) => {
                 let _ = tx.send(
                     self.swarm
@@ -135,14 +187,24 @@ impl Task {
                 );
             }
             Command::Publish(data, tx) => {
-                let r = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(self.topic.clone(), data);
-                let _ = tx.send(r.map(|_| ()).map_err(|e| Error::Failed(e.to_string())));
+                let r = match &self.topic {
+                    Some(t) => self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .inner
+                        .publish(t.clone(), data)
+                        .map(|_| ())
+                        .map_err(|e| Error::Failed(e.to_string())),
+                    None => Err(Error::Failed("not a member of any mesh".into())),
+                };
+                let _ = tx.send(r);
             }
             Command::Request(peer, data, tx) => {
+                if !self.admitted.contains(&peer) {
+                    let _ = tx.send(Err(Error::Failed(format!("{peer} is not admitted"))));
+                    return;
+                }
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, data);
                 self.pending.insert(id, tx);
             }
@@ -154,8 +216,11 @@ impl Task {
             Command::Listening(tx) => {
                 let _ = tx.send(self.swarm.listeners().cloned().collect());
             }
-            Command::Peers(tx) => {
+            Command::Connected(tx) => {
                 let _ = tx.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Peers(tx) => {
+                let _ = tx.send(self.admitted.iter().copied().collect());
             }
         }
     }
@@ -178,6 +243,7 @@ impl Task {
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
+                    .inner
                     .report_message_validation_result(&message_id, &propagation_source, verdict);
                 if accepted {
                     let from = message.source.unwrap_or(propagation_source);
@@ -195,6 +261,13 @@ impl Task {
                 message,
                 ..
             })) => match message {
+                request_response::Message::Request { channel, .. }
+                    if !self.admitted.contains(&peer) =>
+                {
+                    // Nothing for a peer that is not admitted: the request is dropped.
+                    drop(channel);
+                    self.refuse(peer, "sync request before admission");
+                }
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
@@ -228,199 +301,40 @@ impl Task {
                     let _ = tx.send(Err(Error::Failed(error.to_string())));
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Admit(ev)) => self.on_admit(ev).await,
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
-            } if num_established.get() == 1 => {
-                let _ = self.event_tx.send(Event::Connected(peer_id)).await;
+            } => {
+                if let Some((token, tx)) = self.join_dials.remove(&connection_id) {
+                    self.send_join(peer_id, token, tx);
+                } else if num_established.get() == 1 {
+                    self.connected(peer_id, endpoint.is_dialer());
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some((_, tx)) = self.join_dials.remove(&connection_id) {
+                    let _ = tx.send(Err(Error::Failed(error.to_string())));
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
             } => {
-                let _ = self.event_tx.send(Event::Disconnected(peer_id)).await;
+                self.unadmitted.remove(&peer_id);
+                if self.admitted.remove(&peer_id) {
+                    let _ = self.event_tx.send(Event::Disconnected(peer_id)).await;
+                }
             }
             _ => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mesh::wire::{encode, Body, Envelope, PROTOCOL_VERSION};
-    use crate::mesh::NodeId;
-    use std::time::Instant;
-
-    fn node() -> (Net, mpsc::Receiver<Event>) {
-        let cfg = Config {
-            mesh: "m".into(),
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            topic: "roboconf-test".into(),
-        };
-        spawn(identity::Keypair::generate_ed25519(), cfg).expect("network")
-    }
-
-    async fn listening(n: &Net) -> libp2p::Multiaddr {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(a) = n.listening().await.expect("net").into_iter().next() {
-                return a;
-            }
-            assert!(Instant::now() < deadline, "never listened");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn message() -> Vec<u8> {
-        encode(&Envelope {
-            version: PROTOCOL_VERSION,
-            mesh: "m".into(),
-            sender: NodeId::new("a"),
-            body: Body::Entries(Vec::new()),
-        })
-        .expect("encode")
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_nodes_gossip_and_request() {
-        let (a, mut a_events) = node();
-        let (b, mut b_events) = node();
-        b.dial(listening(&a).await).await.expect("dial");
-        // Gossip: publishing needs the peer's subscription; retry until the deadline.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while a.publish(message()).await.is_err() {
-            assert!(Instant::now() < deadline, "no gossip peer in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let got = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                match b_events.recv().await {
-                    Some(Event::Gossip { from, data }) => return (from, data),
-                    Some(_) => continue,
-                    None => panic!("events ended"),
-                }
-            }
-        })
-        .await
-        .expect("gossip in time");
-        assert_eq!(got.0, a.peer_id);
-        assert_eq!(got.1, message());
-        // A message of another mesh is rejected and counted, not delivered.
-        let other = encode(&Envelope {
-            version: PROTOCOL_VERSION,
-            mesh: "other".into(),
-            sender: NodeId::new("a"),
-            body: Body::Digest(Default::default()),
-        })
-        .unwrap();
-        a.publish(other).await.expect("publish");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while b.dropped.total() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the foreign message was not counted"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Request-response: b asks a, a answers.
-        let asker = tokio::spawn({
-            let b = b.clone();
-            let a_id = a.peer_id;
-            async move { b.request(a_id, b"ping".to_vec()).await }
-        });
-        let (id, data) = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let Some(Event::Request { id, data, .. }) = a_events.recv().await {
-                    return (id, data);
-                }
-            }
-        })
-        .await
-        .expect("request in time");
-        assert_eq!(data, b"ping");
-        a.respond(id, b"pong".to_vec()).await.expect("respond");
-        assert_eq!(asker.await.expect("join").expect("answer"), b"pong");
-        assert!(a.peers().await.unwrap().contains(&b.peer_id));
-    }
-}
-
-#[cfg(test)]
-mod flood {
-    use super::*;
-    use std::time::Instant;
-
-    fn node() -> (Net, mpsc::Receiver<Event>) {
-        let cfg = Config {
-            mesh: "m".into(),
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
-            topic: "roboconf-flood".into(),
-        };
-        spawn(identity::Keypair::generate_ed25519(), cfg).expect("network")
-    }
-
-    /// A peer that floods garbage: every message is rejected and counted, none reaches the
-    /// agent, queues stay bounded, and the node still answers requests promptly.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_flooding_peer_is_dropped_and_counted() {
-        let (target, mut target_events) = node();
-        let (rogue, _rogue_events) = node();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let addr = loop {
-            if let Some(a) = target.listening().await.expect("net").into_iter().next() {
-                break a;
-            }
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        rogue.dial(addr).await.expect("dial");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while rogue.publish(b"warm-up garbage".to_vec()).await.is_err() {
-            assert!(Instant::now() < deadline, "no gossip peer in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut sent = 0u64;
-        for i in 0..5_000u32 {
-            let mut junk = i.to_be_bytes().to_vec();
-            junk.extend_from_slice(&[0xff; 200]);
-            if rogue.publish(junk).await.is_ok() {
-                sent += 1;
-            }
-        }
-        assert!(sent > 0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while target.dropped.total() < sent / 2 {
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {sent} counted",
-                target.dropped.total()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Nothing of it reached the agent.
-        while let Ok(ev) = target_events.try_recv() {
-            assert!(!matches!(ev, Event::Gossip { .. }), "garbage was delivered");
-        }
-        // Still responsive: a request is answered at once.
-        let asker = tokio::spawn({
-            let rogue = rogue.clone();
-            let id = target.peer_id;
-            async move { rogue.request(id, b"ping".to_vec()).await }
-        });
-        let t = Instant::now();
-        let (id, _) = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(Event::Request { id, data, .. }) = target_events.recv().await {
-                    return (id, data);
-                }
-            }
-        })
-        .await
-        .expect("the request arrives");
-        target.respond(id, b"pong".to_vec()).await.expect("respond");
-        assert_eq!(asker.await.expect("join").expect("answer"), b"pong");
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }
