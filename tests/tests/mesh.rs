@@ -138,6 +138,10 @@ fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
     b.wait_until("both members", Duration::from_secs(20), |b| {
         member_state(b, "node-a") == "alive" && member_state(b, "node-b") == "alive"
     });
+    // node-a knows node-b too (that is how it will find it again after its restart).
+    a.wait_until("node-b alive from node-a", Duration::from_secs(20), |a| {
+        member_state(a, "node-b") == "alive"
+    });
     let m = members(&b);
     let ma = m.iter().find(|m| m["name"] == "node-a").expect("node-a");
     assert!(ma["id"].as_str().is_some_and(|id| id.starts_with("12D3")));
@@ -160,6 +164,9 @@ fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
     // Restarted on its data dir (same identity, no new token or flag needed): it finds
     // the mesh again and everything converges.
     let a2 = Agent::start(&root.join("a"), &A_ARGS, &env);
+    a2.wait_until("node-b alive from node-a", Duration::from_secs(30), |a| {
+        member_state(a, "node-b") == "alive"
+    });
     b.wait_until("node-a alive again", Duration::from_secs(30), |b| {
         member_state(b, "node-a") == "alive"
     });

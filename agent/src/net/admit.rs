@@ -101,6 +101,9 @@ impl Task {
         if self.admitted.insert(peer) {
             let _ = self.event_tx.send(Event::Connected(peer)).await;
         }
+        for (request, channel) in self.held_requests.remove(&peer).unwrap_or_default() {
+            self.deliver(peer, request, channel).await;
+        }
     }
 
     /// Refuses `peer`: logged, counted, disconnected shortly (so the answer gets out).
@@ -285,6 +288,7 @@ impl Task {
         self.closing = later;
         for (p, _) in due {
             if !self.admitted.contains(&p) {
+                self.held_requests.remove(&p);
                 let _ = self.swarm.disconnect_peer_id(p);
             }
         }

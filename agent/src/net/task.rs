@@ -106,6 +106,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         joining: HashMap::new(),
         join_dials: HashMap::new(),
         closing: Vec::new(),
+        held_requests: HashMap::new(),
     };
     if let Some(v) = cfg.verifier {
         task.set_verifier(v);
@@ -146,7 +147,15 @@ pub(super) struct Task {
     join_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<Grant, Error>>)>,
     /// Peers to disconnect, and when.
     pub(super) closing: Vec<(PeerId, Instant)>,
+    /// Sync requests of peers not admitted yet.
+    pub(super) held_requests: HashMap<PeerId, Vec<HeldRequest>>,
 }
+
+/// A sync request and where its answer goes.
+pub(super) type HeldRequest = (Vec<u8>, ResponseChannel<Vec<u8>>);
+
+/// Sync requests held per peer waiting for admission.
+const HELD_REQUESTS: usize = 8;
 
 impl Task {
     async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>) {
@@ -161,6 +170,26 @@ impl Task {
                 _ = sweep.tick() => self.sweep(),
             }
         }
+    }
+
+    /// Hands a request of an admitted peer to the agent.
+    pub(super) async fn deliver(
+        &mut self,
+        peer: PeerId,
+        request: Vec<u8>,
+        channel: ResponseChannel<Vec<u8>>,
+    ) {
+        let id = self.next_inbound;
+        self.next_inbound += 1;
+        self.inbound.insert(id, channel);
+        let _ = self
+            .event_tx
+            .send(Event::Request {
+                from: peer,
+                id,
+                data: request,
+            })
+            .await;
     }
 
     async fn command(&mut self, c: Command) {
@@ -261,28 +290,22 @@ impl Task {
                 message,
                 ..
             })) => match message {
-                request_response::Message::Request { channel, .. }
-                    if !self.admitted.contains(&peer) =>
-                {
-                    // Nothing for a peer that is not admitted: the request is dropped.
-                    drop(channel);
-                    self.refuse(peer, "sync request before admission");
+                request_response::Message::Request {
+                    request, channel, ..
+                } if !self.admitted.contains(&peer) => {
+                    // Held until the peer is admitted (its admission may be one round
+                    // trip behind ours), dropped with its connection; bounded.
+                    let held: usize = self.held_requests.values().map(Vec::len).sum();
+                    let mine = self.held_requests.entry(peer).or_default();
+                    if mine.len() < HELD_REQUESTS && held < QUEUE {
+                        mine.push((request, channel));
+                    } else {
+                        self.refuse(peer, "too many requests before admission");
+                    }
                 }
                 request_response::Message::Request {
                     request, channel, ..
-                } => {
-                    let id = self.next_inbound;
-                    self.next_inbound += 1;
-                    self.inbound.insert(id, channel);
-                    let _ = self
-                        .event_tx
-                        .send(Event::Request {
-                            from: peer,
-                            id,
-                            data: request,
-                        })
-                        .await;
-                }
+                } => self.deliver(peer, request, channel).await,
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -330,6 +353,7 @@ impl Task {
                 ..
             } => {
                 self.unadmitted.remove(&peer_id);
+                self.held_requests.remove(&peer_id);
                 if self.admitted.remove(&peer_id) {
                     let _ = self.event_tx.send(Event::Disconnected(peer_id)).await;
                 }
