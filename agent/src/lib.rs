@@ -15,3 +15,4 @@ pub mod meshio;
 pub mod net;
 pub mod runtime;
 pub mod store;
+pub mod swim;

@@ -521,6 +521,7 @@ impl MeshIo {
             Event::Disconnected(peer) => {
                 (Some(Input::PeerDown(NodeId::new(peer.to_string()))), None)
             }
+            Event::Swim { .. } => (None, None),
             // The runtime takes join requests before they get here.
             Event::JoinRequest { id, .. } => {
                 self.net.join_answer(id, Err("not handled".into()));

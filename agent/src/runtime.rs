@@ -245,9 +245,68 @@ struct Loop {
     tokens: HashMap<u64, (String, u64)>,
     /// Join requests being ruled on: command id → the network's request id and the peer.
     joins: HashMap<u64, (u64, libp2p::PeerId)>,
+    swim: Option<crate::swim::Swim>,
+    swim_timer_tx: mpsc::Sender<foca::Timer<crate::swim::SwimId>>,
 }
 
+/// How long SWIM lets a suspect refute before declaring it down.
+const SWIM_SUSPECT_FOR: Duration = Duration::from_secs(3);
+
 impl Loop {
+    /// Carries out what SWIM asked for: datagrams, timers, membership verdicts.
+    fn swim_out(&mut self) {
+        let Some(s) = self.swim.as_mut() else { return };
+        let out = s.take();
+        if let Some(m) = &self.mesh {
+            for (peer, data) in out.sends {
+                if let Ok(p) = peer.parse() {
+                    m.net.try_swim(p, data);
+                }
+            }
+        }
+        for (t, after) in out.timers {
+            let tx = self.swim_timer_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(t).await;
+            });
+        }
+        for p in out.down {
+            eprintln!("roboconf agent: SWIM declared {p} down");
+            self.core.step(Input::SwimDown(crate::mesh::NodeId::new(p)));
+        }
+        for p in out.up {
+            self.core.step(Input::SwimUp(crate::mesh::NodeId::new(p)));
+        }
+    }
+
+    /// A network event the runtime handles itself (join requests, SWIM); false for the
+    /// others.
+    fn own_event(&mut self, ev: &crate::net::Event) -> bool {
+        use crate::net::Event;
+        match ev {
+            Event::JoinRequest { from, id, token } => {
+                self.join_request(*from, *id, token);
+                true
+            }
+            Event::Swim { data, .. } => {
+                if let Some(s) = self.swim.as_mut() {
+                    s.handle(data);
+                }
+                self.swim_out();
+                true
+            }
+            Event::Connected(p) => {
+                if let Some(s) = self.swim.as_mut() {
+                    s.announce(&p.to_string());
+                }
+                self.swim_out();
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// A node asks to join: the core redeems its token, `flush` answers.
     fn join_request(&mut self, from: libp2p::PeerId, net_id: u64, token: &str) {
         let Some(m) = &self.mesh else { return };
@@ -585,6 +644,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         source,
     })?;
     let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(64);
+    let (swim_timer_tx, mut swim_timer_rx) = mpsc::channel(1024);
+    let swim = mesh
+        .as_ref()
+        .map(|m| crate::swim::Swim::new(&m.node_id().0, crate::swim::config(SWIM_SUSPECT_FOR)));
     let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
     tokio::spawn(control::serve(listener, requests_tx));
     let mut lp = Loop {
@@ -606,6 +669,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         last_words: Vec::new(),
         tokens: HashMap::new(),
         joins: HashMap::new(),
+        swim,
+        swim_timer_tx,
     };
     lp.flush()?;
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
@@ -628,9 +693,14 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         tokio::select! {
             Some((req, reply)) = requests_rx.recv() => lp.request(req, reply).await,
             Some((run, result)) = done_rx.recv() => lp.core.step(Input::PluginDone { run, result }),
+            Some(t) = swim_timer_rx.recv() => {
+                if let Some(s) = lp.swim.as_mut() {
+                    s.timer(t);
+                }
+                lp.swim_out();
+            }
             Some(ev) = net_event => {
-                if let crate::net::Event::JoinRequest { from, id, token } = &ev {
-                    lp.join_request(*from, *id, token);
+                if lp.own_event(&ev) {
                     lp.flush()?;
                     continue;
                 }
@@ -715,6 +785,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         }
     }
     if lp.stop {
+        if let Some(s) = lp.swim.as_mut() {
+            s.leave();
+        }
+        lp.swim_out();
         // Leaving: make sure the peers heard it before going.
         if let Some(m) = &lp.mesh {
             m.push(std::mem::take(&mut lp.last_words), Duration::from_secs(3))

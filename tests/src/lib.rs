@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: where the Roboconf corpus and the example
 //! applications are, and how to run the real `roboconf` binary built by this workspace.
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -70,6 +72,17 @@ impl Agent {
     /// Starts an agent on `data_dir` with extra arguments and environment, and waits (with
     /// a deadline) until its control socket answers.
     pub fn start(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Agent {
+        Agent::start_in(None, data_dir, args, envs)
+    }
+
+    /// `start`, inside the network namespace `ns` when given (`ip netns exec`, which
+    /// execs the agent: the child is the agent itself).
+    pub fn start_in(
+        ns: Option<&str>,
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Agent {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = data_dir.with_extension("log");
         let out = std::fs::OpenOptions::new()
@@ -77,7 +90,14 @@ impl Agent {
             .append(true)
             .open(&log)
             .expect("agent log");
-        let mut cmd = Command::new(roboconf_bin());
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(roboconf_bin());
+                c
+            }
+            None => Command::new(roboconf_bin()),
+        };
         cmd.arg("agent")
             .arg("--data-dir")
             .arg(data_dir)

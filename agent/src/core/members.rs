@@ -3,7 +3,9 @@
 //! connections: a member whose connection drops is *suspect*, and *dead* if it does not
 //! come back within `DEAD_AFTER_MS`. A dead member's exports are withdrawn here, so
 //! importers run `update` or stop, and its roots show PROBLEM; when it comes back its
-//! records count again. A member that left is dropped at once.
+//! records count again. A member that left is dropped at once. SWIM (`crate::swim`) adds
+//! the members that went silent with their connections still open (a partition): one it
+//! declares down is dead here too until it declares it alive again.
 
 use super::mesh::{split_exports_key, SharedExports};
 use super::Core;
@@ -69,7 +71,7 @@ impl Core {
                     Liveness::Left
                 } else if id == me {
                     Liveness::Alive
-                } else if self.dead.contains(&id) {
+                } else if self.dead.contains(&id) || self.swim_down.contains(&id) {
                     Liveness::Dead
                 } else if self.suspects.contains_key(&id) {
                     Liveness::Suspect
@@ -85,7 +87,9 @@ impl Core {
 
     /// Whether records owned by `node` count (it is not dead and has not left).
     pub(super) fn counts(&self, node: &str) -> bool {
-        !self.dead.iter().any(|d| d.as_str() == node) && !self.has_left(node)
+        !self.dead.iter().any(|d| d.as_str() == node)
+            && !self.swim_down.iter().any(|d| d.as_str() == node)
+            && !self.has_left(node)
     }
 
     /// Whether the node's member record says it left (one lookup, one parse).
@@ -101,6 +105,17 @@ impl Core {
         self.suspects.remove(&node);
         self.connected.insert(node.clone());
         if self.dead.remove(&node) {
+            self.owner_changed(&node);
+        }
+    }
+
+    pub(super) fn swim_verdict(&mut self, node: NodeId, alive: bool) {
+        let changed = if alive {
+            self.swim_down.remove(&node)
+        } else {
+            self.swim_down.insert(node.clone())
+        };
+        if changed {
             self.owner_changed(&node);
         }
     }

@@ -162,6 +162,9 @@ pub enum Input {
     /// The network's view: a peer connected, or its last connection closed.
     PeerUp(crate::mesh::NodeId),
     PeerDown(crate::mesh::NodeId),
+    /// SWIM's verdict on a member: declared down (after suspicion), or alive again.
+    SwimDown(crate::mesh::NodeId),
+    SwimUp(crate::mesh::NodeId),
     /// The addresses this node listens on (published in its member record).
     Addresses(Vec<String>),
     /// A bundle asked for by `Output::Fetch` arrived and was read (`None`: it failed).
@@ -254,6 +257,8 @@ pub struct Core {
     now_ms: u64,
     connected: BTreeSet<crate::mesh::NodeId>,
     suspects: BTreeMap<crate::mesh::NodeId, u64>,
+    /// Members SWIM declared down (whatever their connections say).
+    swim_down: std::collections::BTreeSet<crate::mesh::NodeId>,
     dead: BTreeSet<crate::mesh::NodeId>,
     /// Set by `leave` (with the id to answer): everything hosted here stops, then the
     /// member record says so.
@@ -283,6 +288,7 @@ impl Core {
             now_ms: 0,
             connected: BTreeSet::new(),
             suspects: BTreeMap::new(),
+            swim_down: Default::default(),
             dead: BTreeSet::new(),
             leaving: None,
             addresses: Vec::new(),
@@ -430,6 +436,8 @@ impl Core {
                 self.reconcile();
             }
             Input::PeerDown(n) => self.peer_down(n),
+            Input::SwimDown(n) => self.swim_verdict(n, false),
+            Input::SwimUp(n) => self.swim_verdict(n, true),
             Input::Fetched { name, app } => {
                 self.fetching.remove(&name);
                 if let Some(app) = app {

@@ -64,6 +64,11 @@ pub enum Event {
         id: u64,
         token: String,
     },
+    /// A SWIM datagram from an admitted peer.
+    Swim {
+        from: PeerId,
+        data: Vec<u8>,
+    },
     /// A peer was admitted, or the last connection of an admitted peer closed.
     Connected(PeerId),
     Disconnected(PeerId),
@@ -73,6 +78,7 @@ pub(crate) enum Command {
     Join(Multiaddr, String, oneshot::Sender<Result<Grant, Error>>),
     JoinAnswer(u64, Result<Grant, String>),
     Credentials(Verifier),
+    Swim(PeerId, Vec<u8>),
     Dial(Multiaddr, oneshot::Sender<Result<(), Error>>),
     Publish(Vec<u8>, oneshot::Sender<Result<(), Error>>),
     Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, Error>>),
@@ -157,6 +163,12 @@ impl Net {
             .send(Command::Credentials(v))
             .await
             .map_err(|_| Error::Stopped)
+    }
+
+    /// Sends a SWIM datagram to an admitted peer, without waiting (dropped when the
+    /// queue is full: SWIM expects losses).
+    pub fn try_swim(&self, peer: PeerId, data: Vec<u8>) {
+        let _ = self.cmd_tx.try_send(Command::Swim(peer, data));
     }
 
     /// Peers refused so far.

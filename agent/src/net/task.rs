@@ -26,6 +26,8 @@ pub(super) struct Behaviour {
     pub(super) gossipsub: Gate,
     pub(super) sync: request_response::Behaviour<Frames>,
     pub(super) admit: request_response::Behaviour<Frames>,
+    /// SWIM datagrams (answered with nothing).
+    pub(super) swim: request_response::Behaviour<Frames>,
     identify: identify::Behaviour,
 }
 
@@ -55,6 +57,15 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
                     MessageAuthenticity::Signed(key.clone()),
                     gossip_cfg,
                 )?),
+                swim: request_response::Behaviour::with_codec(
+                    Frames,
+                    [(
+                        StreamProtocol::new("/roboconf/swim/1"),
+                        ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(5)),
+                ),
                 admit: request_response::Behaviour::with_codec(
                     Frames,
                     [(
@@ -208,6 +219,11 @@ impl Task {
             }
             Command::JoinAnswer(id, verdict) => self.join_answer(id, verdict).await,
             Command::Credentials(v) => self.set_verifier(v),
+            Command::Swim(peer, data) => {
+                if self.admitted.contains(&peer) {
+                    self.swarm.behaviour_mut().swim.send_request(&peer, data);
+                }
+            }
             Command::Dial(addr, tx) => {
                 let _ = tx.send(
                     self.swarm
@@ -325,6 +341,27 @@ impl Task {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Admit(ev)) => self.on_admit(ev).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Swim(request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            })) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .swim
+                    .send_response(channel, Vec::new());
+                if self.admitted.contains(&peer) {
+                    // Best effort, like the datagrams SWIM expects.
+                    let _ = self.event_tx.try_send(Event::Swim {
+                        from: peer,
+                        data: request,
+                    });
+                }
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,

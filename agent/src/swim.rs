@@ -1,0 +1,244 @@
+//! SWIM membership (DESIGN §4), with the `foca` crate: each member probes one other per
+//! period, asks others to probe indirectly when it gets no answer, suspects, and lets
+//! the suspect refute with a higher incarnation before it is declared down; per-node cost
+//! does not grow with the mesh. foca is sans-IO: this wrapper collects what it asks for
+//! (datagrams to send, timers, membership changes) in an `Outbox` that the runtime carries
+//! out — datagrams go on the `/roboconf/swim/1` protocol to admitted peers only. SWIM is
+//! what finds members that went silent without closing their connections (a partition, a
+//! frozen host); closed connections are the fast path (`core/members.rs`).
+
+use foca::{
+    Config, Foca, Identity, NoCustomBroadcast, Notification, PostcardCodec, Runtime, Timer,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::num::{NonZeroU8, NonZeroUsize};
+use std::time::Duration;
+
+/// A member as SWIM knows it: its peer id, and a counter bumped each time it comes back
+/// after being declared down (so that its new life is not mistaken for the old one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SwimId {
+    pub peer: String,
+    pub bump: u16,
+}
+
+impl Identity for SwimId {
+    type Addr = String;
+
+    fn renew(&self) -> Option<Self> {
+        Some(SwimId {
+            peer: self.peer.clone(),
+            bump: self.bump.wrapping_add(1),
+        })
+    }
+
+    fn addr(&self) -> String {
+        self.peer.clone()
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.bump > adversary.bump
+    }
+}
+
+/// What foca asked for since the last `take`.
+#[derive(Default)]
+pub struct Outbox {
+    pub sends: Vec<(String, Vec<u8>)>,
+    pub timers: Vec<(Timer<SwimId>, Duration)>,
+    /// Members found alive (again), by peer id.
+    pub up: Vec<String>,
+    /// Members declared down, by peer id.
+    pub down: Vec<String>,
+}
+
+impl Runtime<SwimId> for Outbox {
+    fn notify(&mut self, n: Notification<'_, SwimId>) {
+        match n {
+            Notification::MemberUp(id) => self.up.push(id.peer.clone()),
+            Notification::MemberDown(id) => self.down.push(id.peer.clone()),
+            Notification::Rename(_, new) => self.up.push(new.peer.clone()),
+            _ => {}
+        }
+    }
+
+    fn send_to(&mut self, to: SwimId, data: &[u8]) {
+        self.sends.push((to.peer, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: Timer<SwimId>, after: Duration) {
+        self.timers.push((event, after));
+    }
+}
+
+/// SWIM settings for a mesh on a LAN: a probe every second, 400 ms for a direct answer,
+/// three indirect probes, then `suspect_for` to refute. No periodic gossip of its own
+/// (the mesh has its own dissemination); down members are re-announced to every 5 s so
+/// that both sides of a healed partition find each other again.
+pub fn config(suspect_for: Duration) -> Config {
+    let mut c = Config::simple();
+    c.probe_period = Duration::from_secs(1);
+    c.probe_rtt = Duration::from_millis(400);
+    c.num_indirect_probes = NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN);
+    c.max_transmissions = NonZeroU8::new(8).unwrap_or(NonZeroU8::MIN);
+    c.suspect_to_down_after = suspect_for;
+    c.notify_down_members = true;
+    c.periodic_announce = Some(foca::PeriodicParams {
+        frequency: Duration::from_secs(30),
+        num_members: NonZeroUsize::MIN,
+    });
+    c.periodic_announce_to_down_members = Some(foca::PeriodicParams {
+        frequency: Duration::from_secs(5),
+        num_members: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
+    });
+    c
+}
+
+/// This node's SWIM instance.
+pub struct Swim {
+    foca: Foca<SwimId, PostcardCodec, StdRng, NoCustomBroadcast>,
+    out: Outbox,
+    /// Datagrams foca refused (malformed, too big).
+    pub rejected: u64,
+}
+
+impl Swim {
+    pub fn new(me: &str, cfg: Config) -> Swim {
+        let id = SwimId {
+            peer: me.to_string(),
+            bump: 0,
+        };
+        Swim {
+            foca: Foca::new(id, cfg, StdRng::from_os_rng(), PostcardCodec),
+            out: Outbox::default(),
+            rejected: 0,
+        }
+    }
+
+    /// Tells `peer` (an admitted member) that we are here.
+    pub fn announce(&mut self, peer: &str) {
+        let dst = SwimId {
+            peer: peer.to_string(),
+            bump: 0,
+        };
+        let _ = self.foca.announce(dst, &mut self.out);
+    }
+
+    /// A datagram from a member.
+    pub fn handle(&mut self, data: &[u8]) {
+        if self.foca.handle_data(data, &mut self.out).is_err() {
+            self.rejected += 1;
+        }
+    }
+
+    pub fn timer(&mut self, t: Timer<SwimId>) {
+        let _ = self.foca.handle_timer(t, &mut self.out);
+    }
+
+    /// Announces the departure.
+    pub fn leave(&mut self) {
+        let _ = self.foca.leave_cluster(&mut self.out);
+    }
+
+    /// The members SWIM holds active now.
+    pub fn active(&self) -> usize {
+        self.foca.num_members()
+    }
+
+    pub fn take(&mut self) -> Outbox {
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Three SWIM instances on a hand-driven network with a virtual clock: they find each
+    /// other; one goes silent and the others declare it down after suspecting it; when it
+    /// talks again it comes back under a renewed identity.
+    #[test]
+    fn a_silent_member_is_declared_down_and_comes_back() {
+        let names = ["a", "b", "c"];
+        let mut nodes: BTreeMap<&str, Swim> = names
+            .iter()
+            .map(|n| (*n, Swim::new(n, config(Duration::from_secs(2)))))
+            .collect();
+        let mut timers: Vec<(u64, &str, Timer<SwimId>)> = Vec::new();
+        let mut down: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        let mut silent: Option<&str> = None;
+        let mut now = 0u64;
+        nodes.get_mut("b").expect("b").announce("a");
+        nodes.get_mut("c").expect("c").announce("a");
+        let mut run_until = |end: u64,
+                             nodes: &mut BTreeMap<&str, Swim>,
+                             timers: &mut Vec<(u64, &str, Timer<SwimId>)>,
+                             down: &mut BTreeMap<&str, BTreeSet<String>>,
+                             silent: Option<&str>| {
+            loop {
+                // Deliver everything pending at `now`, then advance to the next timer.
+                let mut moved = true;
+                while moved {
+                    moved = false;
+                    for n in names {
+                        let out = nodes.get_mut(n).expect("node").take();
+                        for (to, data) in out.sends {
+                            moved = true;
+                            if silent == Some(n) || silent == Some(to.as_str()) {
+                                continue;
+                            }
+                            if let Some(dst) = nodes.get_mut(to.as_str()) {
+                                dst.handle(&data);
+                            }
+                        }
+                        for (t, after) in out.timers {
+                            timers.push((now + after.as_millis() as u64, n, t));
+                        }
+                        for p in out.down {
+                            down.entry(n).or_default().insert(p);
+                        }
+                        for p in out.up {
+                            down.entry(n).or_default().remove(&p);
+                        }
+                    }
+                }
+                timers.sort_by_key(|(at, _, _)| *at);
+                if timers.first().is_none_or(|(at, _, _)| *at > end) {
+                    now = end;
+                    return;
+                }
+                let (at, n, t) = timers.remove(0);
+                now = at;
+                nodes.get_mut(n).expect("node").timer(t);
+            }
+        };
+        run_until(5_000, &mut nodes, &mut timers, &mut down, silent);
+        for n in names {
+            assert_eq!(nodes[n].active(), 2, "{n} knows the two others");
+        }
+        silent = Some("c");
+        run_until(15_000, &mut nodes, &mut timers, &mut down, silent);
+        for n in ["a", "b"] {
+            assert!(
+                down.get(n).is_some_and(|d| d.contains("c")),
+                "{n}: {down:?}"
+            );
+        }
+        assert!(
+            !down.get("a").is_some_and(|d| d.contains("b")),
+            "a false positive"
+        );
+        silent = None;
+        run_until(40_000, &mut nodes, &mut timers, &mut down, silent);
+        for n in ["a", "b"] {
+            assert!(
+                !down.get(n).is_some_and(|d| d.contains("c")),
+                "{n}: {down:?}"
+            );
+            assert_eq!(nodes[n].active(), 2);
+        }
+    }
+}
