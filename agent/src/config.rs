@@ -16,6 +16,9 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Peers to connect to at start (multiaddrs of mesh members).
     pub peer: Vec<String>,
+    /// Discover other members on the LAN with mDNS (for LANs behind a switch; loopback
+    /// has no multicast).
+    pub mdns: bool,
     /// Root instances this agent hosts, as `APP:/ROOT`.
     pub host: Vec<String>,
     /// This node's name (default: the host name).
@@ -40,6 +43,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             listen: Vec::new(),
             peer: Vec::new(),
+            mdns: false,
             host: Vec::new(),
             node: hostname(),
             ip: "127.0.0.1".into(),

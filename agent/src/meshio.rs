@@ -74,6 +74,7 @@ impl MeshIo {
         creds: Option<Credentials>,
         listen: &[String],
         peers: &[String],
+        mdns: bool,
     ) -> Result<MeshIo, net::Error> {
         let mesh = creds.as_ref().map(|c| c.mesh.clone()).unwrap_or_default();
         let me = NodeId::new(key.public().to_peer_id().to_string());
@@ -85,6 +86,7 @@ impl MeshIo {
         let cfg = net::Config {
             listen: parse(listen),
             verifier: creds.as_ref().map(Credentials::verifier),
+            mdns,
         };
         let (net, events) = net::spawn(key, cfg)?;
         let (deltas_tx, deltas) = mpsc::channel(64);

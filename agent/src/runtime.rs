@@ -612,11 +612,18 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                 path: cfg.data_dir.display().to_string(),
                 message: e.to_string(),
             })?;
-        let m = crate::meshio::MeshIo::start(key, &cfg.data_dir, creds, &cfg.listen, &cfg.peer)
-            .map_err(|e| Error::Socket {
-                path: "network".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        let m = crate::meshio::MeshIo::start(
+            key,
+            &cfg.data_dir,
+            creds,
+            &cfg.listen,
+            &cfg.peer,
+            cfg.mdns,
+        )
+        .map_err(|e| Error::Socket {
+            path: "network".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         m.dial_bootstrap().await;
         Some(m)
     } else {

@@ -66,6 +66,8 @@ pub struct Agent {
     pub data_dir: PathBuf,
     pub child: std::process::Child,
     pub log: PathBuf,
+    /// Where this run's lines start in the log (it is appended to across restarts).
+    log_start: usize,
 }
 
 impl Agent {
@@ -85,6 +87,7 @@ impl Agent {
     ) -> Agent {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = data_dir.with_extension("log");
+        let log_start = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -112,6 +115,7 @@ impl Agent {
             data_dir: data_dir.to_path_buf(),
             child,
             log,
+            log_start,
         };
         agent.wait_until(
             "the control socket answers",
@@ -179,10 +183,12 @@ impl Agent {
         );
     }
 
-    /// The first address the agent announced in its log (`--listen` agents).
+    /// The first address this run of the agent announced in its log (`--listen` agents).
     pub fn address(&self) -> String {
         let find = |a: &Agent| {
             std::fs::read_to_string(&a.log)
+                .unwrap_or_default()
+                .get(a.log_start..)
                 .unwrap_or_default()
                 .lines()
                 .find_map(|l| l.strip_prefix("roboconf agent: listening on "))

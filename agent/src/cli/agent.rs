@@ -20,6 +20,7 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
     cfg.listen.extend(args.listen);
     cfg.peer.extend(args.peer);
     cfg.host.extend(args.host);
+    cfg.mdns |= args.mdns;
     if let Some(n) = args.node {
         cfg.node = n;
     }

@@ -112,6 +112,9 @@ pub struct AgentArgs {
     /// A root instance this agent hosts, as APP:/ROOT (repeatable).
     #[arg(long)]
     pub host: Vec<String>,
+    /// Discover other members on the LAN with mDNS.
+    #[arg(long)]
+    pub mdns: bool,
     /// A TOML file with the same settings (command-line flags win).
     #[arg(long)]
     pub config: Option<PathBuf>,

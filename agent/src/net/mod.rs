@@ -33,6 +33,8 @@ pub struct Config {
     /// What peers are checked with, if this node is a member (else it waits for
     /// `Net::join` or `Net::set_credentials`).
     pub verifier: Option<Verifier>,
+    /// Discover peers on the LAN with mDNS (members dial what they find).
+    pub mdns: bool,
 }
 
 /// Why a network operation failed.

@@ -10,8 +10,10 @@ use crate::mesh::wire::{decode, Counters};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity, noise, tcp, yamux, PeerId, StreamProtocol, Swarm};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, identity, mdns, noise, tcp, yamux, PeerId, StreamProtocol, Swarm};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub(super) struct Behaviour {
     pub(super) admit: request_response::Behaviour<Frames>,
     /// SWIM datagrams (answered with nothing).
     pub(super) swim: request_response::Behaviour<Frames>,
+    /// LAN discovery, when the config turns it on.
+    mdns: Toggle<mdns::tokio::Behaviour>,
     identify: identify::Behaviour,
 }
 
@@ -36,6 +40,15 @@ pub(super) struct Behaviour {
 pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver<Event>), Error> {
     let fail = |e: &dyn std::fmt::Display| Error::Failed(e.to_string());
     let peer_id = key.public().to_peer_id();
+    let lan = if cfg.mdns {
+        let c = mdns::Config {
+            query_interval: Duration::from_secs(5),
+            ..Default::default()
+        };
+        Some(mdns::tokio::Behaviour::new(c, peer_id).map_err(|e| fail(&e))?)
+    } else {
+        None
+    };
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -57,6 +70,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
                     MessageAuthenticity::Signed(key.clone()),
                     gossip_cfg,
                 )?),
+                mdns: Toggle::from(lan),
                 swim: request_response::Behaviour::with_codec(
                     Frames,
                     [(
@@ -118,6 +132,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         join_dials: HashMap::new(),
         closing: Vec::new(),
         held_requests: HashMap::new(),
+        lan_peers: HashMap::new(),
     };
     if let Some(v) = cfg.verifier {
         task.set_verifier(v);
@@ -158,9 +173,14 @@ pub(super) struct Task {
     join_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<Grant, Error>>)>,
     /// Peers to disconnect, and when.
     pub(super) closing: Vec<(PeerId, Instant)>,
+    /// Peers found on the LAN by mDNS, with their addresses (bounded).
+    lan_peers: HashMap<PeerId, Vec<libp2p::Multiaddr>>,
     /// Sync requests of peers not admitted yet.
     pub(super) held_requests: HashMap<PeerId, Vec<HeldRequest>>,
 }
+
+/// Most peers remembered from mDNS.
+const LAN_PEERS: usize = 1024;
 
 /// A sync request and where its answer goes.
 pub(super) type HeldRequest = (Vec<u8>, ResponseChannel<Vec<u8>>);
@@ -171,6 +191,7 @@ const HELD_REQUESTS: usize = 8;
 impl Task {
     async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>) {
         let mut sweep = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 cmd = cmd_rx.recv() => match cmd {
@@ -178,8 +199,35 @@ impl Task {
                     None => return,
                 },
                 ev = self.swarm.select_next_some() => self.event(ev).await,
-                _ = sweep.tick() => self.sweep(),
+                _ = sweep.tick() => {
+                    self.sweep();
+                    ticks += 1;
+                    if ticks % 4 == 0 {
+                        self.dial_lan_peers();
+                    }
+                }
             }
+        }
+    }
+
+    /// A member dials the peers mDNS found that it is not connected to (both sides find
+    /// each other; one connection is enough, and a failed dial is tried again later).
+    fn dial_lan_peers(&mut self) {
+        if self.verifier.is_none() {
+            return;
+        }
+        let todo: Vec<(PeerId, Vec<libp2p::Multiaddr>)> = self
+            .lan_peers
+            .iter()
+            .filter(|(p, _)| !self.swarm.is_connected(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for (peer, addrs) in todo {
+            let opts = DialOpts::peer_id(peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .addresses(addrs)
+                .build();
+            let _ = self.swarm.dial(opts);
         }
     }
 
@@ -341,6 +389,27 @@ impl Task {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Admit(ev)) => self.on_admit(ev).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if self.lan_peers.len() < LAN_PEERS || self.lan_peers.contains_key(&peer) {
+                        let addrs = self.lan_peers.entry(peer).or_default();
+                        if !addrs.contains(&addr) && addrs.len() < 8 {
+                            addrs.push(addr);
+                        }
+                    }
+                }
+                self.dial_lan_peers();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                for (peer, addr) in gone {
+                    if let Some(addrs) = self.lan_peers.get_mut(&peer) {
+                        addrs.retain(|a| *a != addr);
+                        if addrs.is_empty() {
+                            self.lan_peers.remove(&peer);
+                        }
+                    }
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Swim(request_response::Event::Message {
                 peer,
                 message:

@@ -18,6 +18,7 @@ fn start(key: Keypair, creds: Option<&Credentials>) -> (Net, mpsc::Receiver<Even
     let cfg = Config {
         listen: listen(),
         verifier: creds.map(Credentials::verifier),
+        mdns: false,
     };
     spawn(key, cfg).expect("network")
 }
