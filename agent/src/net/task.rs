@@ -202,7 +202,7 @@ impl Task {
                 _ = sweep.tick() => {
                     self.sweep();
                     ticks += 1;
-                    if ticks % 4 == 0 {
+                    if ticks.is_multiple_of(4) {
                         self.dial_lan_peers();
                     }
                 }
