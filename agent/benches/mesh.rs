@@ -1,9 +1,12 @@
-//! Benchmark with N real agent processes on loopback: export propagation (an instance
-//! starts on one agent → every other agent holds its exports), dead-node detection
-//! (`kill -9` → the survivors withdraw its exports), idle RSS and idle traffic per agent
-//! (all its TCP bytes, from `ss`). Run with
+//! Benchmark with N real agent processes on loopback, joined to one mesh with tokens:
+//! export propagation (an instance starts on one agent → every other agent holds its
+//! exports), end-to-end reconfiguration (that instance is DEPLOYED_STARTED → the load
+//! balancer's `update.sh` has finished on another agent), dead-node detection (`kill -9`
+//! → the survivors withdraw its exports), idle RSS and idle traffic per agent (all its TCP
+//! bytes, from `ss`) and SWIM suspicions while idle (there should be none). Run with
 //! `cargo bench -p roboconf-agent --bench mesh` (N = 10 and 30; `MESH_SIZES=10` to
-//! choose). Times come from the agents' own logs (same machine clock).
+//! choose, `MESH_RUNS=5` for several runs and their medians, `MESH_IDLE_SECS=600` for a
+//! long idle window). Times come from the agents' logs and scripts (same clock).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -96,7 +99,26 @@ fn tcp_bytes() -> std::collections::HashMap<u32, u64> {
     per_pid
 }
 
-fn run(n: usize) {
+/// One run's figures.
+struct Figures {
+    prop_p50: f64,
+    prop_p99: f64,
+    reconf_p50: f64,
+    detect_p50: f64,
+    rss_p50: f64,
+    rss_max: f64,
+    traffic_p50: f64,
+    false_suspicions: usize,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn run(n: usize, idle: Duration) -> Figures {
     let root = std::env::temp_dir().join(format!("roboconf-mesh-bench-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let app = root.join("app");
@@ -106,11 +128,11 @@ fn run(n: usize) {
         std::fs::write(p, text).expect("write");
     };
     w("descriptor/application.properties", "application-name = prop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
-    w("graph/main.graph", "VM {\n\tinstaller: target;\n\tchildren: Src;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\n");
+    w("graph/main.graph", "VM {\n\tinstaller: target;\n\tchildren: Src, Lb;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\nLb {\n\tinstaller: script;\n\timports: Src.v (optional);\n}\n");
     let mut inst = String::from(
-        "instance of VM {\n\tname: vm0;\n\tinstance of Src {\n\t\tname: src;\n\t}\n}\n",
+        "instance of VM {\n\tname: vm0;\n\tinstance of Src {\n\t\tname: src;\n\t}\n}\ninstance of VM {\n\tname: vm1;\n\tinstance of Lb {\n\t\tname: lb;\n\t}\n}\n",
     );
-    for k in 1..n {
+    for k in 2..n {
         inst.push_str(&format!("instance of VM {{\n\tname: vm{k};\n}}\n"));
     }
     w("instances/main.instances", &inst);
@@ -119,6 +141,12 @@ fn run(n: usize) {
         "id = l\nhandler = l\nname = l\n",
     );
     w("graph/Src/scripts/README", "no scripts\n");
+    // The balancer's update: when it has finished, the time goes to $MARK.
+    let mark_file = root.join("lb-updates");
+    w(
+        "graph/Lb/scripts/update.sh",
+        "#!/bin/bash\necho $(date +%s%3N) >> \"$MARK\"\n",
+    );
     let dirs: Vec<PathBuf> = (0..n).map(|k| root.join(format!("n{k}"))).collect();
     let logs: Vec<PathBuf> = (0..n).map(|k| root.join(format!("n{k}.log"))).collect();
     let mut agents = Agents(Vec::new());
@@ -133,7 +161,8 @@ fn run(n: usize) {
             "--node",
             &format!("n{k}"),
         ]);
-        c.stdout(Stdio::null())
+        c.env("MARK", &mark_file)
+            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&logs[k]).expect("log"))
             .spawn()
             .expect("agent")
@@ -185,6 +214,14 @@ fn run(n: usize) {
     });
     // Rounds: stop, wait until everyone saw it go; start, measure until everyone holds it.
     let mut prop = Vec::new();
+    let mut reconf = Vec::new();
+    let lb_updates = || -> Vec<u64> {
+        std::fs::read_to_string(&mark_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
     for _ in 0..ROUNDS {
         let mark = events(&logs[0])
             .iter()
@@ -226,11 +263,30 @@ fn run(n: usize) {
             .max()
             .unwrap_or(t0);
         prop.push((last - t0) as f64);
+        wait("the balancer's update", Duration::from_secs(60), || {
+            lb_updates().iter().any(|t| *t >= t0)
+        });
+        let done = lb_updates()
+            .into_iter()
+            .filter(|t| *t >= t0)
+            .min()
+            .unwrap_or(t0);
+        reconf.push((done - t0) as f64);
     }
     std::thread::sleep(Duration::from_secs(3));
+    let suspicions = || -> usize {
+        logs.iter()
+            .map(|l| {
+                std::fs::read_to_string(l)
+                    .unwrap_or_default()
+                    .matches("SWIM declared")
+                    .count()
+            })
+            .sum()
+    };
+    let suspicions_before = suspicions();
     let mut rss: Vec<f64> = agents.0.iter().map(|c| rss_mb(c.id())).collect();
     // Idle traffic: all TCP bytes (in and out) of each agent over a quiet interval.
-    let idle = Duration::from_secs(20);
     let before = tcp_bytes();
     std::thread::sleep(idle);
     let after = tcp_bytes();
@@ -246,16 +302,14 @@ fn run(n: usize) {
                 / idle.as_secs_f64()
         })
         .collect();
+    let false_suspicions = suspicions() - suspicions_before;
     // Dead-node detection: kill the exporter's agent; every survivor withdraws its exports.
     let mark = (1..n)
         .flat_map(|k| events(&logs[k]))
         .map(|(ms, _)| ms)
         .max()
         .unwrap_or(0);
-    let t_kill = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let t_kill = now_ms();
     let _ = agents.0[0].kill();
     let _ = agents.0[0].wait();
     wait("the detection", Duration::from_secs(60), || {
@@ -279,23 +333,34 @@ fn run(n: usize) {
         pct(&mut prop.clone(), 0.99),
         pct(&mut prop, 1.0),
     );
-    println!("mesh N={n}: export propagation to all {} others, {ROUNDS} rounds: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms", n - 1);
+    let f = Figures {
+        prop_p50: p50,
+        prop_p99: p99,
+        reconf_p50: pct(&mut reconf.clone(), 0.5),
+        detect_p50: pct(&mut detect_sorted.clone(), 0.5),
+        rss_p50: pct(&mut rss.clone(), 0.5),
+        rss_max: pct(&mut rss, 1.0),
+        traffic_p50: pct(&mut traffic.clone(), 0.5),
+        false_suspicions,
+    };
     println!(
-        "mesh N={n}: kill -9 → every survivor withdrew the exports: median {:.0} ms, max {:.0} ms",
-        pct(&mut detect_sorted.clone(), 0.5),
-        pct(&mut detect_sorted, 1.0)
-    );
-    println!(
-        "mesh N={n}: idle RSS per agent: median {:.1} MB, max {:.1} MB",
-        pct(&mut rss.clone(), 0.5),
-        pct(&mut rss, 1.0)
-    );
-    println!(
-        "mesh N={n}: idle traffic per agent (TCP bytes in + out over {} s): median {:.0} B/s, max {:.0} B/s",
+        "mesh N={n}: propagation to all {} others ({ROUNDS} rounds) p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms; \
+         reconfiguration p50 {:.0} ms, max {:.0} ms; kill -9 detection median {:.0} ms, max {:.0} ms; \
+         idle RSS median {:.1} MB, max {:.1} MB; idle traffic median {:.0} B/s, max {:.0} B/s over {} s; \
+         SWIM suspicions while idle: {}",
+        n - 1,
+        f.reconf_p50,
+        pct(&mut reconf, 1.0),
+        f.detect_p50,
+        pct(&mut detect_sorted, 1.0),
+        f.rss_p50,
+        f.rss_max,
+        f.traffic_p50,
+        pct(&mut traffic, 1.0),
         idle.as_secs(),
-        pct(&mut traffic.clone(), 0.5),
-        pct(&mut traffic, 1.0)
+        f.false_suspicions,
     );
+    f
 }
 
 fn main() {
@@ -303,7 +368,30 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10, 30]);
+    let runs: usize = std::env::var("MESH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let idle = Duration::from_secs(
+        std::env::var("MESH_IDLE_SECS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(20),
+    );
     for n in sizes {
-        run(n);
+        let all: Vec<Figures> = (0..runs).map(|_| run(n, idle)).collect();
+        let med = |f: fn(&Figures) -> f64| pct(&mut all.iter().map(f).collect::<Vec<_>>(), 0.5);
+        println!(
+            "mesh N={n}, median of {runs} runs: propagation p50 {:.0} ms, p99 {:.0} ms; reconfiguration p50 {:.0} ms; \
+             detection {:.0} ms; idle RSS {:.1} MB (max {:.1}); idle traffic {:.0} B/s; SWIM suspicions while idle: {} in all",
+            med(|f| f.prop_p50),
+            med(|f| f.prop_p99),
+            med(|f| f.reconf_p50),
+            med(|f| f.detect_p50),
+            med(|f| f.rss_p50),
+            med(|f| f.rss_max),
+            med(|f| f.traffic_p50),
+            all.iter().map(|f| f.false_suspicions).sum::<usize>(),
+        );
     }
 }

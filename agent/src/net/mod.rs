@@ -9,6 +9,7 @@
 
 mod admit;
 mod codec;
+mod datagrams;
 mod gate;
 mod task;
 #[cfg(test)]

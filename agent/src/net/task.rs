@@ -3,6 +3,7 @@
 
 use super::admit::Waiting;
 use super::codec::Frames;
+use super::datagrams::Datagrams;
 use super::gate::Gate;
 use super::{Command, Config, Error, Event, Net, QUEUE};
 use crate::admission::{Grant, Verifier};
@@ -28,8 +29,8 @@ pub(super) struct Behaviour {
     pub(super) gossipsub: Gate,
     pub(super) sync: request_response::Behaviour<Frames>,
     pub(super) admit: request_response::Behaviour<Frames>,
-    /// SWIM datagrams (answered with nothing).
-    pub(super) swim: request_response::Behaviour<Frames>,
+    /// Long-lived streams (SWIM's datagrams).
+    pub(super) streams: libp2p_stream::Behaviour,
     /// LAN discovery, when the config turns it on.
     mdns: Toggle<mdns::tokio::Behaviour>,
     identify: identify::Behaviour,
@@ -71,15 +72,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
                     gossip_cfg,
                 )?),
                 mdns: Toggle::from(lan),
-                swim: request_response::Behaviour::with_codec(
-                    Frames,
-                    [(
-                        StreamProtocol::new("/roboconf/swim/1"),
-                        ProtocolSupport::Full,
-                    )],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(5)),
-                ),
+                streams: libp2p_stream::Behaviour::new(),
                 admit: request_response::Behaviour::with_codec(
                     Frames,
                     [(
@@ -111,6 +104,8 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         swarm.listen_on(addr.clone()).map_err(|e| fail(&e))?;
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
+    let (datagram_tx, datagram_rx) = mpsc::channel(QUEUE);
+    let datagrams = Datagrams::new(&swarm.behaviour().streams, datagram_tx);
     let (event_tx, event_rx) = mpsc::channel(QUEUE);
     let dropped = Arc::new(Counters::default());
     let refused = Arc::new(AtomicU64::new(0));
@@ -133,11 +128,12 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         closing: Vec::new(),
         held_requests: HashMap::new(),
         lan_peers: HashMap::new(),
+        datagrams,
     };
     if let Some(v) = cfg.verifier {
         task.set_verifier(v);
     }
-    tokio::spawn(task.run(cmd_rx));
+    tokio::spawn(task.run(cmd_rx, datagram_rx));
     Ok((
         Net {
             cmd_tx,
@@ -175,6 +171,7 @@ pub(super) struct Task {
     pub(super) closing: Vec<(PeerId, Instant)>,
     /// Peers found on the LAN by mDNS, with their addresses (bounded).
     lan_peers: HashMap<PeerId, Vec<libp2p::Multiaddr>>,
+    datagrams: Datagrams,
     /// Sync requests of peers not admitted yet.
     pub(super) held_requests: HashMap<PeerId, Vec<HeldRequest>>,
 }
@@ -189,7 +186,11 @@ pub(super) type HeldRequest = (Vec<u8>, ResponseChannel<Vec<u8>>);
 const HELD_REQUESTS: usize = 8;
 
 impl Task {
-    async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::Receiver<Command>,
+        mut datagram_rx: mpsc::Receiver<(PeerId, Vec<u8>)>,
+    ) {
         let mut sweep = tokio::time::interval(Duration::from_millis(500));
         let mut ticks = 0u64;
         loop {
@@ -199,6 +200,12 @@ impl Task {
                     None => return,
                 },
                 ev = self.swarm.select_next_some() => self.event(ev).await,
+                Some((from, data)) = datagram_rx.recv() => {
+                    // Only members' datagrams reach the agent; best effort, like datagrams.
+                    if self.admitted.contains(&from) {
+                        let _ = self.event_tx.try_send(Event::Swim { from, data });
+                    }
+                }
                 _ = sweep.tick() => {
                     self.sweep();
                     ticks += 1;
@@ -269,7 +276,7 @@ impl Task {
             Command::Credentials(v) => self.set_verifier(v),
             Command::Swim(peer, data) => {
                 if self.admitted.contains(&peer) {
-                    self.swarm.behaviour_mut().swim.send_request(&peer, data);
+                    self.datagrams.send(peer, data);
                 }
             }
             Command::Dial(addr, tx) => {
@@ -410,27 +417,6 @@ impl Task {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Swim(request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            })) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .swim
-                    .send_response(channel, Vec::new());
-                if self.admitted.contains(&peer) {
-                    // Best effort, like the datagrams SWIM expects.
-                    let _ = self.event_tx.try_send(Event::Swim {
-                        from: peer,
-                        data: request,
-                    });
-                }
-            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
@@ -460,6 +446,7 @@ impl Task {
             } => {
                 self.unadmitted.remove(&peer_id);
                 self.held_requests.remove(&peer_id);
+                self.datagrams.forget(&peer_id);
                 if self.admitted.remove(&peer_id) {
                     let _ = self.event_tx.send(Event::Disconnected(peer_id)).await;
                 }
