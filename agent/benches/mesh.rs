@@ -222,7 +222,23 @@ fn run(n: usize, idle: Duration) -> Figures {
             .filter_map(|l| l.trim().parse().ok())
             .collect()
     };
-    for _ in 0..ROUNDS {
+    // First the propagation rounds with the balancer stopped (its script would share the
+    // two cores with the propagation), then the reconfiguration rounds with it started.
+    let lb = |action: &str| {
+        let o = cli(&dirs[0], &["instance", action, "prop", "/vm1/lb"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    lb("stop");
+    wait("the balancer stopped", Duration::from_secs(60), || {
+        events(&logs[1])
+            .iter()
+            .any(|(_, l)| l == "prop /vm1/lb DEPLOYED_STOPPED")
+    });
+    for round in 0..2 * ROUNDS {
+        let reconfiguring = round >= ROUNDS;
+        if round == ROUNDS {
+            lb("start");
+        }
         let mark = events(&logs[0])
             .iter()
             .map(|(ms, _)| *ms)
@@ -262,7 +278,10 @@ fn run(n: usize, idle: Duration) -> Figures {
             })
             .max()
             .unwrap_or(t0);
-        prop.push((last - t0) as f64);
+        if !reconfiguring {
+            prop.push((last - t0) as f64);
+            continue;
+        }
         wait("the balancer's update", Duration::from_secs(60), || {
             lb_updates().iter().any(|t| *t >= t0)
         });
