@@ -298,7 +298,7 @@ fn run(n: usize, idle: Duration) -> Figures {
             .map(|l| {
                 std::fs::read_to_string(l)
                     .unwrap_or_default()
-                    .matches("SWIM declared")
+                    .matches("SWIM suspects")
                     .count()
             })
             .sum()

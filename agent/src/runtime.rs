@@ -271,6 +271,9 @@ impl Loop {
                 let _ = tx.send(t).await;
             });
         }
+        for p in out.suspected {
+            eprintln!("roboconf agent: SWIM suspects {p}");
+        }
         for p in out.down {
             eprintln!("roboconf agent: SWIM declared {p} down");
             self.core.step(Input::SwimDown(crate::mesh::NodeId::new(p)));

@@ -54,6 +54,7 @@ impl Sled {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::LowSpace)
+            .flush_every_ms(Some(500))
             .open()
             .map_err(|source| Error::Open {
                 path: dir.display().to_string(),
@@ -100,7 +101,7 @@ impl Store for Sled {
         let mut plain: Vec<PlainWrite> = Vec::with_capacity(writes.len());
         for w in writes {
             match w {
-                Write::Put { tree, key, value } => {
+                Write::Put { tree, key, value } | Write::Peer { tree, key, value } => {
                     plain.push((tree, key.clone(), Some(value.clone())))
                 }
                 Write::Delete { tree, key } => plain.push((tree, key.clone(), None)),
@@ -133,7 +134,11 @@ impl Store for Sled {
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e: TransactionError<()>| Error::Transaction(format!("{e:?}")))?;
-        self.db.flush()?;
+        // Copies of peers' records alone need no flush (sled flushes them within 500 ms,
+        // and the peers have them); anything of this node's own does.
+        if writes.iter().any(|w| !matches!(w, Write::Peer { .. })) {
+            self.db.flush()?;
+        }
         Ok(())
     }
 

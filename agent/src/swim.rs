@@ -52,6 +52,8 @@ pub struct Outbox {
     pub up: Vec<String>,
     /// Members declared down, by peer id.
     pub down: Vec<String>,
+    /// Members this node came to suspect (each suspicion, refuted or not).
+    pub suspected: Vec<String>,
 }
 
 impl Runtime<SwimId> for Outbox {
@@ -69,6 +71,10 @@ impl Runtime<SwimId> for Outbox {
     }
 
     fn submit_after(&mut self, event: Timer<SwimId>, after: Duration) {
+        // foca starts this timer whenever it comes to suspect a member.
+        if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
+            self.suspected.push(member_id.peer.clone());
+        }
         self.timers.push((event, after));
     }
 }
@@ -199,6 +205,13 @@ mod tests {
                         }
                         for p in out.down {
                             down.entry(n).or_default().insert(p);
+                        }
+                        if silent.is_none() && now > 3_000 {
+                            assert!(
+                                out.suspected.is_empty(),
+                                "{n} suspected {:?}",
+                                out.suspected
+                            );
                         }
                         for p in out.up {
                             down.entry(n).or_default().remove(&p);

@@ -94,7 +94,7 @@ impl Harness {
                 Output::Persist(writes) => {
                     for w in writes {
                         match w {
-                            Write::Put { tree, key, value } => {
+                            Write::Put { tree, key, value } | Write::Peer { tree, key, value } => {
                                 self.store.entry(tree).or_default().insert(key, value);
                             }
                             Write::Delete { tree, key } => {

@@ -183,7 +183,7 @@ impl Core {
         let mut touched = BTreeSet::new();
         for e in entries {
             if let Ok(true) = self.replica.apply(e.clone(), self.now_ms) {
-                self.writes.push(Write::Put {
+                self.writes.push(Write::Peer {
                     tree: TREE_REPLICA,
                     key: Replica::store_key(&e),
                     value: serde_json::to_vec(&e).unwrap_or_default(),
@@ -203,7 +203,7 @@ impl Core {
         for e in entries {
             let have = self.replica.get(e.kind, &e.key).is_some_and(|x| x == &e);
             if have || before.get(&e.origin).copied().unwrap_or(0) < e.seq {
-                self.writes.push(Write::Put {
+                self.writes.push(Write::Peer {
                     tree: TREE_REPLICA,
                     key: Replica::store_key(&e),
                     value: serde_json::to_vec(&e).unwrap_or_default(),

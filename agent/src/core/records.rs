@@ -94,7 +94,8 @@ pub fn run_key(app: &str, path: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-/// One write the runtime must make durable before acting on the outputs that follow it.
+/// One write the runtime must make durable before acting on the outputs that follow it
+/// (`Peer` writes excepted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     Put {
@@ -110,6 +111,14 @@ pub enum Write {
     DeletePrefix {
         tree: &'static str,
         prefix: Vec<u8>,
+    },
+    /// A copy of a peer's record: written in the same transaction as the rest, but a batch
+    /// of nothing else is not flushed before acting — lost in a crash, it comes back from
+    /// the peers with the next anti-entropy round.
+    Peer {
+        tree: &'static str,
+        key: Vec<u8>,
+        value: Vec<u8>,
     },
 }
 
