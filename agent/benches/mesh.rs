@@ -69,6 +69,16 @@ fn rss_mb(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// CPU time (user + system) used so far by a process, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 14th field.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 /// Bytes sent plus received so far on the TCP connections of each process (`ss`).
 fn tcp_bytes() -> std::collections::HashMap<u32, u64> {
     let out = Command::new("ss")
@@ -103,6 +113,7 @@ fn tcp_bytes() -> std::collections::HashMap<u32, u64> {
 struct Figures {
     prop_p50: f64,
     prop_p99: f64,
+    cpu_per_change: f64,
     reconf_p50: f64,
     detect_p50: f64,
     rss_p50: f64,
@@ -234,8 +245,15 @@ fn run(n: usize, idle: Duration) -> Figures {
             .iter()
             .any(|(_, l)| l == "prop /vm1/lb DEPLOYED_STOPPED")
     });
+    let cpu_all = |agents: &Agents| agents.0.iter().map(|c| cpu_ms(c.id())).sum::<f64>();
+    let cpu_before = cpu_all(&agents);
+    let mut cpu_per_change = 0.0;
     for round in 0..2 * ROUNDS {
         let reconfiguring = round >= ROUNDS;
+        if round == ROUNDS {
+            // Two export changes per round (stop, start), each learned by n - 1 agents.
+            cpu_per_change = (cpu_all(&agents) - cpu_before) / (2 * ROUNDS) as f64;
+        }
         if round == ROUNDS {
             lb("start");
         }
@@ -355,6 +373,7 @@ fn run(n: usize, idle: Duration) -> Figures {
     let f = Figures {
         prop_p50: p50,
         prop_p99: p99,
+        cpu_per_change,
         reconf_p50: pct(&mut reconf.clone(), 0.5),
         detect_p50: pct(&mut detect_sorted.clone(), 0.5),
         rss_p50: pct(&mut rss.clone(), 0.5),
@@ -363,11 +382,13 @@ fn run(n: usize, idle: Duration) -> Figures {
         false_suspicions,
     };
     println!(
-        "mesh N={n}: propagation to all {} others ({ROUNDS} rounds) p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms; \
+        "mesh N={n}: propagation to all {} others ({ROUNDS} rounds) p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms, \
+         CPU of all agents per export change {:.1} ms; \
          reconfiguration p50 {:.0} ms, max {:.0} ms; kill -9 detection median {:.0} ms, max {:.0} ms; \
          idle RSS median {:.1} MB, max {:.1} MB; idle traffic median {:.0} B/s, max {:.0} B/s over {} s; \
          SWIM suspicions while idle: {}",
         n - 1,
+        f.cpu_per_change,
         f.reconf_p50,
         pct(&mut reconf, 1.0),
         f.detect_p50,
@@ -401,10 +422,11 @@ fn main() {
         let all: Vec<Figures> = (0..runs).map(|_| run(n, idle)).collect();
         let med = |f: fn(&Figures) -> f64| pct(&mut all.iter().map(f).collect::<Vec<_>>(), 0.5);
         println!(
-            "mesh N={n}, median of {runs} runs: propagation p50 {:.0} ms, p99 {:.0} ms; reconfiguration p50 {:.0} ms; \
+            "mesh N={n}, median of {runs} runs: propagation p50 {:.0} ms, p99 {:.0} ms; CPU per change {:.1} ms; reconfiguration p50 {:.0} ms; \
              detection {:.0} ms; idle RSS {:.1} MB (max {:.1}); idle traffic {:.0} B/s; SWIM suspicions while idle: {} in all",
             med(|f| f.prop_p50),
             med(|f| f.prop_p99),
+            med(|f| f.cpu_per_change),
             med(|f| f.reconf_p50),
             med(|f| f.detect_p50),
             med(|f| f.rss_p50),

@@ -454,6 +454,9 @@ impl Loop {
 
     /// Carries out the core's outputs: durable writes first.
     fn flush(&mut self) -> Result<(), Error> {
+        // Gossip goes out last, once this batch's events are logged: a peer never logs a
+        // record before its origin logged the change that made it.
+        let mut gossip = Vec::new();
         for out in self.core.take_outputs() {
             match out {
                 Output::Persist(writes) => self.store.apply(&writes)?,
@@ -549,12 +552,7 @@ impl Loop {
                         m.fetch(name, hash, &from);
                     }
                 }
-                Output::Broadcast(entries) => {
-                    if let Some(m) = &self.mesh {
-                        self.last_words = entries.clone();
-                        m.broadcast(entries);
-                    }
-                }
+                Output::Broadcast(entries) => gossip.push(entries),
                 Output::Delta { id, delta } => {
                     if let Some(m) = &self.mesh {
                         m.respond(id, delta);
@@ -570,6 +568,12 @@ impl Loop {
                 Output::Event(core::Event::StateChanged { app, path, state }) => {
                     eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
                 }
+            }
+        }
+        if let Some(m) = &self.mesh {
+            for entries in gossip {
+                self.last_words = entries.clone();
+                m.broadcast(entries);
             }
         }
         Ok(())
