@@ -168,8 +168,10 @@ impl Agent {
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let members = self.cli(&["members"]);
         panic!(
-            "timed out waiting for {what}; agent log (last lines):\n{}",
+            "timed out waiting for {what}; members:\n{}\nagent log (last lines):\n{}",
+            String::from_utf8_lossy(&members.stdout),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }

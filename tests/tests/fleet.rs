@@ -71,15 +71,17 @@ fn five_agents_deploy_scale_out_scale_in_and_survive_a_kill() {
     for a in &agents[1..] {
         a.join(&agents[0]);
     }
-    agents[4].wait_until("five members", Duration::from_secs(30), |a| {
-        let o = a.cli(&["members", "--json"]);
-        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
-            .unwrap_or_default()
-            .iter()
-            .filter(|m| m["state"] == "alive")
-            .count()
-            == 5
-    });
+    for a in &agents {
+        a.wait_until("five members", Duration::from_secs(30), |a| {
+            let o = a.cli(&["members", "--json"]);
+            serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+                .unwrap_or_default()
+                .iter()
+                .filter(|m| m["state"] == "alive")
+                .count()
+                == 5
+        });
+    }
     // Added on the spare node; runs on the four that host its machines.
     ok(agents[4].cli(&["app", "add", app.to_str().expect("path"), "--start"]));
     let all = [

@@ -47,6 +47,22 @@ pub fn desired_key(app: &str, path: &str) -> String {
     format!("{app}{OWNER_SEP}{path}")
 }
 
+/// How a peer's record is stored: member records durably (a node that restarts must still
+/// know where its peers are, or it cannot reach them to catch up), the others as `Peer`
+/// writes (anti-entropy brings back what a crash lost).
+fn peer_write(e: &Entry) -> Write {
+    let (tree, key, value) = (
+        TREE_REPLICA,
+        Replica::store_key(e),
+        serde_json::to_vec(e).unwrap_or_default(),
+    );
+    if e.kind == Kind::Member {
+        Write::Put { tree, key, value }
+    } else {
+        Write::Peer { tree, key, value }
+    }
+}
+
 pub(super) fn split_exports_key(key: &str) -> Option<(&str, &str, &str)> {
     let mut it = key.splitn(3, OWNER_SEP);
     Some((it.next()?, it.next()?, it.next()?))
@@ -183,11 +199,7 @@ impl Core {
         let mut touched = BTreeSet::new();
         for e in entries {
             if let Ok(true) = self.replica.apply(e.clone(), self.now_ms) {
-                self.writes.push(Write::Peer {
-                    tree: TREE_REPLICA,
-                    key: Replica::store_key(&e),
-                    value: serde_json::to_vec(&e).unwrap_or_default(),
-                });
+                self.writes.push(peer_write(&e));
                 touched.insert((e.kind, e.key));
             }
         }
@@ -203,11 +215,7 @@ impl Core {
         for e in entries {
             let have = self.replica.get(e.kind, &e.key).is_some_and(|x| x == &e);
             if have || before.get(&e.origin).copied().unwrap_or(0) < e.seq {
-                self.writes.push(Write::Peer {
-                    tree: TREE_REPLICA,
-                    key: Replica::store_key(&e),
-                    value: serde_json::to_vec(&e).unwrap_or_default(),
-                });
+                self.writes.push(peer_write(&e));
             }
         }
         self.refresh(keys);

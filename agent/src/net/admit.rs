@@ -99,6 +99,7 @@ impl Task {
         self.unadmitted.remove(&peer);
         self.swarm.behaviour_mut().gossipsub.admit(peer);
         if self.admitted.insert(peer) {
+            eprintln!("roboconf agent: admitted peer {peer}");
             let _ = self.event_tx.send(Event::Connected(peer)).await;
         }
         for (request, channel) in self.held_requests.remove(&peer).unwrap_or_default() {

@@ -448,6 +448,7 @@ impl Task {
                 self.held_requests.remove(&peer_id);
                 self.datagrams.forget(&peer_id);
                 if self.admitted.remove(&peer_id) {
+                    eprintln!("roboconf agent: lost peer {peer_id}");
                     let _ = self.event_tx.send(Event::Disconnected(peer_id)).await;
                 }
             }
