@@ -6,11 +6,11 @@
 use crate::api::{Request, Response, RunView};
 use crate::config::Config;
 use crate::control;
-use crate::core::{self, Command, Core, Input, LoadedApp, Output, PluginRun, RunResult};
+use crate::core::{self, Command, Core, Input, LoadedApp, Output, RunResult};
 use crate::store::{Sled, Store};
 use roboconf_model::diag::has_errors;
 use roboconf_model::dsl::Limits;
-use roboconf_plugins::{logger::Logger, script::Script, Plugin};
+use roboconf_plugins::{logger::Logger, script::Script};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
@@ -19,6 +19,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, Semaphore};
+
+mod apps;
+mod mesh;
+
+pub use apps::copy_dir;
+use apps::{execute, register_bundle};
+use mesh::SWIM_SUSPECT_FOR;
 
 /// Why the agent could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -77,154 +84,6 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-/// Reads, validates and copies an application folder into the data directory.
-fn register_bundle(
-    data_dir: &Path,
-    path: &Path,
-    name: Option<String>,
-) -> Result<LoadedApp, Response> {
-    let (model, diags) = roboconf_model::app::load_application(path, Limits::default());
-    if has_errors(&diags) {
-        return Err(Response::Error {
-            message: format!(
-                "{} is not a valid application: nothing was stored",
-                path.display()
-            ),
-            details: diags
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| d.to_string())
-                .collect(),
-        });
-    }
-    let name = name.unwrap_or_else(|| model.name().to_string());
-    if !roboconf_model::dsl::text::is_app_name(&name) {
-        return Err(Response::error(format!(
-            "invalid application name `{name}`"
-        )));
-    }
-    let bundle = data_dir
-        .join("apps")
-        .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
-    let copy = || -> std::io::Result<()> {
-        if bundle.exists() {
-            std::fs::remove_dir_all(&bundle)?;
-        }
-        copy_dir(path, &bundle)
-    };
-    copy().map_err(|e| {
-        Response::error(format!(
-            "cannot copy the application into {}: {e}",
-            bundle.display()
-        ))
-    })?;
-    let (bytes, hash) = crate::bundle::pack(&bundle)
-        .map_err(|e| Response::error(format!("cannot bundle the application: {e}")))?;
-    let store = data_dir.join("bundles");
-    std::fs::create_dir_all(&store)
-        .and_then(|_| std::fs::write(store.join(&hash), &bytes))
-        .map_err(|e| Response::error(format!("cannot store the bundle: {e}")))?;
-    let (model, _) = roboconf_model::app::load_application(&bundle, Limits::default());
-    let version = model
-        .descriptor
-        .as_ref()
-        .and_then(|d| d.version.clone())
-        .unwrap_or_default();
-    Ok(LoadedApp {
-        name,
-        version,
-        bundle,
-        hash,
-        model,
-    })
-}
-
-/// Copies a folder recursively (bundles, the demo).
-pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let t = e.file_type()?;
-        if t.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else if t.is_file() {
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
-}
-
-/// Prepares the instance's working copy of its recipe, then runs the plug-in.
-fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
-    let dir = &run.invocation.recipe_dir;
-    let prepare = || -> std::io::Result<()> {
-        let _writing = roboconf_plugins::script::EXEC_LOCK.write();
-        if run.fresh_copy && dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
-        if !dir.exists() {
-            let recipe = run
-                .components
-                .iter()
-                .map(|c| run.bundle.join("graph").join(c))
-                .find(|p| p.is_dir());
-            match recipe {
-                Some(r) => copy_dir(&r, dir)?,
-                None => std::fs::create_dir_all(dir)?,
-            }
-        }
-        Ok(())
-    };
-    let fail = |error: String, output: String| RunResult {
-        ok: false,
-        code: None,
-        error: Some(error),
-        output,
-        at_ms: now_ms(),
-    };
-    if let Err(e) = prepare() {
-        return fail(
-            format!(
-                "cannot prepare the working directory {}: {e}",
-                dir.display()
-            ),
-            String::new(),
-        );
-    }
-    let plugin: &dyn Plugin = match run.installer.as_str() {
-        "script" => script,
-        "logger" => logger,
-        "file" => &roboconf_plugins::file::File,
-        other => {
-            return fail(
-                format!("the installer `{other}` is not supported by this agent"),
-                String::new(),
-            )
-        }
-    };
-    match plugin.run(run.action, &run.invocation) {
-        Ok(o) => RunResult {
-            ok: true,
-            code: Some(0).filter(|_| o.ran),
-            error: None,
-            output: o.output,
-            at_ms: now_ms(),
-        },
-        Err(roboconf_plugins::Error::Failed { code, output, .. }) => RunResult {
-            ok: false,
-            code: Some(code),
-            error: Some(format!("exit code {code}")),
-            output,
-            at_ms: now_ms(),
-        },
-        Err(roboconf_plugins::Error::TimedOut {
-            seconds, output, ..
-        }) => fail(format!("timed out after {seconds} s"), output),
-        Err(e) => fail(e.to_string(), String::new()),
-    }
-}
-
 struct Loop {
     cfg: Config,
     core: Core,
@@ -249,88 +108,7 @@ struct Loop {
     swim_timer_tx: mpsc::Sender<foca::Timer<crate::swim::SwimId>>,
 }
 
-/// How long SWIM lets a suspect refute before declaring it down.
-const SWIM_SUSPECT_FOR: Duration = Duration::from_secs(3);
-
 impl Loop {
-    /// Carries out what SWIM asked for: datagrams, timers, membership verdicts.
-    fn swim_out(&mut self) {
-        let Some(s) = self.swim.as_mut() else { return };
-        let out = s.take();
-        if let Some(m) = &self.mesh {
-            for (peer, data) in out.sends {
-                if let Ok(p) = peer.parse() {
-                    m.net.try_swim(p, data);
-                }
-            }
-        }
-        for (t, after) in out.timers {
-            let tx = self.swim_timer_tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = tx.send(t).await;
-            });
-        }
-        for p in out.suspected {
-            eprintln!("roboconf agent: SWIM suspects {p}");
-        }
-        for p in out.down {
-            eprintln!("roboconf agent: SWIM declared {p} down");
-            self.core.step(Input::SwimDown(crate::mesh::NodeId::new(p)));
-        }
-        for p in out.up {
-            self.core.step(Input::SwimUp(crate::mesh::NodeId::new(p)));
-        }
-    }
-
-    /// A network event the runtime handles itself (join requests, SWIM); false for the
-    /// others.
-    fn own_event(&mut self, ev: &crate::net::Event) -> bool {
-        use crate::net::Event;
-        match ev {
-            Event::JoinRequest { from, id, token } => {
-                self.join_request(*from, *id, token);
-                true
-            }
-            Event::Swim { data, .. } => {
-                if let Some(s) = self.swim.as_mut() {
-                    s.handle(data);
-                }
-                self.swim_out();
-                true
-            }
-            Event::Connected(p) => {
-                if let Some(s) = self.swim.as_mut() {
-                    s.announce(&p.to_string());
-                }
-                self.swim_out();
-                false
-            }
-            _ => false,
-        }
-    }
-
-    /// A node asks to join: the core redeems its token, `flush` answers.
-    fn join_request(&mut self, from: libp2p::PeerId, net_id: u64, token: &str) {
-        let Some(m) = &self.mesh else { return };
-        let Ok(t) = crate::admission::Token::parse(token) else {
-            m.answer_join(net_id, from, Err("malformed token".into()));
-            return;
-        };
-        let id = self.next_id;
-        self.next_id += 1;
-        self.joins.insert(id, (net_id, from));
-        self.core.step(Input::Now(now_ms()));
-        self.core.step(Input::Command {
-            id,
-            command: Command::TokenRedeem {
-                id: t.id.clone(),
-                hash: t.hash(),
-                node: from.to_string(),
-            },
-        });
-    }
-
     async fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
         let id = self.next_id;
         self.next_id += 1;

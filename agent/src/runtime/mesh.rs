@@ -1,0 +1,90 @@
+//! The event loop's side of the mesh that the core does not own: join requests (the
+//! core redeems the token, then a certificate is issued), SWIM (its datagrams, timers and
+//! verdicts), and the network events the runtime answers itself.
+
+use super::{now_ms, Loop};
+use crate::core::{Command, Input};
+use std::time::Duration;
+
+/// How long SWIM lets a suspect refute before declaring it down.
+pub(super) const SWIM_SUSPECT_FOR: Duration = Duration::from_secs(3);
+
+impl Loop {
+    /// Carries out what SWIM asked for: datagrams, timers, membership verdicts.
+    pub(super) fn swim_out(&mut self) {
+        let Some(s) = self.swim.as_mut() else { return };
+        let out = s.take();
+        if let Some(m) = &self.mesh {
+            for (peer, data) in out.sends {
+                if let Ok(p) = peer.parse() {
+                    m.net.try_swim(p, data);
+                }
+            }
+        }
+        for (t, after) in out.timers {
+            let tx = self.swim_timer_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(t).await;
+            });
+        }
+        for p in out.suspected {
+            eprintln!("roboconf agent: SWIM suspects {p}");
+        }
+        for p in out.down {
+            eprintln!("roboconf agent: SWIM declared {p} down");
+            self.core.step(Input::SwimDown(crate::mesh::NodeId::new(p)));
+        }
+        for p in out.up {
+            self.core.step(Input::SwimUp(crate::mesh::NodeId::new(p)));
+        }
+    }
+
+    /// A network event the runtime handles itself (join requests, SWIM); false for the
+    /// others.
+    pub(super) fn own_event(&mut self, ev: &crate::net::Event) -> bool {
+        use crate::net::Event;
+        match ev {
+            Event::JoinRequest { from, id, token } => {
+                self.join_request(*from, *id, token);
+                true
+            }
+            Event::Swim { data, .. } => {
+                if let Some(s) = self.swim.as_mut() {
+                    s.handle(data);
+                }
+                self.swim_out();
+                true
+            }
+            Event::Connected(p) => {
+                if let Some(s) = self.swim.as_mut() {
+                    s.announce(&p.to_string());
+                }
+                self.swim_out();
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A node asks to join: the core redeems its token, `flush` answers.
+    fn join_request(&mut self, from: libp2p::PeerId, net_id: u64, token: &str) {
+        let Some(m) = &self.mesh else { return };
+        let Ok(t) = crate::admission::Token::parse(token) else {
+            m.answer_join(net_id, from, Err("malformed token".into()));
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.joins.insert(id, (net_id, from));
+        self.core.step(Input::Now(now_ms()));
+        self.core.step(Input::Command {
+            id,
+            command: Command::TokenRedeem {
+                id: t.id.clone(),
+                hash: t.hash(),
+                node: from.to_string(),
+            },
+        });
+    }
+}
