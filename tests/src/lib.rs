@@ -52,6 +52,29 @@ pub fn roboconf_bin() -> PathBuf {
     bin
 }
 
+/// Writes the application `shop` under `root/app`: the graph and instances given, a
+/// local target for the `VM` root component, and `files` (relative path, text), e.g.
+/// scripts. Returns its folder.
+pub fn shop_app(root: &Path, graph: &str, instances: &str, files: &[(&str, &str)]) -> PathBuf {
+    let app = root.join("app");
+    let w = |rel: &str, text: &str| {
+        let p = app.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    w("descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
+    w("graph/main.graph", graph);
+    w("instances/main.instances", instances);
+    w(
+        "graph/VM/local.target.properties",
+        "id = local\nhandler = local\nname = this machine\n",
+    );
+    for (rel, text) in files {
+        w(rel, text);
+    }
+    app
+}
+
 /// Runs `roboconf ARGS...` from the workspace root and returns its output.
 pub fn roboconf(args: &[&str]) -> Output {
     Command::new(roboconf_bin())

@@ -16,24 +16,17 @@ const INSTANCES: &str = "instance of VM {\n\tname: vm-lb;\n\tinstance of Lb {\n\
 const LB_SCRIPT: &str = "#!/bin/bash\n: > \"$CONF.tmp\"\ni=0\nwhile v=\"App_${i}_name\"; [ -n \"${!v}\" ]; do basename \"${!v}\" >> \"$CONF.tmp\"; i=$((i+1)); done\nsort \"$CONF.tmp\" > \"$CONF\"\n";
 
 fn app(root: &Path) -> PathBuf {
-    let app = root.join("app");
-    let w = |rel: &str, text: &str| {
-        let p = app.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
-    w("descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
-    w("graph/main.graph", GRAPH);
-    w("instances/main.instances", INSTANCES);
-    w(
-        "graph/VM/local.target.properties",
-        "id = local\nhandler = local\nname = this machine\n",
-    );
-    w("graph/Db/scripts/start.sh", "#!/bin/bash\ntrue\n");
-    w("graph/App/scripts/start.sh", "#!/bin/bash\ntrue\n");
-    w("graph/Lb/scripts/start.sh", LB_SCRIPT);
-    w("graph/Lb/scripts/update.sh", LB_SCRIPT);
-    app
+    roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[
+            ("graph/Db/scripts/start.sh", "#!/bin/bash\ntrue\n"),
+            ("graph/App/scripts/start.sh", "#!/bin/bash\ntrue\n"),
+            ("graph/Lb/scripts/start.sh", LB_SCRIPT),
+            ("graph/Lb/scripts/update.sh", LB_SCRIPT),
+        ],
+    )
 }
 
 fn ok(o: std::process::Output) {

@@ -14,22 +14,15 @@ const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\
 const START: &str = "#!/bin/bash\necho \"start $ROBOCONF_INSTANCE_PATH db=${Db_0_name:-none}:${Db_0_port:-none}\" >> \"$JOURNAL\"\n";
 
 fn app(root: &Path) -> PathBuf {
-    let app = root.join("app");
-    let w = |rel: &str, text: &str| {
-        let p = app.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
-    w("descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
-    w("graph/main.graph", GRAPH);
-    w("instances/main.instances", INSTANCES);
-    w(
-        "graph/VM/local.target.properties",
-        "id = local\nhandler = local\nname = this machine\n",
-    );
-    w("graph/Db/scripts/start.sh", START);
-    w("graph/App/scripts/start.sh", START);
-    app
+    roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[
+            ("graph/Db/scripts/start.sh", START),
+            ("graph/App/scripts/start.sh", START),
+        ],
+    )
 }
 
 /// Agent `node-a` hosting `/vm-db`, and `node-b` hosting `/vm-app` joined to it.

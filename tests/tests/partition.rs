@@ -17,23 +17,16 @@ const INSTANCES: &str = "instance of VM {\n\tname: vm-db-1;\n\tinstance of Db {\
 const APP_SCRIPT: &str = "#!/bin/bash\nips=\"\"\ni=0\nwhile v=\"Db_${i}_ip\"; [ -n \"${!v}\" ]; do ips=\"$ips ${!v}\"; i=$((i+1)); done\necho $ips | tr ' ' '\\n' | sort | tr '\\n' ' ' | sed 's/ $//' > \"$STATE/$(basename \"$ROBOCONF_INSTANCE_PATH\").dbs\"\n";
 
 fn app(root: &Path) -> PathBuf {
-    let app = root.join("app");
-    let w = |rel: &str, text: &str| {
-        let p = app.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
-    w("descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
-    w("graph/main.graph", GRAPH);
-    w("instances/main.instances", INSTANCES);
-    w(
-        "graph/VM/local.target.properties",
-        "id = local\nhandler = local\nname = this machine\n",
-    );
-    w("graph/Db/scripts/start.sh", "#!/bin/bash\ntrue\n");
-    w("graph/App/scripts/start.sh", APP_SCRIPT);
-    w("graph/App/scripts/update.sh", APP_SCRIPT);
-    app
+    roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[
+            ("graph/Db/scripts/start.sh", "#!/bin/bash\ntrue\n"),
+            ("graph/App/scripts/start.sh", APP_SCRIPT),
+            ("graph/App/scripts/update.sh", APP_SCRIPT),
+        ],
+    )
 }
 
 fn member_states(a: &Agent) -> Vec<(String, String)> {
