@@ -73,24 +73,15 @@ impl Fixture {
     fn new() -> Fixture {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().to_path_buf();
-        let app = root.join("app");
-        let w = |rel: &str, text: &str| {
-            let p = app.join(rel);
-            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            std::fs::write(p, text).expect("write");
-        };
-        w("descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
-        w("graph/main.graph", GRAPH);
-        w("instances/main.instances", INSTANCES);
-        w(
-            "graph/VM/local.target.properties",
-            "id = local\nhandler = local\nname = this machine\n",
-        );
-        for comp in ["Db", "Cache", "App", "Web"] {
-            for action in ["deploy", "start", "stop", "update", "undeploy"] {
-                w(&format!("graph/{comp}/scripts/{action}.sh"), SCRIPT);
-            }
-        }
+        let scripts: Vec<(String, &str)> = ["Db", "Cache", "App", "Web"]
+            .iter()
+            .flat_map(|comp| {
+                ["deploy", "start", "stop", "update", "undeploy"]
+                    .map(|action| (format!("graph/{comp}/scripts/{action}.sh"), SCRIPT))
+            })
+            .collect();
+        let files: Vec<(&str, &str)> = scripts.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        let app = roboconf_tests::shop_app(&root, GRAPH, INSTANCES, &files);
         let flags = root.join("flags");
         std::fs::create_dir_all(&flags).expect("flags");
         Fixture {

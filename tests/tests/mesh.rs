@@ -25,8 +25,38 @@ fn app(root: &Path) -> PathBuf {
     )
 }
 
+/// A test's folder, the application, the scripts' journal, and the two agents.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    app: PathBuf,
+    journal: PathBuf,
+    a: Agent,
+    b: Agent,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let app = app(&root);
+        let journal = root.join("journal.log");
+        let (a, b) = pair(&root, &journal);
+        Setup {
+            _tmp: tmp,
+            root,
+            app,
+            journal,
+            a,
+            b,
+        }
+    }
+}
+
 /// Agent `node-a` hosting `/vm-db`, and `node-b` hosting `/vm-app` joined to it.
-fn pair(root: &Path, env: &[(&str, &str)]) -> (Agent, Agent) {
+fn pair(root: &Path, journal: &Path) -> (Agent, Agent) {
+    let journal = journal.display().to_string();
+    let env = &[("JOURNAL", journal.as_str())];
     let a = Agent::start(&root.join("a"), &A_ARGS, env);
     a.init_mesh();
     let b_args = [
@@ -53,13 +83,14 @@ const A_ARGS: [&str; 6] = [
 
 #[test]
 fn exports_cross_the_mesh() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let app = app(root);
-    let journal = root.join("journal.log");
-    let j = journal.display().to_string();
-    let env = [("JOURNAL", j.as_str())];
-    let (a, b) = pair(root, &env);
+    let Setup {
+        _tmp,
+        app,
+        journal,
+        a,
+        b,
+        ..
+    } = Setup::new();
     for agent in [&a, &b] {
         let o = agent.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -116,12 +147,16 @@ fn member_state(a: &Agent, name: &str) -> String {
 
 #[test]
 fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let app = app(root);
-    let journal = root.join("journal.log").display().to_string();
+    let Setup {
+        _tmp,
+        root,
+        app,
+        journal,
+        mut a,
+        b,
+    } = Setup::new();
+    let journal = journal.display().to_string();
     let env = [("JOURNAL", journal.as_str())];
-    let (mut a, b) = pair(root, &env);
     for agent in [&a, &b] {
         let o = agent.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -175,12 +210,9 @@ fn a_dead_node_is_detected_and_a_restarted_one_rejoins() {
 
 #[test]
 fn an_application_added_on_one_agent_runs_across_the_mesh() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let app = app(root);
-    let journal = root.join("journal.log").display().to_string();
-    let env = [("JOURNAL", journal.as_str())];
-    let (a, b) = pair(root, &env);
+    let Setup {
+        _tmp, app, a, b, ..
+    } = Setup::new();
     // Added once, on the agent that does not run the app server: the other one fetches
     // the bundle (checked against its hash), then deploys and starts what it hosts.
     let o = a.cli(&["app", "add", app.to_str().expect("path"), "--start"]);
@@ -233,12 +265,9 @@ fn an_application_added_on_one_agent_runs_across_the_mesh() {
 
 #[test]
 fn instance_bind_moves_a_machine_to_another_node() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let app = app(root);
-    let journal = root.join("journal.log").display().to_string();
-    let env = [("JOURNAL", journal.as_str())];
-    let (a, b) = pair(root, &env);
+    let Setup {
+        _tmp, app, a, b, ..
+    } = Setup::new();
     assert!(a
         .cli(&["app", "add", app.to_str().expect("path"), "--start"])
         .status

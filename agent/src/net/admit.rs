@@ -9,7 +9,7 @@
 use super::task::Task;
 use super::{Error, Event};
 use crate::admission::{Grant, Refusal, Verifier};
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -149,11 +149,7 @@ impl Task {
                                 Response::Refused(why)
                             }
                         };
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .admit
-                            .send_response(channel, encode(&answer));
+                        self.answer(channel, &answer);
                     }
                     Some(Request::Join { token }) if self.verifier.is_some() => {
                         let id = self.next_inbound;
@@ -175,12 +171,7 @@ impl Task {
                     Some(Request::Join { .. }) => {
                         let why = "this node is not a member of any mesh";
                         self.refuse(peer, why);
-                        let answer = encode(&Response::Refused(why.into()));
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .admit
-                            .send_response(channel, answer);
+                        self.answer(channel, &Response::Refused(why.into()));
                     }
                     None => self.refuse(peer, "malformed admission request"),
                 },
@@ -265,11 +256,16 @@ impl Task {
                 Response::Refused(why)
             }
         };
+        self.answer(channel, &answer);
+    }
+
+    /// Sends an answer on the admission protocol (a peer that hung up gets nothing).
+    fn answer(&mut self, channel: ResponseChannel<Vec<u8>>, answer: &Response) {
         let _ = self
             .swarm
             .behaviour_mut()
             .admit
-            .send_response(channel, encode(&answer));
+            .send_response(channel, encode(answer));
     }
 
     /// Housekeeping: disconnects refused peers and those never admitted in time.
