@@ -271,6 +271,9 @@ impl Task {
     /// Housekeeping: disconnects refused peers and those never admitted in time.
     pub(super) fn sweep(&mut self) {
         let now = Instant::now();
+        // Join requests whose answer can no longer reach the joiner (it hung up, or the
+        // answer was dropped on a full queue) are forgotten, so the map stays bounded.
+        self.joining.retain(|_, (_, channel)| channel.is_open());
         let late: Vec<PeerId> = self
             .unadmitted
             .iter()
