@@ -319,14 +319,20 @@ impl MeshIo {
         if self.creds.is_none() {
             return;
         }
-        let connected = self.net.peers().await.unwrap_or_default();
+        // Peer ids as text once per call (their base58 form is costly to make).
+        let mut connected: std::collections::HashSet<String> = self
+            .net
+            .peers()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(PeerId::to_string)
+            .collect();
+        connected.insert(self.net.peer_id.to_string());
         for addrs in members {
             let Some(first) = addrs.first() else { continue };
-            if connected
-                .iter()
-                .any(|p| first.ends_with(&format!("/p2p/{p}")))
-                || first.ends_with(&format!("/p2p/{}", self.net.peer_id))
-            {
+            let peer = first.rsplit_once("/p2p/").map_or("", |(_, p)| p);
+            if connected.contains(peer) {
                 continue;
             }
             for a in addrs {

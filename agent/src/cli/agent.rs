@@ -34,8 +34,10 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
         eprintln!("roboconf agent: {e}");
         return Ok(ExitCode::from(2));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs the agent's loop and its network task: on a small machine with
+    // many agents, handing each message between threads cost more than it saved
+    // (docs/BENCHMARKS.md). Scripts run on tokio's blocking pool, sled has its own.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     match rt.block_on(crate::runtime::run(cfg)) {

@@ -51,11 +51,15 @@ async fn listening(n: &Net) -> Multiaddr {
     }
 }
 
+/// A valid gossip message; each one different (gossip ids are content hashes, so the
+/// same bytes twice would be a duplicate).
 fn message(mesh: &str) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     encode(&Envelope {
         version: PROTOCOL_VERSION,
         mesh: mesh.into(),
-        sender: NodeId::new("a"),
+        sender: NodeId::new(format!("a{n}")),
         body: Body::Entries(Vec::new()),
     })
     .expect("encode")
@@ -94,13 +98,15 @@ async fn two_members_gossip_and_request() {
     })
     .await;
     // Gossip: publishing needs the peer's subscription; retry until the deadline.
+    let mut sent = Vec::new();
     until("a gossip peer", 20, async || {
-        a.publish(message(&creds.mesh)).await.is_ok()
+        sent = message(&creds.mesh);
+        a.publish(sent.clone()).await.is_ok()
     })
     .await;
     let got = next_gossip(&mut b_events).await;
     assert_eq!(got.0, a.peer_id);
-    assert_eq!(got.1, message(&creds.mesh));
+    assert_eq!(got.1, sent);
     // A message of another mesh is rejected and counted, not delivered.
     a.publish(message("other")).await.expect("publish");
     until("the foreign message counted", 20, async || {

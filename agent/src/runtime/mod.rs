@@ -6,6 +6,7 @@
 use crate::api::{Request, Response, RunView};
 use crate::config::Config;
 use crate::control;
+use crate::core::records::Write;
 use crate::core::{self, Command, Core, Input, LoadedApp, Output, RunResult};
 use crate::store::{Sled, Store};
 use roboconf_model::diag::has_errors;
@@ -26,6 +27,9 @@ mod mesh;
 pub use apps::copy_dir;
 use apps::{execute, register_bundle};
 use mesh::SWIM_SUSPECT_FOR;
+
+/// Most copies of peers' records held back from the store at once.
+const PEER_WRITES_MAX: usize = 1024;
 
 /// Why the agent could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,9 @@ struct Loop {
     stop: bool,
     /// The last records spread (when leaving: the departure itself).
     last_words: Vec<crate::mesh::replica::Entry>,
+    /// Copies of peers' records not yet handed to the store: they are written with the
+    /// next batch of this node's own, on the next tick, or when this many wait.
+    peer_writes: Vec<Write>,
     /// Tokens being recorded, to print once stored (by command id).
     tokens: HashMap<u64, (String, u64)>,
     /// Join requests being ruled on: command id → the network's request id and the peer.
@@ -230,6 +237,30 @@ impl Loop {
         self.core.step(Input::Command { id, command });
     }
 
+    /// Writes a batch. Copies of peers' records alone wait for the next write or tick:
+    /// they were never promised durable (sled flushes them within 500 ms anyway, and
+    /// anti-entropy brings back whatever a crash loses), and one store transaction per
+    /// tick costs far less than one per gossip message.
+    fn persist(&mut self, writes: Vec<Write>) -> Result<(), Error> {
+        let peers_only = writes.iter().all(|w| matches!(w, Write::Peer { .. }));
+        if peers_only && self.peer_writes.len() + writes.len() <= PEER_WRITES_MAX {
+            self.peer_writes.extend(writes);
+            return Ok(());
+        }
+        let mut all = std::mem::take(&mut self.peer_writes);
+        all.extend(writes);
+        Ok(self.store.apply(&all)?)
+    }
+
+    /// Hands the waiting copies of peers' records to the store.
+    fn persist_peer_writes(&mut self) -> Result<(), Error> {
+        if self.peer_writes.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut self.peer_writes);
+        Ok(self.store.apply(&writes)?)
+    }
+
     /// Carries out the core's outputs: durable writes first.
     fn flush(&mut self) -> Result<(), Error> {
         // Gossip goes out last, once this batch's events are logged: a peer never logs a
@@ -237,7 +268,7 @@ impl Loop {
         let mut gossip = Vec::new();
         for out in self.core.take_outputs() {
             match out {
-                Output::Persist(writes) => self.store.apply(&writes)?,
+                Output::Persist(writes) => self.persist(writes)?,
                 Output::Run(run) => {
                     let (workers, done_tx, script, logger) = (
                         self.workers.clone(),
@@ -459,6 +490,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         mesh,
         stop: false,
         last_words: Vec::new(),
+        peer_writes: Vec::new(),
         tokens: HashMap::new(),
         joins: HashMap::new(),
         swim,
@@ -510,6 +542,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             }
             _ = ticks.tick() => {
                 tick += 1;
+                lp.persist_peer_writes()?;
                 lp.core.step(Input::Now(now_ms()));
                 if let Some(m) = lp.mesh.as_mut() {
                     if let Some(addrs) = m.new_addresses().await {
@@ -587,6 +620,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
                 .await;
         }
     }
+    lp.persist_peer_writes()?;
     let _ = std::fs::remove_file(&socket);
     eprintln!("roboconf agent: stopped");
     Ok(())
