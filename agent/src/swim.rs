@@ -112,12 +112,21 @@ pub struct Swim {
 
 impl Swim {
     pub fn new(me: &str, cfg: Config) -> Swim {
+        Swim::with_rng(me, cfg, StdRng::from_os_rng())
+    }
+
+    /// The same with a seeded random source (the simulator replays runs from a seed).
+    pub fn seeded(me: &str, cfg: Config, seed: u64) -> Swim {
+        Swim::with_rng(me, cfg, StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(me: &str, cfg: Config, rng: StdRng) -> Swim {
         let id = SwimId {
             peer: me.to_string(),
             bump: 0,
         };
         Swim {
-            foca: Foca::new(id, cfg, StdRng::from_os_rng(), PostcardCodec),
+            foca: Foca::new(id, cfg, rng, PostcardCodec),
             out: Outbox::default(),
             rejected: 0,
         }

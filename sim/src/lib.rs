@@ -5,6 +5,11 @@
 //! by the benchmarks and the fuzzers' seed corpora. The same seed always gives the same
 //! run.
 
+pub mod cluster;
 pub mod engine;
 pub mod gen;
+pub mod metrics;
+pub mod net;
+pub mod node;
 pub mod rng;
+pub mod scenario;

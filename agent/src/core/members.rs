@@ -5,7 +5,8 @@
 //! importers run `update` or stop, and its roots show PROBLEM; when it comes back its
 //! records count again. A member that left is dropped at once. SWIM (`crate::swim`) adds
 //! the members that went silent with their connections still open (a partition): one it
-//! declares down is dead here too until it declares it alive again.
+//! declares down is dead here too until it declares it alive again; one it finds alive
+//! counts as reachable without a connection of its own (where connections are bounded).
 
 use super::mesh::{split_exports_key, SharedExports};
 use super::Core;
@@ -75,7 +76,7 @@ impl Core {
                     Liveness::Dead
                 } else if self.suspects.contains_key(&id) {
                     Liveness::Suspect
-                } else if self.connected.contains(&id) {
+                } else if self.connected.contains(&id) || self.swim_alive.contains(&id) {
                     Liveness::Alive
                 } else {
                     Liveness::Suspect
@@ -110,9 +111,13 @@ impl Core {
     }
 
     pub(super) fn swim_verdict(&mut self, node: NodeId, alive: bool) {
+        self.scan_members = true;
         let changed = if alive {
+            self.swim_alive.insert(node.clone());
+            self.suspects.remove(&node);
             self.swim_down.remove(&node)
         } else {
+            self.swim_alive.remove(&node);
             self.swim_down.insert(node.clone())
         };
         if changed {
@@ -121,7 +126,11 @@ impl Core {
     }
 
     pub(super) fn peer_down(&mut self, node: NodeId) {
+        // A closed connection is the fast path for a crash: SWIM's earlier word that the
+        // member was alive no longer vouches for it (until it says so again).
         self.connected.remove(&node);
+        self.swim_alive.remove(&node);
+        self.scan_members = true;
         if !self.dead.contains(&node) {
             self.suspects.insert(node, self.now_ms);
         }
@@ -132,14 +141,25 @@ impl Core {
     pub(super) fn expire_suspects(&mut self) {
         let now = self.now_ms;
         let me = self.replica.origin().node.clone();
-        let unreachable: Vec<NodeId> = self
-            .members()
-            .into_iter()
-            .filter(|(id, _, live)| {
-                *id != me && matches!(live, Liveness::Suspect) && !self.suspects.contains_key(id)
-            })
-            .map(|(id, _, _)| id)
-            .collect();
+        // Only members nothing vouches for are parsed (to skip those that left).
+        let unreachable: Vec<NodeId> = if !std::mem::take(&mut self.scan_members) {
+            Vec::new()
+        } else {
+            self.replica
+                .all(Kind::Member)
+                .into_keys()
+                .map(NodeId::new)
+                .filter(|id| {
+                    *id != me
+                        && !self.connected.contains(id)
+                        && !self.swim_alive.contains(id)
+                        && !self.suspects.contains_key(id)
+                        && !self.dead.contains(id)
+                        && !self.swim_down.contains(id)
+                })
+                .filter(|id| !self.has_left(id.as_str()))
+                .collect()
+        };
         for id in unreachable {
             self.suspects.insert(id, now);
         }

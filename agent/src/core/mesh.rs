@@ -246,7 +246,11 @@ impl Core {
                 }
                 continue;
             }
+            if kind == Kind::Application {
+                self.scan_apps = true;
+            }
             if kind == Kind::Member {
+                self.scan_members = true;
                 // A member that left: its records stop counting at once.
                 self.owner_changed(&NodeId::new(key.clone()));
                 continue;
@@ -404,6 +408,9 @@ impl Core {
 
     /// Asks for the bundles of applications known to the mesh but not registered here.
     pub(super) fn fetch_missing(&mut self) {
+        if !std::mem::take(&mut self.scan_apps) {
+            return;
+        }
         let mut wanted = Vec::new();
         for (name, e) in self.replica.all(Kind::Application) {
             if self.apps.contains_key(&name) || self.fetching.contains(&name) {

@@ -259,6 +259,13 @@ pub struct Core {
     suspects: BTreeMap<crate::mesh::NodeId, u64>,
     /// Members SWIM declared down (whatever their connections say).
     swim_down: std::collections::BTreeSet<crate::mesh::NodeId>,
+    /// Members SWIM found alive (it probes every member, connected or not).
+    swim_alive: std::collections::BTreeSet<crate::mesh::NodeId>,
+    /// Whether the members or their reachability changed since the last look for
+    /// unreachable ones, and whether application records did since the last look for
+    /// bundles to fetch (both scans are over the whole replica: not on every tick).
+    scan_members: bool,
+    scan_apps: bool,
     dead: BTreeSet<crate::mesh::NodeId>,
     /// Set by `leave` (with the id to answer): everything hosted here stops, then the
     /// member record says so.
@@ -289,6 +296,9 @@ impl Core {
             connected: BTreeSet::new(),
             suspects: BTreeMap::new(),
             swim_down: Default::default(),
+            swim_alive: Default::default(),
+            scan_members: true,
+            scan_apps: true,
             dead: BTreeSet::new(),
             leaving: None,
             addresses: Vec::new(),
@@ -440,6 +450,8 @@ impl Core {
             Input::SwimUp(n) => self.swim_verdict(n, true),
             Input::Fetched { name, app } => {
                 self.fetching.remove(&name);
+                // A failed fetch is tried again on the next tick.
+                self.scan_apps |= app.is_none();
                 if let Some(app) = app {
                     let _ = self.command(Command::AppAdd { app, start: false });
                     self.reconcile();

@@ -127,6 +127,9 @@ pub struct Replica {
     clock: Clock,
     seq: u64,
     spaces: BTreeMap<Origin, Space>,
+    /// For records any node may write (not owner records): which origins wrote each,
+    /// so that finding the current one does not visit every origin.
+    writers: BTreeMap<(Kind, String), std::collections::BTreeSet<Origin>>,
 }
 
 impl Replica {
@@ -136,6 +139,7 @@ impl Replica {
             me: Origin { node, generation },
             seq: 0,
             spaces: BTreeMap::new(),
+            writers: BTreeMap::new(),
         }
     }
 
@@ -152,6 +156,7 @@ impl Replica {
         for e in entries {
             seqs.entry(e.origin.clone()).or_default().push(e.seq);
             let _ = r.clock.observe(&e.hlc, u64::MAX / 2);
+            r.note_writer(&e);
             r.spaces
                 .entry(e.origin.clone())
                 .or_default()
@@ -204,6 +209,7 @@ impl Replica {
             hlc: self.clock.now(wall_ms),
             value,
         };
+        self.note_writer(&e);
         let space = self.spaces.entry(self.me.clone()).or_default();
         space.watermark = self.seq;
         space.entries.insert((kind, key.to_string()), e.clone());
@@ -226,7 +232,8 @@ impl Replica {
         match space.entries.get(&slot) {
             Some(old) if old.seq >= e.seq => Ok(false),
             _ => {
-                space.entries.insert(slot, e);
+                space.entries.insert(slot, e.clone());
+                self.note_writer(&e);
                 Ok(true)
             }
         }
@@ -287,27 +294,45 @@ impl Replica {
         (changed, refused)
     }
 
+    fn note_writer(&mut self, e: &Entry) {
+        if !e.kind.owned() {
+            self.writers
+                .entry((e.kind, e.key.clone()))
+                .or_default()
+                .insert(e.origin.clone());
+        }
+    }
+
     /// The current record of `kind`/`key`: the owner's for owner records, else the
     /// last writer's. A deleted record is `None`.
     pub fn get(&self, kind: Kind, key: &str) -> Option<&Entry> {
-        let slot = (kind, key.to_string());
-        let candidates = self
-            .spaces
-            .iter()
-            .filter(|(o, _)| !kind.owned() || o.node.as_str() == owner_of(key))
-            .filter_map(|(_, s)| s.entries.get(&slot));
-        candidates
-            .max_by(|a, b| a.rank().cmp(&b.rank()))
-            .filter(|e| e.value.is_some())
+        self.latest(kind, key).filter(|e| e.value.is_some())
     }
 
-    /// The current write of `kind`/`key`, a tombstone included.
+    /// The current write of `kind`/`key`, a tombstone included. Only the origins that
+    /// can hold it are visited: the owner's for owner records, the writers' otherwise.
     pub fn latest(&self, kind: Kind, key: &str) -> Option<&Entry> {
         let slot = (kind, key.to_string());
-        self.spaces
-            .iter()
-            .filter(|(o, _)| !kind.owned() || o.node.as_str() == owner_of(key))
-            .filter_map(|(_, s)| s.entries.get(&slot))
+        let mut candidates: Vec<&Entry> = Vec::new();
+        if kind.owned() {
+            let owner = NodeId::new(owner_of(key));
+            let from = Origin {
+                node: owner.clone(),
+                generation: 0,
+            };
+            for (o, space) in self.spaces.range(from..) {
+                if o.node != owner {
+                    break;
+                }
+                candidates.extend(space.entries.get(&slot));
+            }
+        } else if let Some(origins) = self.writers.get(&slot) {
+            for o in origins {
+                candidates.extend(self.spaces.get(o).and_then(|s| s.entries.get(&slot)));
+            }
+        }
+        candidates
+            .into_iter()
             .max_by(|a, b| a.rank().cmp(&b.rank()))
     }
 
@@ -315,8 +340,13 @@ impl Replica {
     pub fn all(&self, kind: Kind) -> BTreeMap<String, &Entry> {
         let mut out: BTreeMap<String, &Entry> = BTreeMap::new();
         for (origin, space) in &self.spaces {
-            for ((k, key), e) in &space.entries {
-                if *k != kind || (kind.owned() && origin.node.as_str() != owner_of(key)) {
+            // Entries are ordered by kind first: only this kind's are visited.
+            let from = (kind, String::new());
+            for ((k, key), e) in space.entries.range(from..) {
+                if *k != kind {
+                    break;
+                }
+                if kind.owned() && origin.node.as_str() != owner_of(key) {
                     continue;
                 }
                 match out.get(key) {
@@ -335,6 +365,10 @@ impl Replica {
     /// disappear from every view.
     pub fn forget(&mut self, origin: &Origin) {
         self.spaces.remove(origin);
+        for set in self.writers.values_mut() {
+            set.remove(origin);
+        }
+        self.writers.retain(|_, set| !set.is_empty());
     }
 }
 

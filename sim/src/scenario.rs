@@ -1,0 +1,351 @@
+//! Scenarios as lists of timed operations, and the run that plays one: the cluster boots,
+//! one node adds the application (one exporter per hosting node, a balancer importing
+//! them), a warm-up lets it deploy everywhere, then the scenario's operations run —
+//! export churn by operator commands from random nodes, crashes and restarts (with and
+//! without the disk), partitions and heals — then faults stop and the invariants are
+//! checked: every live node holds the same records (DESIGN §12.1), every acknowledged
+//! command's intent is what every live node holds (§12.4), and nothing a non-member sent
+//! reached any node's state (§12.5).
+
+use crate::cluster::{Cluster, Ev};
+use crate::metrics::Report;
+use crate::net::{Cpu, Link, Micros};
+use crate::rng::Rng;
+use roboconf_agent::api::Desired;
+use roboconf_agent::core::{Command, LoadedApp};
+use std::collections::BTreeMap;
+
+/// Seconds of warm-up before the scenario (the application spreads and starts).
+const WARM_UP_S: u64 = 10;
+/// Seconds after the faults stop for the mesh to settle before the final checks.
+const SETTLE_S: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Export churn only.
+    Steady,
+    /// Export churn, and crashes with restarts (half of them losing the disk).
+    Churn,
+    /// Export churn, and a split in two halves healed later.
+    Partition,
+    /// All of the above, drawn from the seed.
+    Mixed,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "steady" => Kind::Steady,
+            "churn" => Kind::Churn,
+            "partition" => Kind::Partition,
+            "mixed" => Kind::Mixed,
+            _ => return None,
+        })
+    }
+}
+
+/// One run's settings.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub agents: usize,
+    pub seed: u64,
+    pub duration_s: u64,
+    pub link: Link,
+    pub cpu: Cpu,
+    pub skew_ms: u64,
+    pub kind: Kind,
+    /// Nodes hosting an exporter (the first ones).
+    pub exporters: usize,
+}
+
+/// What a scenario does at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Node `from` sets exporter `exporter` to started or deployed.
+    Toggle {
+        from: usize,
+        exporter: usize,
+        start: bool,
+    },
+    Crash {
+        node: usize,
+        lose_disk: bool,
+    },
+    Restart {
+        node: usize,
+    },
+    Split {
+        side: Vec<usize>,
+    },
+    Heal,
+    /// Faults are over: restart every crashed node, heal.
+    Calm,
+}
+
+/// The operations of a scenario, timed (µs), from the seed.
+pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
+    let mut ops = Vec::new();
+    let start = WARM_UP_S * 1_000_000;
+    let end = start + p.duration_s * 1_000_000;
+    let n = p.agents;
+    let exporters = p.exporters.min(n).max(1);
+    let kind = match p.kind {
+        Kind::Mixed => [Kind::Steady, Kind::Churn, Kind::Partition][rng.below(3)],
+        k => k,
+    };
+    // Export churn: each exporter stopped and started again about every 10 s.
+    let mut t = start;
+    let gap = 10_000_000 / exporters as u64;
+    while t + 1_000_000 < end {
+        let exporter = rng.below(exporters);
+        ops.push((
+            t,
+            Op::Toggle {
+                from: rng.below(n),
+                exporter,
+                start: false,
+            },
+        ));
+        ops.push((
+            t + 500_000,
+            Op::Toggle {
+                from: rng.below(n),
+                exporter,
+                start: true,
+            },
+        ));
+        t += gap.max(1_000_000);
+    }
+    match kind {
+        Kind::Churn => {
+            let mut t = start + 2_000_000;
+            while t + 8_000_000 < end {
+                let node = rng.below(n);
+                ops.push((
+                    t,
+                    Op::Crash {
+                        node,
+                        lose_disk: rng.chance(0.5),
+                    },
+                ));
+                ops.push((
+                    t + 3_000_000 + rng.below(5_000_000) as u64,
+                    Op::Restart { node },
+                ));
+                t += 5_000_000 + rng.below(5_000_000) as u64;
+            }
+        }
+        Kind::Partition => {
+            let mut side: Vec<usize> = (0..n).filter(|_| rng.chance(0.5)).collect();
+            if side.is_empty() {
+                side.push(n - 1);
+            }
+            let span = end - start;
+            ops.push((start + span / 3, Op::Split { side }));
+            ops.push((start + 2 * span / 3, Op::Heal));
+        }
+        _ => {}
+    }
+    ops.push((end, Op::Calm));
+    ops.sort_by_key(|(t, _)| *t);
+    ops
+}
+
+/// Carries out one operation.
+pub fn apply(c: &mut Cluster, op: Op) {
+    c.trace(&format!("{op:?}"));
+    match op {
+        Op::Toggle {
+            from,
+            exporter,
+            start,
+        } => {
+            if !c.nodes[from].up {
+                return;
+            }
+            let target = if start {
+                Desired::Started
+            } else {
+                Desired::Deployed
+            };
+            let path = format!("/vm{exporter}/src");
+            let id = c.command(
+                from,
+                Command::InstanceSet {
+                    app: APP.into(),
+                    path: path.clone(),
+                    target,
+                },
+            );
+            c.intents.insert(id, (path, target));
+        }
+        Op::Crash { node, lose_disk } => c.crash(node, lose_disk),
+        Op::Restart { node } => c.restart(node),
+        Op::Split { side } => {
+            c.parts.isolate(&side, 1);
+        }
+        Op::Heal => {
+            c.parts.heal();
+            c.healed_at = Some(c.queue.now);
+        }
+        Op::Calm => {
+            if !c.parts.is_whole() {
+                c.parts.heal();
+                c.healed_at = Some(c.queue.now);
+            }
+            for k in 0..c.nodes.len() {
+                c.restart(k);
+            }
+        }
+    }
+}
+
+/// The application's name.
+pub const APP: &str = "sim";
+
+/// The application: `exporters` machines each with an exporter, one more with a balancer
+/// importing them all (optional import); other nodes host nothing but follow it all.
+pub fn application(exporters: usize) -> LoadedApp {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "roboconf-sim-app-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let w = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(p, text);
+    };
+    w(
+        "descriptor/application.properties",
+        "application-name = sim\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n",
+    );
+    w(
+        "graph/main.graph",
+        "VM {\n\tinstaller: target;\n\tchildren: Src, Lb;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\nLb {\n\tinstaller: script;\n\timports: Src.v (optional);\n}\n",
+    );
+    w(
+        "graph/VM/t.target.properties",
+        "id = l\nhandler = l\nname = l\n",
+    );
+    let mut inst = String::new();
+    for k in 0..exporters {
+        inst.push_str(&format!(
+            "instance of VM {{\n\tname: vm{k};\n\tinstance of Src {{\n\t\tname: src;\n\t}}\n}}\n"
+        ));
+    }
+    inst.push_str(&format!(
+        "instance of VM {{\n\tname: vm{exporters};\n\tinstance of Lb {{\n\t\tname: lb;\n\t}}\n}}\n"
+    ));
+    w("instances/main.instances", &inst);
+    let mut app = crate::engine::load(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    // Shared with the mesh only with a bundle hash (the nodes "fetch" it from the model).
+    app.hash = format!("sim-{exporters}");
+    app
+}
+
+/// Plays a scenario; returns its report and the fingerprint of its whole event trace.
+pub fn run(p: &Params, progress: bool) -> (Report, u64) {
+    let mut rng = Rng::new(p.seed);
+    let exporters = p.exporters.min(p.agents.saturating_sub(1)).max(1);
+    let app = application(exporters);
+    let hosts: Vec<Vec<(String, String)>> = (0..p.agents)
+        .map(|k| {
+            if k <= exporters {
+                vec![(APP.to_string(), format!("/vm{k}"))]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let mut c = Cluster::new(
+        p.agents,
+        rng.next_u64(),
+        p.link,
+        p.cpu.clone(),
+        p.skew_ms,
+        hosts,
+        vec![app.clone()],
+    );
+    c.boot();
+    c.command(
+        0,
+        Command::AppAdd {
+            app: Box::new(app),
+            start: true,
+        },
+    );
+    let ops = plan(p, &mut rng);
+    for (t, op) in ops {
+        c.queue.at(t, Ev::Op(op));
+    }
+    let warm = WARM_UP_S * 1_000_000;
+    c.run_until(warm);
+    c.metrics.start_measuring();
+    let end = warm + p.duration_s * 1_000_000;
+    let mut violations = Vec::new();
+    let mut t = warm;
+    while t < end + SETTLE_S * 1_000_000 {
+        t += 1_000_000;
+        c.run_until(t);
+        if let Some(h) = c.healed_at {
+            if c.converged() {
+                c.metrics.convergence_after_heal_us.push(c.queue.now - h);
+                c.healed_at = None;
+            }
+        }
+        if progress && (t / 1_000_000).is_multiple_of(10) {
+            eprintln!(
+                "roboconf-sim: {} s simulated of {}, {} events queued",
+                t / 1_000_000,
+                (end + SETTLE_S * 1_000_000) / 1_000_000,
+                c.queue.len()
+            );
+        }
+    }
+    let traffic_s = (end + SETTLE_S * 1_000_000 - warm) as f64 / 1e6;
+    violations.extend(check(&c));
+    if c.healed_at.is_some() {
+        violations.push("the mesh did not converge after the heal".into());
+    }
+    let report = c.metrics.report(p.agents, traffic_s, violations);
+    (report, c.fingerprint())
+}
+
+/// The invariants at the end of a run (faults stopped, mesh settled).
+pub fn check(c: &Cluster) -> Vec<String> {
+    let mut v = Vec::new();
+    if !c.converged() {
+        v.push("convergence: live nodes hold different records after the faults stopped".into());
+    }
+    // The last acknowledged intent per instance is what every live node holds.
+    let mut last: BTreeMap<String, (u64, Desired)> = BTreeMap::new();
+    for (id, (path, target)) in &c.intents {
+        if let Some(at) = c.metrics.acked.get(id) {
+            if last.get(path).is_none_or(|(t, _)| at >= t) {
+                last.insert(path.clone(), (*at, *target));
+            }
+        }
+    }
+    for (path, (_, target)) in &last {
+        for n in c.nodes.iter().filter(|n| n.up) {
+            let held = n
+                .core
+                .app(APP)
+                .and_then(|a| a.insts.get(path))
+                .map(|i| i.rec.desired);
+            if held != Some(*target) {
+                v.push(format!(
+                    "acknowledged intent lost: {path} should be {target:?} on {}, is {held:?}",
+                    n.name
+                ));
+                break;
+            }
+        }
+    }
+    v
+}
