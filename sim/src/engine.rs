@@ -4,7 +4,6 @@
 //! time order. It proves the core is sans-IO, and it is where the simulator grows from.
 
 use roboconf_agent::api::{Response, State};
-use roboconf_agent::core::records::Write;
 use roboconf_agent::core::{
     Command, Config, Core, Input, InstanceRecord, LoadedApp, Output, PluginRun, RunResult,
 };
@@ -21,7 +20,7 @@ pub enum Behaviour {
 }
 
 /// The store as a map per tree.
-pub type Store = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
+pub use crate::node::Store;
 
 /// A core driven on a virtual clock.
 pub struct Harness {
@@ -91,24 +90,7 @@ impl Harness {
     fn collect(&mut self) {
         for out in self.core.take_outputs() {
             match out {
-                Output::Persist(writes) => {
-                    for w in writes {
-                        match w {
-                            Write::Put { tree, key, value } | Write::Peer { tree, key, value } => {
-                                self.store.entry(tree).or_default().insert(key, value);
-                            }
-                            Write::Delete { tree, key } => {
-                                self.store.entry(tree).or_default().remove(&key);
-                            }
-                            Write::DeletePrefix { tree, prefix } => {
-                                self.store
-                                    .entry(tree)
-                                    .or_default()
-                                    .retain(|k, _| !k.starts_with(&prefix));
-                            }
-                        }
-                    }
-                }
+                Output::Persist(writes) => crate::node::apply(&mut self.store, writes),
                 Output::Run(run) => {
                     let comp = run.invocation.component.clone();
                     let b = self

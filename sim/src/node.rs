@@ -162,7 +162,8 @@ fn config(name: &str, hosts: &[(String, String)], generation: u64) -> Config {
     }
 }
 
-fn apply(store: &mut Store, writes: Vec<Write>) {
+/// Applies writes to an in-memory store, in order.
+pub fn apply(store: &mut Store, writes: Vec<Write>) {
     for w in writes {
         match w {
             Write::Put { tree, key, value } | Write::Peer { tree, key, value } => {
