@@ -90,8 +90,6 @@ pub struct Cluster {
     pub metrics: Metrics,
     next_gossip: u64,
     next_cmd: u64,
-    /// Gossip message sizes by id.
-    sizes: std::collections::HashMap<u64, usize>,
     /// Operator intents sent: command id → (instance path, target).
     pub intents: std::collections::BTreeMap<u64, (String, roboconf_agent::api::Desired)>,
     /// When the last heal happened, until the mesh converged again.
@@ -163,7 +161,6 @@ impl Cluster {
             metrics: Metrics::new(n),
             next_gossip: 1,
             next_cmd: 1,
-            sizes: Default::default(),
             intents: Default::default(),
             healed_at: None,
             hash: 0xcbf2_9ce4_8422_2325,
@@ -361,7 +358,7 @@ impl Cluster {
                 if !self.nodes[to].first_sight(id, now_us) {
                     return;
                 }
-                let size = self.sizes.get(&id).copied().unwrap_or(0);
+                let size = entries_size(&entries);
                 for j in self.nodes[to].mesh.clone() {
                     if j != from {
                         self.send(
@@ -442,11 +439,7 @@ impl Cluster {
                 Output::Broadcast(entries) => {
                     let id = self.next_gossip;
                     self.next_gossip += 1;
-                    let size = entries
-                        .iter()
-                        .map(|e| e.key.len() + e.value.as_ref().map_or(0, Vec::len) + 48)
-                        .sum::<usize>();
-                    self.sizes.insert(id, size);
+                    let size = entries_size(&entries);
                     let _ = self.nodes[k].first_sight(id, now_us);
                     let entries = Rc::new(entries);
                     for j in self.nodes[k].peers.clone() {
@@ -463,12 +456,7 @@ impl Cluster {
                 }
                 Output::Delta { id, delta } => {
                     if let Some(to) = self.nodes[k].asks.remove(&id) {
-                        let size = delta
-                            .entries
-                            .iter()
-                            .map(|e| e.key.len() + e.value.as_ref().map_or(0, Vec::len) + 48)
-                            .sum::<usize>()
-                            + delta.watermarks.len() * 24;
+                        let size = entries_size(&delta.entries) + delta.watermarks.len() * 24;
                         self.send(k, to, Msg::AeDelta(delta), size);
                     }
                 }
@@ -611,4 +599,12 @@ impl Cluster {
         };
         digests.all(|d| d == first)
     }
+}
+
+/// Bytes of entries on the wire, approximately (key, value, origin, stamps).
+fn entries_size(entries: &[Entry]) -> usize {
+    entries
+        .iter()
+        .map(|e| e.key.len() + e.value.as_ref().map_or(0, Vec::len) + 48)
+        .sum()
 }

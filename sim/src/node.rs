@@ -4,7 +4,7 @@
 //! gossipsub model's state (connected peers, mesh peers, ids already seen), and the
 //! node's clock skew. What crosses the network is the cluster's business.
 
-use roboconf_agent::core::records::Write;
+use roboconf_agent::core::records::{AppRecord, Write};
 use roboconf_agent::core::{Config, Core, InstanceRecord, LoadedApp};
 use roboconf_agent::mesh::replica::Entry;
 use roboconf_agent::mesh::NodeId;
@@ -138,8 +138,8 @@ impl Node {
             .collect();
         let known: Vec<String> = read("apps")
             .iter()
-            .filter_map(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
-            .filter_map(|v| v.get("name")?.as_str().map(String::from))
+            .filter_map(|v| serde_json::from_slice::<AppRecord>(v).ok())
+            .map(|r| r.name)
             .collect();
         let apps: Vec<LoadedApp> = apps
             .iter()
