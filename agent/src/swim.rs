@@ -14,28 +14,62 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::num::{NonZeroU8, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A member as SWIM knows it: its peer id, and a counter bumped each time it comes back
-/// after being declared down (so that its new life is not mistaken for the old one).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A member as SWIM knows it: its peer id, and its life: the wall time (ms) it started
+/// at, bumped each time it comes back after being declared down, so that a new life is
+/// not mistaken for an old one that others declared down (the later wins).
+/// foca finds a member by comparing addresses with every member it holds, for each
+/// update it applies: the address is a 64-bit hash of the peer id, computed once, so
+/// that a lookup compares integers instead of copying and comparing strings. (It never
+/// leaves the process; two peer ids with one hash would need 2⁶⁴ tries to find.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct SwimId {
-    pub peer: String,
-    pub bump: u16,
+    pub peer: Arc<str>,
+    pub bump: u64,
+    #[serde(skip)]
+    addr: u64,
+}
+
+impl SwimId {
+    pub fn new(peer: &str, bump: u64) -> SwimId {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        peer.hash(&mut h);
+        SwimId {
+            peer: Arc::from(peer),
+            bump,
+            addr: h.finish(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SwimId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SwimId, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            peer: String,
+            bump: u64,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(SwimId::new(&w.peer, w.bump))
+    }
 }
 
 impl Identity for SwimId {
-    type Addr = String;
+    type Addr = u64;
 
     fn renew(&self) -> Option<Self> {
         Some(SwimId {
             peer: self.peer.clone(),
             bump: self.bump.wrapping_add(1),
+            addr: self.addr,
         })
     }
 
-    fn addr(&self) -> String {
-        self.peer.clone()
+    fn addr(&self) -> u64 {
+        self.addr
     }
 
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
@@ -59,29 +93,32 @@ pub struct Outbox {
 impl Runtime<SwimId> for Outbox {
     fn notify(&mut self, n: Notification<'_, SwimId>) {
         match n {
-            Notification::MemberUp(id) => self.up.push(id.peer.clone()),
-            Notification::MemberDown(id) => self.down.push(id.peer.clone()),
-            Notification::Rename(_, new) => self.up.push(new.peer.clone()),
+            Notification::MemberUp(id) => self.up.push(id.peer.to_string()),
+            Notification::MemberDown(id) => self.down.push(id.peer.to_string()),
+            Notification::Rename(_, new) => self.up.push(new.peer.to_string()),
             _ => {}
         }
     }
 
     fn send_to(&mut self, to: SwimId, data: &[u8]) {
-        self.sends.push((to.peer, data.to_vec()));
+        self.sends.push((to.peer.to_string(), data.to_vec()));
     }
 
     fn submit_after(&mut self, event: Timer<SwimId>, after: Duration) {
         // foca starts this timer whenever it comes to suspect a member.
         if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
-            self.suspected.push(member_id.peer.clone());
+            self.suspected.push(member_id.peer.to_string());
         }
         self.timers.push((event, after));
     }
 }
 
+/// The largest SWIM datagram (the transport refuses larger ones).
+pub const MAX_PACKET: usize = 16 * 1024;
+
 /// SWIM settings for a mesh on a LAN: a probe every second, 400 ms for a direct answer,
-/// three indirect probes, then `suspect_for` to refute. No periodic gossip of its own
-/// (the mesh has its own dissemination); down members are re-announced to every 5 s so
+/// three indirect probes, then `suspect_for` to refute. Membership updates are gossiped
+/// while there are any; down members are re-announced to every 5 s so
 /// that both sides of a healed partition find each other again.
 pub fn config(suspect_for: Duration) -> Config {
     let mut c = Config::simple();
@@ -89,8 +126,19 @@ pub fn config(suspect_for: Duration) -> Config {
     c.probe_rtt = Duration::from_millis(400);
     c.num_indirect_probes = NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN);
     c.max_transmissions = NonZeroU8::new(8).unwrap_or(NonZeroU8::MIN);
+    // Datagrams travel on a stream, not UDP: a larger packet lets the feed that answers
+    // an announce carry a few hundred members, so a node that (re)starts learns a large
+    // mesh from the peers it connects to instead of one prober at a time.
+    c.max_packet_size = NonZeroUsize::new(MAX_PACKET).unwrap_or(NonZeroUsize::MIN);
     c.suspect_to_down_after = suspect_for;
     c.notify_down_members = true;
+    // Updates (joins, suspicions, downs) go to three random members every 200 ms while
+    // there are any (nothing is sent otherwise): piggybacking on probes alone takes
+    // several probe periods to reach a large mesh.
+    c.periodic_gossip = Some(foca::PeriodicParams {
+        frequency: Duration::from_millis(200),
+        num_members: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+    });
     c.periodic_announce = Some(foca::PeriodicParams {
         frequency: Duration::from_secs(30),
         num_members: NonZeroUsize::MIN,
@@ -111,20 +159,21 @@ pub struct Swim {
 }
 
 impl Swim {
-    pub fn new(me: &str, cfg: Config) -> Swim {
-        Swim::with_rng(me, cfg, StdRng::from_os_rng())
+    /// This node's SWIM for the life that started at `bump` (wall ms): a restarted node is
+    /// a new identity that wins over the one others may have declared down — nothing on
+    /// disk needed, so a node that lost its disk comes back as fast.
+    pub fn new(me: &str, bump: u64, cfg: Config) -> Swim {
+        Swim::with_rng(me, bump, cfg, StdRng::from_os_rng())
     }
 
-    /// The same with a seeded random source (the simulator replays runs from a seed).
-    pub fn seeded(me: &str, cfg: Config, seed: u64) -> Swim {
-        Swim::with_rng(me, cfg, StdRng::seed_from_u64(seed))
+    /// The same with a seeded random source (the simulator replays runs from a seed), and
+    /// the life's counter (`bump`) given.
+    pub fn seeded(me: &str, bump: u64, cfg: Config, seed: u64) -> Swim {
+        Swim::with_rng(me, bump, cfg, StdRng::seed_from_u64(seed))
     }
 
-    fn with_rng(me: &str, cfg: Config, rng: StdRng) -> Swim {
-        let id = SwimId {
-            peer: me.to_string(),
-            bump: 0,
-        };
+    fn with_rng(me: &str, bump: u64, cfg: Config, rng: StdRng) -> Swim {
+        let id = SwimId::new(me, bump);
         Swim {
             foca: Foca::new(id, cfg, rng, PostcardCodec),
             out: Outbox::default(),
@@ -134,10 +183,7 @@ impl Swim {
 
     /// Tells `peer` (an admitted member) that we are here.
     pub fn announce(&mut self, peer: &str) {
-        let dst = SwimId {
-            peer: peer.to_string(),
-            bump: 0,
-        };
+        let dst = SwimId::new(peer, 0);
         let _ = self.foca.announce(dst, &mut self.out);
     }
 
@@ -180,7 +226,7 @@ mod tests {
         let names = ["a", "b", "c"];
         let mut nodes: BTreeMap<&str, Swim> = names
             .iter()
-            .map(|n| (*n, Swim::new(n, config(Duration::from_secs(2)))))
+            .map(|n| (*n, Swim::new(n, 0, config(Duration::from_secs(2)))))
             .collect();
         let mut timers: Vec<(u64, &str, Timer<SwimId>)> = Vec::new();
         let mut down: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();

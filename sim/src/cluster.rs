@@ -13,7 +13,7 @@ use crate::rng::Rng;
 use foca::Timer;
 use roboconf_agent::api::Response;
 use roboconf_agent::core::{Command, Event, Input, LoadedApp, Output, RunResult};
-use roboconf_agent::mesh::replica::{digest_hash, Delta, Digest, Entry};
+use roboconf_agent::mesh::replica::{Delta, Digest, Entry};
 use roboconf_agent::mesh::NodeId;
 use roboconf_agent::swim::SwimId;
 use std::rc::Rc;
@@ -24,6 +24,8 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 const TICK_US: Micros = 250_000;
 /// Framing around every message (Noise, Yamux, gossipsub), counted in the bytes.
 const OVERHEAD: usize = 40;
+/// How long after a crash a verdict that the node is dead still concerns that crash.
+const LATE_VERDICT_US: Micros = 15_000_000;
 /// Above this many nodes, each connects to this many random others (below: to all).
 pub const FULL_MESH_UP_TO: usize = 64;
 const PEERS_AT_SCALE: usize = 24;
@@ -96,6 +98,8 @@ pub struct Cluster {
     pub healed_at: Option<Micros>,
     /// FNV-1a over every event handled: two runs with one seed have the same.
     hash: u64,
+    /// `SIM_DEBUG` set: false verdicts are told on stderr as they happen.
+    debug: bool,
 }
 
 impl Cluster {
@@ -164,6 +168,7 @@ impl Cluster {
             intents: Default::default(),
             healed_at: None,
             hash: 0xcbf2_9ce4_8422_2325,
+            debug: std::env::var_os("SIM_DEBUG").is_some(),
         }
     }
 
@@ -282,7 +287,7 @@ impl Cluster {
                 n.ae_turn += 1;
                 if n.ae_turn % 4 == 1 && !n.peers.is_empty() {
                     let peer = n.peers[self.rng.below(n.peers.len())];
-                    let hash = digest_hash(&n.core.digest());
+                    let hash = n.core.digest_hash();
                     self.send(node, peer, Msg::AeHash(hash), 64);
                 }
                 self.outputs(node);
@@ -510,6 +515,27 @@ impl Cluster {
                     };
                     self.metrics.state_changed(k, &path, state, now_us, awaited);
                 }
+                Output::Event(Event::Liveness { node, dead }) => {
+                    let j = node.as_str().strip_prefix('n').and_then(|s| s.parse().ok());
+                    if let Some(j) = j {
+                        let j: usize = j;
+                        // A late verdict on a life that ended lately is not false.
+                        let lately = self.nodes[j]
+                            .crashed_at
+                            .is_some_and(|t| now_us.saturating_sub(t) < LATE_VERDICT_US);
+                        let real = !self.nodes[j].up || !self.parts.connected(k, j) || lately;
+                        self.metrics.liveness(dead, real);
+                        if !real && dead && self.debug {
+                            eprintln!(
+                                "debug: t={} n{k} says n{j} dead (crashed {:?}, life {}, connected {})",
+                                now_us / 1000,
+                                self.nodes[j].crashed_at.map(|t| t / 1000),
+                                self.nodes[j].life,
+                                self.nodes[k].peers.contains(&j)
+                            );
+                        }
+                    }
+                }
                 Output::Left => {}
             }
         }
@@ -565,6 +591,7 @@ impl Cluster {
             return;
         }
         self.nodes[k].crash(lose_disk);
+        self.nodes[k].crashed_at = Some(self.queue.now);
         let survivors = self.reachable_from(k);
         self.metrics.crashed(k, self.queue.now, survivors);
         for j in self.nodes[k].peers.clone() {
@@ -580,6 +607,12 @@ impl Cluster {
         let seed = self.rng.next_u64();
         let now = self.wall_ms(k);
         let apps = self.apps.clone();
+        let hosted: Vec<String> = self.nodes[k]
+            .hosts
+            .iter()
+            .map(|(_, root)| format!("{root}/src"))
+            .collect();
+        self.metrics.restarted(&hosted);
         self.nodes[k].restart(&apps, seed, now);
         self.start_node(k);
     }
@@ -593,7 +626,11 @@ impl Cluster {
 
     /// Whether every live node holds the same records.
     pub fn converged(&self) -> bool {
-        let mut digests = self.nodes.iter().filter(|n| n.up).map(|n| n.core.digest());
+        let mut digests = self
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .map(|n| n.core.digest_hash());
         let Some(first) = digests.next() else {
             return true;
         };

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub detection_us: Vec<Micros>,
     pub false_suspicions: u64,
     pub suspicions: u64,
+    /// A node declared dead a member that was up and reachable from it.
+    pub false_deaths: u64,
+    /// Crashes some survivors had not detected when the node came back.
+    pub missed_detections: u64,
     /// Acknowledged commands: id → when.
     pub acked: BTreeMap<u64, Micros>,
     pub convergence_after_heal_us: Vec<Micros>,
@@ -55,6 +59,8 @@ impl Metrics {
         self.detection_us.clear();
         self.suspicions = 0;
         self.false_suspicions = 0;
+        self.false_deaths = 0;
+        self.missed_detections = 0;
         self.reset_traffic();
     }
 
@@ -69,6 +75,22 @@ impl Metrics {
         if !real {
             self.false_suspicions += 1;
         }
+    }
+
+    /// A node's verdict on a member; `real`: the member is down or cut off from it.
+    pub fn liveness(&mut self, dead: bool, real: bool) {
+        if dead && !real {
+            self.false_deaths += 1;
+        }
+    }
+
+    /// Node `node`, hosting `paths`, came back: survivors that had not detected its
+    /// crash yet never will; that is a miss, not a sample.
+    pub fn restarted(&mut self, paths: &[String]) {
+        for p in self.detecting.iter().filter(|p| paths.contains(&p.path)) {
+            self.missed_detections += p.awaiting.len() as u64;
+        }
+        self.detecting.retain(|p| !paths.contains(&p.path));
     }
 
     pub fn replied(&mut self, id: u64, ok: bool, now: Micros) {
@@ -148,6 +170,21 @@ impl Metrics {
         }
     }
 
+    /// The changes still followed: path, since, nodes still awaited.
+    pub fn pending(&self) -> Vec<(String, Micros, Vec<usize>)> {
+        self.propagating
+            .iter()
+            .chain(&self.detecting)
+            .map(|p| {
+                (
+                    p.path.clone(),
+                    p.since,
+                    p.awaiting.iter().copied().collect(),
+                )
+            })
+            .collect()
+    }
+
     /// Changes still followed (a partition or a crash left them unfinished).
     pub fn unfinished(&self) -> usize {
         self.propagating.len() + self.detecting.len()
@@ -162,6 +199,9 @@ impl Metrics {
             detection_ms: Percentiles::of(&self.detection_us),
             false_suspicions: self.false_suspicions,
             suspicions: self.suspicions,
+            false_deaths: self.false_deaths,
+            missed_detections: self.missed_detections,
+            unfinished: self.unfinished(),
             bytes_per_node_per_s: per_node(&self.bytes).round(),
             msgs_per_node_per_s: (per_node(&self.msgs) * 10.0).round() / 10.0,
             convergence_after_heal_ms: Percentiles::of(&self.convergence_after_heal_us),
@@ -207,6 +247,12 @@ pub struct Report {
     pub detection_ms: Percentiles,
     pub false_suspicions: u64,
     pub suspicions: u64,
+    /// Members declared dead (their records withdrawn) while up and reachable.
+    pub false_deaths: u64,
+    /// Survivors that had not detected a crash when the node came back.
+    pub missed_detections: u64,
+    /// Changes still followed at the end (propagations and detections not finished).
+    pub unfinished: usize,
     pub bytes_per_node_per_s: f64,
     pub msgs_per_node_per_s: f64,
     pub convergence_after_heal_ms: Percentiles,

@@ -5,7 +5,7 @@
 //! shared by every node (the real benchmark's one machine, used to calibrate).
 
 use crate::rng::Rng;
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Microseconds of virtual time.
@@ -100,34 +100,20 @@ impl Processors {
     }
 }
 
-/// An event waiting for its time.
-struct Item<E> {
+/// When an event is due: its time, then the order it was queued in; `slot` says where
+/// the event waits (the heap moves these small keys, not the events).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
     at: Micros,
     seq: u64,
-    ev: E,
-}
-
-impl<E> PartialEq for Item<E> {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl<E> Eq for Item<E> {}
-impl<E> PartialOrd for Item<E> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<E> Ord for Item<E> {
-    fn cmp(&self, o: &Self) -> Ordering {
-        // Earliest first (BinaryHeap is a max-heap).
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
+    slot: u32,
 }
 
 /// The virtual clock and its queue.
 pub struct Queue<E> {
-    heap: BinaryHeap<Item<E>>,
+    heap: BinaryHeap<Reverse<Due>>,
+    slots: Vec<Option<E>>,
+    free: Vec<u32>,
     seq: u64,
     pub now: Micros,
 }
@@ -136,6 +122,8 @@ impl<E> Default for Queue<E> {
     fn default() -> Self {
         Queue {
             heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             now: 0,
         }
@@ -145,11 +133,21 @@ impl<E> Default for Queue<E> {
 impl<E> Queue<E> {
     pub fn at(&mut self, at: Micros, ev: E) {
         self.seq += 1;
-        self.heap.push(Item {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(ev);
+                s
+            }
+            None => {
+                self.slots.push(Some(ev));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse(Due {
             at: at.max(self.now),
             seq: self.seq,
-            ev,
-        });
+            slot,
+        }));
     }
 
     pub fn after(&mut self, delay: Micros, ev: E) {
@@ -158,12 +156,13 @@ impl<E> Queue<E> {
 
     /// The next event up to `until`, advancing the clock.
     pub fn pop(&mut self, until: Micros) -> Option<E> {
-        if self.heap.peek()?.at > until {
+        if self.heap.peek()?.0.at > until {
             return None;
         }
-        let item = self.heap.pop()?;
-        self.now = item.at;
-        Some(item.ev)
+        let Reverse(due) = self.heap.pop()?;
+        self.now = due.at;
+        self.free.push(due.slot);
+        self.slots[due.slot as usize].take()
     }
 
     pub fn len(&self) -> usize {

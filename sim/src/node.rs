@@ -28,6 +28,8 @@ pub struct Node {
     pub up: bool,
     /// Bumped at each crash: events of a previous life are ignored.
     pub life: u32,
+    /// When it last crashed (virtual µs).
+    pub crashed_at: Option<u64>,
     pub skew_ms: i64,
     pub generation: u64,
     /// What survived the last flush.
@@ -52,9 +54,10 @@ impl Node {
         Node {
             name: name.to_string(),
             core: Core::new(config(name, &hosts, generation)),
-            swim: Swim::seeded(name, swim::config(SUSPECT_FOR), seed),
+            swim: Swim::seeded(name, 0, swim::config(SUSPECT_FOR), seed),
             up: true,
             life: 0,
+            crashed_at: None,
             skew_ms,
             generation,
             durable: Store::new(),
@@ -147,7 +150,9 @@ impl Node {
             .cloned()
             .collect();
         self.core = Core::restore_with(cfg, apps, instances, replica);
-        self.swim = Swim::seeded(&self.name, swim::config(SUSPECT_FOR), seed);
+        // A new SWIM life, named by the start time as the agent does.
+        let bump = now_ms;
+        self.swim = Swim::seeded(&self.name, bump, swim::config(SUSPECT_FOR), seed);
         self.up = true;
     }
 }

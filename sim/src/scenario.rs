@@ -19,9 +19,14 @@ use std::collections::BTreeMap;
 const WARM_UP_S: u64 = 10;
 /// Seconds after the faults stop for the mesh to settle before the final checks.
 const SETTLE_S: u64 = 20;
+/// Simulated seconds between progress lines.
+const SAY_EVERY_S: u64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Nothing happens after the warm-up: the mesh's own traffic (membership,
+    /// anti-entropy) is what is measured.
+    Idle,
     /// Export churn only.
     Steady,
     /// Export churn, and crashes with restarts (half of them losing the disk).
@@ -35,6 +40,7 @@ pub enum Kind {
 impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Some(match s {
+            "idle" => Kind::Idle,
             "steady" => Kind::Steady,
             "churn" => Kind::Churn,
             "partition" => Kind::Partition,
@@ -94,7 +100,7 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
         k => k,
     };
     // Export churn: each exporter stopped and started again about every 10 s.
-    let mut t = start;
+    let mut t = if kind == Kind::Idle { end } else { start };
     let gap = 10_000_000 / exporters as u64;
     while t + 1_000_000 < end {
         let exporter = rng.below(exporters);
@@ -120,7 +126,12 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
         Kind::Churn => {
             let mut t = start + 2_000_000;
             while t + 8_000_000 < end {
-                let node = rng.below(n);
+                // Half the crashes hit an exporter's host: their detection is measured.
+                let node = if rng.chance(0.5) {
+                    rng.below(exporters)
+                } else {
+                    rng.below(n)
+                };
                 ops.push((
                     t,
                     Op::Crash {
@@ -284,11 +295,29 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
         c.queue.at(t, Ev::Op(op));
     }
     let warm = WARM_UP_S * 1_000_000;
-    c.run_until(warm);
+    // Wall time only for the progress lines (stderr); nothing in the run reads it.
+    let started = std::time::Instant::now();
+    let total_s = WARM_UP_S + p.duration_s + SETTLE_S;
+    let say = |t: Micros, c: &Cluster| {
+        if progress && (t / 1_000_000).is_multiple_of(SAY_EVERY_S) {
+            eprintln!(
+                "roboconf-sim: {} s simulated of {total_s} in {:.1} s, {} events queued",
+                t / 1_000_000,
+                started.elapsed().as_secs_f64(),
+                c.queue.len()
+            );
+        }
+    };
+    let mut t = 0;
+    while t < warm {
+        t += 1_000_000;
+        c.run_until(t);
+        say(t, &c);
+    }
     c.metrics.start_measuring();
     let end = warm + p.duration_s * 1_000_000;
     let mut violations = Vec::new();
-    let mut t = warm;
+    t = warm;
     while t < end + SETTLE_S * 1_000_000 {
         t += 1_000_000;
         c.run_until(t);
@@ -298,14 +327,7 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
                 c.healed_at = None;
             }
         }
-        if progress && (t / 1_000_000).is_multiple_of(10) {
-            eprintln!(
-                "roboconf-sim: {} s simulated of {}, {} events queued",
-                t / 1_000_000,
-                (end + SETTLE_S * 1_000_000) / 1_000_000,
-                c.queue.len()
-            );
-        }
+        say(t, &c);
     }
     let traffic_s = (end + SETTLE_S * 1_000_000 - warm) as f64 / 1e6;
     violations.extend(check(&c));

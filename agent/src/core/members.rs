@@ -6,7 +6,10 @@
 //! records count again. A member that left is dropped at once. SWIM (`crate::swim`) adds
 //! the members that went silent with their connections still open (a partition): one it
 //! declares down is dead here too until it declares it alive again; one it finds alive
-//! counts as reachable without a connection of its own (where connections are bounded).
+//! counts as reachable without a connection of its own (where connections are bounded),
+//! and its word lifts a death by silence. A member merely unreachable — never connected
+//! here, no word from SWIM yet — gets SWIM's time (`UNREACHED_DEAD_AFTER_MS`) before it is
+//! dead. Each change of verdict is an `Event::Liveness`.
 
 use super::mesh::{split_exports_key, SharedExports};
 use super::Core;
@@ -14,8 +17,12 @@ use crate::mesh::replica::{owner_key, Kind};
 use crate::mesh::NodeId;
 use serde::{Deserialize, Serialize};
 
-/// How long a suspect member has to come back.
+/// How long a suspect member whose connection closed has to come back.
 pub const DEAD_AFTER_MS: u64 = 1_500;
+/// How long a member that is merely unreachable (no connection of ours — connections are
+/// bounded at scale — and no word from SWIM yet) waits before it is dead: SWIM's time to
+/// find it (its membership spreads in a few probe periods) or to declare it down.
+pub const UNREACHED_DEAD_AFTER_MS: u64 = 10_000;
 
 /// A member as published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,25 +110,39 @@ impl Core {
     }
 
     pub(super) fn peer_up(&mut self, node: NodeId) {
+        let was = self.counts(node.as_str());
         self.suspects.remove(&node);
         self.connected.insert(node.clone());
-        if self.dead.remove(&node) {
-            self.owner_changed(&node);
-        }
+        self.dead.remove(&node);
+        self.verdict(&node, was);
     }
 
     pub(super) fn swim_verdict(&mut self, node: NodeId, alive: bool) {
         self.scan_members = true;
-        let changed = if alive {
+        let was = self.counts(node.as_str());
+        if alive {
             self.swim_alive.insert(node.clone());
             self.suspects.remove(&node);
-            self.swim_down.remove(&node)
+            self.swim_down.remove(&node);
+            // SWIM heard from it: a death by silence on our side no longer holds.
+            self.dead.remove(&node);
         } else {
             self.swim_alive.remove(&node);
-            self.swim_down.insert(node.clone())
-        };
-        if changed {
-            self.owner_changed(&node);
+            self.swim_down.insert(node.clone());
+        }
+        self.verdict(&node, was);
+    }
+
+    /// Whether a member's records count may have changed (`was`: they did before): if so,
+    /// say it and bring the exporters in line.
+    fn verdict(&mut self, node: &NodeId, was: bool) {
+        let now = self.counts(node.as_str());
+        if now != was {
+            self.out.push(super::Output::Event(super::Event::Liveness {
+                node: node.clone(),
+                dead: !now,
+            }));
+            self.owner_changed(node);
         }
     }
 
@@ -160,8 +181,10 @@ impl Core {
                 .filter(|id| !self.has_left(id.as_str()))
                 .collect()
         };
+        // Given SWIM's time: they are suspects as of later than now.
+        let later = now + (UNREACHED_DEAD_AFTER_MS - DEAD_AFTER_MS);
         for id in unreachable {
-            self.suspects.insert(id, now);
+            self.suspects.insert(id, later);
         }
         let expired: Vec<NodeId> = self
             .suspects
@@ -170,9 +193,10 @@ impl Core {
             .map(|(n, _)| n.clone())
             .collect();
         for n in expired {
+            let was = self.counts(n.as_str());
             self.suspects.remove(&n);
             self.dead.insert(n.clone());
-            self.owner_changed(&n);
+            self.verdict(&n, was);
         }
     }
 
@@ -180,13 +204,10 @@ impl Core {
     pub(super) fn owner_changed(&mut self, node: &NodeId) {
         let counts = self.counts(node.as_str());
         let mut changes: Vec<(String, String, Option<SharedExports>)> = Vec::new();
-        for (key, e) in self.replica.all(Kind::Exports) {
-            let Some((owner, app, path)) = split_exports_key(&key) else {
+        for (key, e) in self.replica.owned_by(Kind::Exports, node) {
+            let Some((_, app, path)) = split_exports_key(&key) else {
                 continue;
             };
-            if owner != node.as_str() {
-                continue;
-            }
             let shared = if counts {
                 e.value
                     .as_ref()

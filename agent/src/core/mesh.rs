@@ -210,7 +210,11 @@ impl Core {
         let entries = delta.entries.clone();
         let keys: BTreeSet<(Kind, String)> =
             entries.iter().map(|e| (e.kind, e.key.clone())).collect();
-        let before = self.replica.digest();
+        // The watermarks before, of the origins the delta brings (not the whole digest).
+        let before: std::collections::BTreeMap<_, u64> = entries
+            .iter()
+            .map(|e| (e.origin.clone(), self.replica.watermark(&e.origin)))
+            .collect();
         let (_, _) = self.replica.apply_delta(delta, self.now_ms);
         for e in entries {
             let have = self.replica.get(e.kind, &e.key).is_some_and(|x| x == &e);
@@ -229,6 +233,11 @@ impl Core {
     /// The digest to send to a peer for anti-entropy.
     pub fn digest(&self) -> Digest {
         self.replica.digest()
+    }
+
+    /// Its fingerprint (kept up to date; nothing is built).
+    pub fn digest_hash(&self) -> String {
+        self.replica.digest_hash()
     }
 
     /// Brings the local view in line with the replica for the records touched.

@@ -206,6 +206,11 @@ pub enum Event {
         path: String,
         state: crate::api::State,
     },
+    /// A member's records stop counting (`dead`: it is dead or down) or count again.
+    Liveness {
+        node: crate::mesh::NodeId,
+        dead: bool,
+    },
 }
 
 /// What the core asks of its runtime, in order.
@@ -425,7 +430,7 @@ impl Core {
             }
             Input::Digest { id, digest } => self.answer_digest(id, digest),
             Input::DigestHash { id, hash } => {
-                if crate::mesh::replica::digest_hash(&self.replica.digest()) == hash {
+                if self.replica.digest_hash() == hash {
                     self.out.push(Output::Delta {
                         id,
                         delta: Default::default(),

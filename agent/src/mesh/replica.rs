@@ -86,11 +86,31 @@ pub type Digest = BTreeMap<Origin, u64>;
 
 /// A short, stable fingerprint of a digest: equal digests, equal fingerprints. Lets two
 /// replicas that hold the same find it out without sending digests whose size grows
-/// with the mesh.
+/// with the mesh. It is the sum (mod 2¹²⁸) of one hash per origin and watermark, so a
+/// replica keeps it up to date as watermarks move instead of hashing its whole digest
+/// for every exchange (`Replica::digest_hash`).
 pub fn digest_hash(d: &Digest) -> String {
+    fingerprint(
+        d.iter()
+            .fold(0, |sum, (o, w)| sum.wrapping_add(term(o, *w))),
+    )
+}
+
+/// One origin's share of the fingerprint.
+fn term(o: &Origin, watermark: u64) -> u128 {
     use sha2::Digest as _;
-    let bytes = bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap_or_default();
-    sha2::Sha256::digest(&bytes)
+    let mut h = sha2::Sha256::new();
+    h.update(o.node.as_str().as_bytes());
+    h.update([0]);
+    h.update(o.generation.to_le_bytes());
+    h.update(watermark.to_le_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&h.finalize()[..16]);
+    u128::from_le_bytes(first)
+}
+
+fn fingerprint(sum: u128) -> String {
+    sum.to_le_bytes()
         .iter()
         .take(12)
         .map(|b| format!("{b:02x}"))
@@ -130,6 +150,8 @@ pub struct Replica {
     /// For records any node may write (not owner records): which origins wrote each,
     /// so that finding the current one does not visit every origin.
     writers: BTreeMap<(Kind, String), std::collections::BTreeSet<Origin>>,
+    /// The digest's fingerprint, as a sum kept up to date (see `digest_hash`).
+    sum: u128,
 }
 
 impl Replica {
@@ -140,6 +162,7 @@ impl Replica {
             seq: 0,
             spaces: BTreeMap::new(),
             writers: BTreeMap::new(),
+            sum: 0,
         }
     }
 
@@ -177,6 +200,10 @@ impl Replica {
             let space = r.spaces.entry(origin.clone()).or_default();
             space.watermark = if origin == r.me { r.seq } else { w };
         }
+        r.sum = r
+            .spaces
+            .iter()
+            .fold(0, |sum, (o, s)| sum.wrapping_add(term(o, s.watermark)));
         r
     }
 
@@ -210,9 +237,11 @@ impl Replica {
             value,
         };
         self.note_writer(&e);
-        let space = self.spaces.entry(self.me.clone()).or_default();
-        space.watermark = self.seq;
-        space.entries.insert((kind, key.to_string()), e.clone());
+        let me = self.me.clone();
+        self.set_watermark(&me, self.seq);
+        if let Some(space) = self.spaces.get_mut(&me) {
+            space.entries.insert((kind, key.to_string()), e.clone());
+        }
         e
     }
 
@@ -224,10 +253,11 @@ impl Replica {
         if !self.clock.observe(&e.hlc, wall_ms) {
             return Err(Refused::Clock);
         }
-        let space = self.spaces.entry(e.origin.clone()).or_default();
-        if e.seq == space.watermark + 1 {
-            space.watermark = e.seq;
+        let w = self.space(&e.origin).watermark;
+        if e.seq == w + 1 {
+            self.set_watermark(&e.origin, e.seq);
         }
+        let space = self.space(&e.origin);
         let slot = (e.kind, e.key.clone());
         match space.entries.get(&slot) {
             Some(old) if old.seq >= e.seq => Ok(false),
@@ -237,6 +267,36 @@ impl Replica {
                 Ok(true)
             }
         }
+    }
+
+    /// An origin's space, made (with watermark 0) if it is new.
+    fn space(&mut self, origin: &Origin) -> &mut Space {
+        if !self.spaces.contains_key(origin) {
+            self.sum = self.sum.wrapping_add(term(origin, 0));
+        }
+        self.spaces.entry(origin.clone()).or_default()
+    }
+
+    /// Moves an origin's watermark, and the fingerprint with it.
+    fn set_watermark(&mut self, origin: &Origin, w: u64) {
+        let old = self.space(origin).watermark;
+        if old != w {
+            self.sum = self
+                .sum
+                .wrapping_sub(term(origin, old))
+                .wrapping_add(term(origin, w));
+            self.space(origin).watermark = w;
+        }
+    }
+
+    /// One origin's watermark (0 if unknown).
+    pub fn watermark(&self, origin: &Origin) -> u64 {
+        self.spaces.get(origin).map_or(0, |s| s.watermark)
+    }
+
+    /// The fingerprint of `digest()`, without building it.
+    pub fn digest_hash(&self) -> String {
+        fingerprint(self.sum)
     }
 
     /// The watermarks of every origin known.
@@ -287,8 +347,8 @@ impl Replica {
         }
         for (origin, w) in d.watermarks {
             if ok_origins.get(&origin) == Some(&true) {
-                let space = self.spaces.entry(origin).or_default();
-                space.watermark = space.watermark.max(w);
+                let have = self.space(&origin).watermark;
+                self.set_watermark(&origin, have.max(w));
             }
         }
         (changed, refused)
@@ -361,10 +421,42 @@ impl Replica {
         out
     }
 
+    /// The current records of an owned `kind` that `node` owns, by key: only that node's
+    /// origins are visited, and in each only its keys.
+    pub fn owned_by(&self, kind: Kind, node: &NodeId) -> BTreeMap<String, &Entry> {
+        let mut out: BTreeMap<String, &Entry> = BTreeMap::new();
+        let prefix = format!("{}{OWNER_SEP}", node.as_str());
+        let first = Origin {
+            node: node.clone(),
+            generation: 0,
+        };
+        for (o, space) in self.spaces.range(first..) {
+            if o.node != *node {
+                break;
+            }
+            let from = (kind, node.as_str().to_string());
+            for ((k, key), e) in space.entries.range(from..) {
+                if *k != kind || !(key == node.as_str() || key.starts_with(&prefix)) {
+                    break;
+                }
+                match out.get(key) {
+                    Some(cur) if cur.rank() >= e.rank() => {}
+                    _ => {
+                        out.insert(key.clone(), e);
+                    }
+                }
+            }
+        }
+        out.retain(|_, e| e.value.is_some());
+        out
+    }
+
     /// Forgets an origin (a node confirmed dead, or an old generation): its owner records
     /// disappear from every view.
     pub fn forget(&mut self, origin: &Origin) {
-        self.spaces.remove(origin);
+        if let Some(space) = self.spaces.remove(origin) {
+            self.sum = self.sum.wrapping_sub(term(origin, space.watermark));
+        }
         for set in self.writers.values_mut() {
             set.remove(origin);
         }
@@ -415,6 +507,36 @@ mod tests {
         let del = a.write(Kind::Desired, "lamp/vm/app", None, 300, 0);
         b.apply(del, 300).unwrap();
         assert!(b.get(Kind::Desired, "lamp/vm/app").is_none());
+    }
+
+    /// The fingerprint a replica keeps as it goes is the one of its digest, through
+    /// writes, entries out of order, deltas, restores and forgotten origins.
+    #[test]
+    fn the_kept_fingerprint_is_the_digest_s() {
+        let mut a = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        let same = |r: &Replica| assert_eq!(r.digest_hash(), digest_hash(&r.digest()));
+        same(&a);
+        let mut sent = Vec::new();
+        for k in 0..5 {
+            sent.push(b.write(Kind::Desired, &format!("k{k}"), Some(vec![k]), 10, 0));
+            a.write(Kind::Desired, &format!("a{k}"), Some(vec![k]), 10, 0);
+            same(&a);
+        }
+        // Out of order: a gap keeps the watermark where it was.
+        a.apply(sent[3].clone(), 20).unwrap();
+        same(&a);
+        a.apply(sent[0].clone(), 20).unwrap();
+        same(&a);
+        let delta = b.delta_for(&a.digest(), 100);
+        a.apply_delta(delta, 30);
+        same(&a);
+        assert_eq!(a.digest()[b.origin()], 5);
+        let restored = Replica::restore(node("a"), 1, sent.clone());
+        same(&restored);
+        a.forget(&b.origin().clone());
+        same(&a);
+        assert_ne!(a.digest_hash(), restored.digest_hash());
     }
 
     #[test]

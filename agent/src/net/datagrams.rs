@@ -12,8 +12,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/roboconf/swim/1");
-/// Largest datagram (SWIM packets are kept under 1,400 bytes).
-pub const MAX_DATAGRAM: usize = 4 * 1024;
+/// Largest datagram (SWIM keeps its packets within it).
+pub const MAX_DATAGRAM: usize = crate::swim::MAX_PACKET;
 /// Datagrams queued per peer.
 const PER_PEER: usize = 64;
 /// Inbound streams read at once.

@@ -377,6 +377,13 @@ impl Loop {
                 Output::Event(core::Event::StateChanged { app, path, state }) => {
                     eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
                 }
+                Output::Event(core::Event::Liveness { node, dead }) => {
+                    eprintln!(
+                        "{} member {node} {}",
+                        now_ms(),
+                        if dead { "dead" } else { "alive" }
+                    );
+                }
             }
         }
         if let Some(m) = &self.mesh {
@@ -417,6 +424,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             g
         }
     };
+    // Each start is a new life for SWIM (see `Swim::new`).
+    let life = now_ms();
     let networked = !cfg.listen.is_empty() || !cfg.peer.is_empty();
     let mesh = if networked {
         let key = crate::meshio::identity(&cfg.data_dir).map_err(|e| Error::DataDir {
@@ -468,9 +477,9 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     })?;
     let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(64);
     let (swim_timer_tx, mut swim_timer_rx) = mpsc::channel(1024);
-    let swim = mesh
-        .as_ref()
-        .map(|m| crate::swim::Swim::new(&m.node_id().0, crate::swim::config(SWIM_SUSPECT_FOR)));
+    let swim = mesh.as_ref().map(|m| {
+        crate::swim::Swim::new(&m.node_id().0, life, crate::swim::config(SWIM_SUSPECT_FOR))
+    });
     let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
     tokio::spawn(control::serve(listener, requests_tx));
     let mut lp = Loop {

@@ -36,7 +36,7 @@ struct Args {
     /// Largest clock skew between a node and true time (±).
     #[arg(long, default_value = "50ms", value_parser = duration_ms)]
     skew: u64,
-    /// steady, churn, partition or mixed.
+    /// idle, steady, churn, partition or mixed.
     #[arg(long, default_value = "steady")]
     scenario: String,
     /// Nodes hosting an exporter.
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let a = Args::parse();
     let Some(kind) = Kind::parse(&a.scenario) else {
         eprintln!(
-            "roboconf-sim: unknown scenario `{}` (steady, churn, partition, mixed)",
+            "roboconf-sim: unknown scenario `{}` (idle, steady, churn, partition, mixed)",
             a.scenario
         );
         return ExitCode::from(2);
@@ -148,6 +148,11 @@ fn main() -> ExitCode {
         println!(
             "suspicions (false)        {} ({})",
             r.suspicions, r.false_suspicions
+        );
+        println!("false deaths              {}", r.false_deaths);
+        println!(
+            "missed detections         {} (restarted first); unfinished changes {}",
+            r.missed_detections, r.unfinished
         );
         println!(
             "traffic per node          {} B/s, {} msgs/s",
