@@ -24,6 +24,8 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 const TICK_US: Micros = 250_000;
 /// Framing around every message (Noise, Yamux, gossipsub), counted in the bytes.
 const OVERHEAD: usize = 40;
+/// Nodes start within this much of each other.
+const BOOT_SPREAD_US: Micros = 5_000_000;
 /// How long after a crash a verdict that the node is dead still concerns that crash.
 const LATE_VERDICT_US: Micros = 15_000_000;
 /// Above this many nodes, each connects to this many random others (below: to all).
@@ -78,6 +80,10 @@ pub enum Ev {
         name: String,
     },
     Op(crate::scenario::Op),
+    /// A node starts for the first time.
+    Boot {
+        node: usize,
+    },
 }
 
 /// The whole simulation.
@@ -177,10 +183,13 @@ impl Cluster {
         (EPOCH_MS as i64 + (self.queue.now / 1000) as i64 + self.nodes[node].skew_ms) as u64
     }
 
-    /// Starts every node: addresses published, connections up, SWIM announced, ticks.
+    /// Starts every node at a random time within `BOOT_SPREAD_US` (a fleet does not
+    /// start in one instant): addresses published, connections up, SWIM announced, ticks.
     pub fn boot(&mut self) {
         for k in 0..self.nodes.len() {
-            self.start_node(k);
+            self.nodes[k].up = false;
+            let at = self.rng.below(BOOT_SPREAD_US as usize) as u64;
+            self.queue.at(at, Ev::Boot { node: k });
         }
     }
 
@@ -246,6 +255,7 @@ impl Cluster {
             Ev::Done { node, run, .. } => (6 + 16 * run, *node as u64),
             Ev::Fetched { node, .. } => (7, *node as u64),
             Ev::Op(_) => (8, 0),
+            Ev::Boot { node } => (9, *node as u64),
         };
         self.mix(self.queue.now);
         self.mix(kind);
@@ -257,7 +267,14 @@ impl Cluster {
                 msg,
                 handled: false,
             } => {
-                // The receiver's processor takes it when free; it acts once done.
+                // The receiver's processor takes it when free; it acts once done. A copy
+                // of a gossip message it already has costs the processor and stops there.
+                if let Msg::Gossip { id, .. } = &msg {
+                    if !self.nodes[to].up || !self.nodes[to].first_sight(*id, self.queue.now) {
+                        self.cpu.receive(to, self.queue.now);
+                        return;
+                    }
+                }
                 let done = self.cpu.receive(to, self.queue.now);
                 self.queue.at(
                     done,
@@ -317,6 +334,10 @@ impl Cluster {
                 }
             }
             Ev::Op(op) => crate::scenario::apply(self, op),
+            Ev::Boot { node } => {
+                self.nodes[node].up = true;
+                self.start_node(node);
+            }
         }
     }
 
@@ -355,14 +376,11 @@ impl Cluster {
         if !self.nodes[to].up {
             return;
         }
-        let now_us = self.queue.now;
         let at_ms = self.wall_ms(to);
         let who = NodeId::new(format!("n{from}"));
         match msg {
             Msg::Gossip { id, entries } => {
-                if !self.nodes[to].first_sight(id, now_us) {
-                    return;
-                }
+                // (Copies already seen were dropped on arrival.)
                 let size = entries_size(&entries);
                 for j in self.nodes[to].mesh.clone() {
                     if j != from {
