@@ -25,7 +25,7 @@ const TICK_US: Micros = 250_000;
 /// Framing around every message (Noise, Yamux, gossipsub), counted in the bytes.
 const OVERHEAD: usize = 40;
 /// Nodes start within this much of each other.
-const BOOT_SPREAD_US: Micros = 5_000_000;
+pub const BOOT_SPREAD_US: Micros = 5_000_000;
 /// How long after a crash a verdict that the node is dead still concerns that crash.
 const LATE_VERDICT_US: Micros = 15_000_000;
 /// Above this many nodes, each connects to this many random others (below: to all).

@@ -11,7 +11,7 @@ use crate::cluster::{Cluster, Ev};
 use crate::metrics::Report;
 use crate::net::{Cpu, Link, Micros};
 use crate::rng::Rng;
-use roboconf_agent::api::Desired;
+use roboconf_agent::api::{Desired, State};
 use roboconf_agent::core::{Command, LoadedApp};
 use std::collections::BTreeMap;
 
@@ -100,7 +100,12 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
         k => k,
     };
     // Export churn: each exporter stopped and started again about every 10 s.
-    let mut t = if kind == Kind::Idle { end } else { start };
+    // (A quarter second off the whole seconds the checks run at.)
+    let mut t = if kind == Kind::Idle {
+        end
+    } else {
+        start + 250_000
+    };
     let gap = 10_000_000 / exporters as u64;
     while t + 1_000_000 < end {
         let exporter = rng.below(exporters);
@@ -215,7 +220,8 @@ pub fn apply(c: &mut Cluster, op: Op) {
 pub const APP: &str = "sim";
 
 /// The application: `exporters` machines each with an exporter, one more with a balancer
-/// importing them all (optional import); other nodes host nothing but follow it all.
+/// importing them all (optional import) and a web front that needs one (mandatory
+/// import); other nodes host nothing but follow it all.
 pub fn application(exporters: usize) -> LoadedApp {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -236,7 +242,7 @@ pub fn application(exporters: usize) -> LoadedApp {
     );
     w(
         "graph/main.graph",
-        "VM {\n\tinstaller: target;\n\tchildren: Src, Lb;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\nLb {\n\tinstaller: script;\n\timports: Src.v (optional);\n}\n",
+        "VM {\n\tinstaller: target;\n\tchildren: Src, Lb, Web;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\nLb {\n\tinstaller: script;\n\timports: Src.v (optional);\n}\nWeb {\n\tinstaller: script;\n\timports: Src.v;\n}\n",
     );
     w(
         "graph/VM/t.target.properties",
@@ -249,7 +255,7 @@ pub fn application(exporters: usize) -> LoadedApp {
         ));
     }
     inst.push_str(&format!(
-        "instance of VM {{\n\tname: vm{exporters};\n\tinstance of Lb {{\n\t\tname: lb;\n\t}}\n}}\n"
+        "instance of VM {{\n\tname: vm{exporters};\n\tinstance of Lb {{\n\t\tname: lb;\n\t}}\n\tinstance of Web {{\n\t\tname: web;\n\t}}\n}}\n"
     ));
     w("instances/main.instances", &inst);
     let mut app = crate::engine::load(&dir);
@@ -283,13 +289,7 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
         vec![app.clone()],
     );
     c.boot();
-    c.command(
-        0,
-        Command::AppAdd {
-            app: Box::new(app),
-            start: true,
-        },
-    );
+    let mut app = Some(app);
     let ops = plan(p, &mut rng);
     for (t, op) in ops {
         c.queue.at(t, Ev::Op(op));
@@ -312,15 +312,32 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
     while t < warm {
         t += 1_000_000;
         c.run_until(t);
+        // Once the fleet is up, one node adds the application.
+        if t >= crate::cluster::BOOT_SPREAD_US {
+            if let Some(app) = app.take() {
+                c.command(
+                    0,
+                    Command::AppAdd {
+                        app: Box::new(app),
+                        start: true,
+                    },
+                );
+            }
+        }
         say(t, &c);
     }
     c.metrics.start_measuring();
     let end = warm + p.duration_s * 1_000_000;
     let mut violations = Vec::new();
     t = warm;
+    let mut watch = Watch::default();
     while t < end + SETTLE_S * 1_000_000 {
         t += 1_000_000;
         c.run_until(t);
+        violations.extend(watch.step(&c));
+        if !violations.is_empty() {
+            break;
+        }
         if let Some(h) = c.healed_at {
             if c.converged() {
                 c.metrics.convergence_after_heal_us.push(c.queue.now - h);
@@ -336,6 +353,68 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
     }
     let report = c.metrics.report(p.agents, traffic_s, violations);
     (report, c.fingerprint())
+}
+
+/// How long an importer may stay started without a started exporter it can reach: the
+/// slowest detection (a member never reached here: 10 s) and its stop.
+const DETECTION_BOUND_US: Micros = 15_000_000;
+
+/// The invariants watched during the run, after every simulated second.
+#[derive(Default)]
+pub struct Watch {
+    /// Importers started without a reachable started exporter: since when.
+    orphaned: BTreeMap<(usize, String), Micros>,
+}
+
+impl Watch {
+    /// §12.2: no instance stays DEPLOYED_STARTED while its mandatory import has no
+    /// started exporter it can reach, beyond the detection bound.
+    pub fn step(&mut self, c: &Cluster) -> Vec<String> {
+        let now = c.queue.now;
+        let started = |j: usize| {
+            c.nodes[j].up
+                && c.nodes[j].hosts.iter().any(|(_, root)| {
+                    c.nodes[j]
+                        .core
+                        .app(APP)
+                        .and_then(|a| a.insts.get(&format!("{root}/src")))
+                        .is_some_and(|i| i.rec.state == State::DeployedStarted)
+                })
+        };
+        let exporters: Vec<usize> = (0..c.nodes.len()).filter(|&j| started(j)).collect();
+        let mut now_orphaned = Vec::new();
+        for (k, n) in c.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+            let Some(a) = n.core.app(APP) else { continue };
+            for (root_app, root) in &n.hosts {
+                if root_app != APP {
+                    continue;
+                }
+                let path = format!("{root}/web");
+                let running = a
+                    .insts
+                    .get(&path)
+                    .is_some_and(|i| i.rec.state == State::DeployedStarted);
+                let fed = exporters.iter().any(|&j| c.parts.connected(k, j));
+                if running && !fed {
+                    now_orphaned.push((k, path));
+                }
+            }
+        }
+        self.orphaned.retain(|key, _| now_orphaned.contains(key));
+        let mut v = Vec::new();
+        for key in now_orphaned {
+            let since = *self.orphaned.entry(key.clone()).or_insert(now);
+            if now - since > DETECTION_BOUND_US {
+                v.push(format!(
+                    "{} on n{} is started with no started exporter it can reach for {} s",
+                    key.1,
+                    key.0,
+                    (now - since) / 1_000_000
+                ));
+            }
+        }
+        v
+    }
 }
 
 /// The invariants at the end of a run (faults stopped, mesh settled).

@@ -85,3 +85,49 @@ fn a_mesh_that_cannot_talk_is_caught() {
         "{r:?}"
     );
 }
+
+/// The watch over §12.2 does catch an importer left started with no exporter: the only
+/// exporter's host vanishes without anyone being told, and time passes with nothing run.
+#[test]
+fn an_importer_left_without_its_exporter_is_caught() {
+    use roboconf_agent::core::Command;
+    use roboconf_sim::cluster::Cluster;
+    use roboconf_sim::scenario::{application, Watch, APP};
+    let app = application(1);
+    let hosts = vec![
+        vec![(APP.to_string(), "/vm0".to_string())],
+        vec![(APP.to_string(), "/vm1".to_string())],
+        Vec::new(),
+    ];
+    let link = params(3, 1, Kind::Steady, 1, 0.0).link;
+    let cpu = Cpu::PerNode {
+        recv_us: 100,
+        send_us: 20,
+    };
+    let mut c = Cluster::new(3, 1, link, cpu, 0, hosts, vec![app.clone()]);
+    c.boot();
+    c.run_until(6_000_000);
+    c.command(
+        0,
+        Command::AppAdd {
+            app: Box::new(app),
+            start: true,
+        },
+    );
+    c.run_until(12_000_000);
+    let mut watch = Watch::default();
+    assert!(watch.step(&c).is_empty(), "all is well while the exporter runs");
+    let web = c.nodes[1].core.app(APP).and_then(|a| a.insts.get("/vm1/web"));
+    assert_eq!(
+        web.map(|i| i.rec.state),
+        Some(roboconf_agent::api::State::DeployedStarted)
+    );
+    c.nodes[0].up = false;
+    assert!(watch.step(&c).is_empty(), "within the detection bound");
+    c.queue.now += 16_000_000;
+    let v = watch.step(&c);
+    assert!(
+        v.iter().any(|v| v.contains("/vm1/web")),
+        "an orphaned importer is a violation: {v:?}"
+    );
+}
