@@ -187,6 +187,22 @@ impl Swim {
         let _ = self.foca.announce(dst, &mut self.out);
     }
 
+    /// The connection to `peer` closed: evidence that it may have died, which SWIM
+    /// judges at once — the member is suspected now (and the suspicion spread), instead
+    /// of when a probe happens to find it silent; an alive member refutes it.
+    pub fn suspect(&mut self, peer: &str) {
+        let known = self
+            .foca
+            .iter_members()
+            .find(|m| &*m.id().peer == peer && m.state() == foca::State::Alive)
+            .map(|m| foca::Member::new(m.id().clone(), m.incarnation(), foca::State::Suspect));
+        if let Some(m) = known {
+            let _ = self
+                .foca
+                .apply_many(std::iter::once(m), true, &mut self.out);
+        }
+    }
+
     /// A datagram from a member.
     pub fn handle(&mut self, data: &[u8]) {
         if self.foca.handle_data(data, &mut self.out).is_err() {

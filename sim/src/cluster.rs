@@ -425,7 +425,10 @@ impl Cluster {
                     .core
                     .step(Input::RemoteDelta { delta, at_ms });
             }
-            Msg::Closed => self.nodes[to].core.step(Input::PeerDown(who)),
+            Msg::Closed => {
+                self.nodes[to].swim.suspect(&format!("n{from}"));
+                self.nodes[to].core.step(Input::PeerDown(who));
+            }
             Msg::Opened => {
                 self.nodes[to].core.step(Input::PeerUp(who));
                 self.nodes[to].swim.announce(&format!("n{from}"));

@@ -116,8 +116,14 @@ fn an_importer_left_without_its_exporter_is_caught() {
     );
     c.run_until(12_000_000);
     let mut watch = Watch::default();
-    assert!(watch.step(&c).is_empty(), "all is well while the exporter runs");
-    let web = c.nodes[1].core.app(APP).and_then(|a| a.insts.get("/vm1/web"));
+    assert!(
+        watch.step(&c).is_empty(),
+        "all is well while the exporter runs"
+    );
+    let web = c.nodes[1]
+        .core
+        .app(APP)
+        .and_then(|a| a.insts.get("/vm1/web"));
     assert_eq!(
         web.map(|i| i.rec.state),
         Some(roboconf_agent::api::State::DeployedStarted)

@@ -63,6 +63,13 @@ impl Loop {
                 self.swim_out();
                 false
             }
+            Event::Disconnected(p) => {
+                if let Some(s) = self.swim.as_mut() {
+                    s.suspect(&p.to_string());
+                }
+                self.swim_out();
+                false
+            }
             _ => false,
         }
     }
