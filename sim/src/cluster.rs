@@ -558,6 +558,7 @@ impl Cluster {
                     }
                 }
                 Output::Left => {}
+                Output::Announce(node) => self.nodes[k].swim.announce(node.as_str()),
             }
         }
     }

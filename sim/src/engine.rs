@@ -122,6 +122,7 @@ impl Harness {
                 | Output::Broadcast(_)
                 | Output::Delta { .. }
                 | Output::Left
+                | Output::Announce(_)
                 | Output::Fetch { .. }
                 | Output::SendDigest { .. } => {}
             }

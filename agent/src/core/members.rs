@@ -186,6 +186,23 @@ impl Core {
         for id in unreachable {
             self.suspects.insert(id, later);
         }
+        // Half-way through their grace, members still unreached are asked (once) to
+        // answer SWIM: a join this node missed is then known in a round trip.
+        let halfway = now + (UNREACHED_DEAD_AFTER_MS / 2 - DEAD_AFTER_MS);
+        let due: Vec<NodeId> = self
+            .suspects
+            .iter()
+            .filter(|(n, since)| {
+                **since > now && **since <= halfway && !self.announced.contains(*n)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let suspects = &self.suspects;
+        self.announced.retain(|n| suspects.contains_key(n));
+        for id in due {
+            self.announced.insert(id.clone());
+            self.out.push(super::Output::Announce(id));
+        }
         let expired: Vec<NodeId> = self
             .suspects
             .iter()

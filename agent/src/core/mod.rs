@@ -232,6 +232,9 @@ pub enum Output {
     Event(Event),
     /// The node has left the mesh: the runtime stops once the outputs before are done.
     Left,
+    /// A member this node knows of but has never reached (no connection, no word from
+    /// SWIM): have SWIM announce itself to it, so that its answer vouches for it.
+    Announce(crate::mesh::NodeId),
     /// Our digest differs from the peer's fingerprint: ask for its digest.
     SendDigest {
         id: u64,
@@ -262,6 +265,8 @@ pub struct Core {
     now_ms: u64,
     connected: BTreeSet<crate::mesh::NodeId>,
     suspects: BTreeMap<crate::mesh::NodeId, u64>,
+    /// Unreached suspects SWIM was asked to announce itself to.
+    announced: BTreeSet<crate::mesh::NodeId>,
     /// Members SWIM declared down (whatever their connections say).
     swim_down: std::collections::BTreeSet<crate::mesh::NodeId>,
     /// Members SWIM found alive (it probes every member, connected or not).
@@ -300,6 +305,7 @@ impl Core {
             now_ms: 0,
             connected: BTreeSet::new(),
             suspects: BTreeMap::new(),
+            announced: BTreeSet::new(),
             swim_down: Default::default(),
             swim_alive: Default::default(),
             scan_members: true,

@@ -351,6 +351,12 @@ impl Loop {
                     }
                 }
                 Output::Left => self.stop = true,
+                Output::Announce(node) => {
+                    if let Some(s) = self.swim.as_mut() {
+                        s.announce(node.as_str());
+                    }
+                    self.swim_out();
+                }
                 Output::SendDigest { id } => {
                     if let Some(m) = &self.mesh {
                         m.ask_digest(id);
