@@ -355,6 +355,33 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
     (report, c.fingerprint())
 }
 
+/// A smaller run that still breaks an invariant: the agents, then the scenario's time,
+/// halved while a violation remains (each candidate is one more deterministic run; the
+/// seed stays, so the operations are drawn the same way, fewer of them).
+pub fn shrink(p: &Params) -> Params {
+    let mut best = p.clone();
+    loop {
+        let mut smaller = Vec::new();
+        if best.agents / 2 >= 3 {
+            let mut q = best.clone();
+            q.agents /= 2;
+            smaller.push(q);
+        }
+        if best.duration_s / 2 >= 1 {
+            let mut q = best.clone();
+            q.duration_s /= 2;
+            smaller.push(q);
+        }
+        match smaller
+            .into_iter()
+            .find(|q| !run(q, false).0.invariant_violations.is_empty())
+        {
+            Some(q) => best = q,
+            None => return best,
+        }
+    }
+}
+
 /// How long an importer may stay started without a started exporter it can reach: the
 /// slowest detection (a member never reached here: 10 s) and its stop.
 const DETECTION_BOUND_US: Micros = 15_000_000;

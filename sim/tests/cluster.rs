@@ -51,11 +51,13 @@ fn invariants_hold_over_many_seeds_of_mixed_faults() {
                 scope.spawn(move || {
                     let mut failed = Vec::new();
                     for seed in (w..seeds).step_by(2) {
-                        let (r, _) = run(&params(50, seed, Kind::Mixed, 20, 0.05), false);
+                        let p = params(50, seed, Kind::Mixed, 20, 0.05);
+                        let (r, _) = run(&p, false);
                         if !r.invariant_violations.is_empty() {
+                            let q = roboconf_sim::scenario::shrink(&p);
                             failed.push(format!(
-                                "seed {seed}: {:?} (replay: roboconf-sim --agents 50 --seed {seed} --scenario mixed --duration 20s --loss 0.05 --duplicate 0.02 --exporters 5)",
-                                r.invariant_violations
+                                "seed {seed}: {:?} (replay: roboconf-sim --agents 50 --seed {seed} --scenario mixed --duration 20s --loss 0.05 --duplicate 0.02 --exporters 5; shrunk: --agents {} --duration {}s)",
+                                r.invariant_violations, q.agents, q.duration_s
                             ));
                         }
                     }
@@ -75,8 +77,8 @@ fn invariants_hold_over_many_seeds_of_mixed_faults() {
 }
 
 #[test]
-fn a_mesh_that_cannot_talk_is_caught() {
-    let p = params(10, 1, Kind::Steady, 5, 1.0);
+fn a_mesh_that_cannot_talk_is_caught_and_shrunk() {
+    let p = params(12, 1, Kind::Steady, 8, 1.0);
     let (r, _) = run(&p, false);
     assert!(
         r.invariant_violations
@@ -84,6 +86,9 @@ fn a_mesh_that_cannot_talk_is_caught() {
             .any(|v| v.starts_with("convergence")),
         "{r:?}"
     );
+    let q = roboconf_sim::scenario::shrink(&p);
+    assert!(q.agents < p.agents && q.duration_s < p.duration_s, "{q:?}");
+    assert!(!run(&q, false).0.invariant_violations.is_empty());
 }
 
 /// The watch over §12.2 does catch an importer left started with no exporter: the only

@@ -55,6 +55,10 @@ struct Args {
     /// One JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// On a violation, look for fewer agents and a shorter scenario that still break an
+    /// invariant (more runs), and print how to replay that.
+    #[arg(long)]
+    shrink: bool,
 }
 
 fn duration_ms_f(s: &str) -> Result<f64, String> {
@@ -172,9 +176,16 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         eprintln!(
-            "roboconf-sim: invariant violated; replay with --seed {} --scenario {} --agents {}",
-            a.seed, a.scenario, a.agents
+            "roboconf-sim: invariant violated; replay with --seed {} --scenario {} --agents {} --duration {}s",
+            a.seed, a.scenario, a.agents, p.duration_s
         );
+        if a.shrink {
+            let q = roboconf_sim::scenario::shrink(&p);
+            eprintln!(
+                "roboconf-sim: shrunk: --seed {} --scenario {} --agents {} --duration {}s also fails",
+                q.seed, a.scenario, q.agents, q.duration_s
+            );
+        }
         ExitCode::from(1)
     }
 }
