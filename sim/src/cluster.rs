@@ -557,7 +557,8 @@ impl Cluster {
                         }
                     }
                 }
-                Output::Left => {}
+                // It left: its process stops (its connections close) until the calm.
+                Output::Left => self.crash(k, false),
                 Output::Announce(node) => self.nodes[k].swim.announce(node.as_str()),
             }
         }

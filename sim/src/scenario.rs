@@ -80,6 +80,18 @@ pub enum Op {
     Restart {
         node: usize,
     },
+    /// Node `from` creates exporter `name` on the machine of exporter `host` and starts
+    /// it (scale-out), or stops and deletes it (scale-in).
+    Scale {
+        from: usize,
+        host: usize,
+        name: String,
+        out: bool,
+    },
+    /// A node leaves the mesh (the `leave` command); it comes back at the calm.
+    Leave {
+        node: usize,
+    },
     Split {
         side: Vec<usize>,
     },
@@ -127,8 +139,46 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
         ));
         t += gap.max(1_000_000);
     }
+    // Scale-out and scale-in: an exporter added on an exporter's machine, removed 5 s
+    // later, every 15 s.
+    if kind != Kind::Idle {
+        let mut t = start + 3_250_000;
+        let mut k = 0;
+        while t + 6_000_000 < end {
+            let host = rng.below(exporters);
+            let name = format!("x{k}");
+            k += 1;
+            let from = rng.below(n);
+            ops.push((
+                t,
+                Op::Scale {
+                    from,
+                    host,
+                    name: name.clone(),
+                    out: true,
+                },
+            ));
+            ops.push((
+                t + 5_000_000,
+                Op::Scale {
+                    from: rng.below(n),
+                    host,
+                    name,
+                    out: false,
+                },
+            ));
+            t += 15_000_000;
+        }
+    }
     match kind {
         Kind::Churn => {
+            // A node that is not an exporter's host leaves gracefully, every 20 s.
+            let mut t = start + 7_250_000;
+            while t + 2_000_000 < end && n > exporters + 2 {
+                let node = exporters + 1 + rng.below(n - exporters - 1);
+                ops.push((t, Op::Leave { node }));
+                t += 20_000_000;
+            }
             let mut t = start + 2_000_000;
             while t + 8_000_000 < end {
                 // Half the crashes hit an exporter's host: their detection is measured.
@@ -194,6 +244,56 @@ pub fn apply(c: &mut Cluster, op: Op) {
                 },
             );
             c.intents.insert(id, (path, target));
+        }
+        Op::Scale {
+            from,
+            host,
+            name,
+            out,
+        } => {
+            if !c.nodes[from].up {
+                return;
+            }
+            let path = format!("/vm{host}/{name}");
+            if out {
+                c.command(
+                    from,
+                    Command::InstanceCreate {
+                        app: APP.into(),
+                        path: path.clone(),
+                        component: "Src".into(),
+                    },
+                );
+                c.command(
+                    from,
+                    Command::InstanceSet {
+                        app: APP.into(),
+                        path,
+                        target: Desired::Started,
+                    },
+                );
+            } else {
+                c.command(
+                    from,
+                    Command::InstanceSet {
+                        app: APP.into(),
+                        path: path.clone(),
+                        target: Desired::NotDeployed,
+                    },
+                );
+                c.command(
+                    from,
+                    Command::InstanceDelete {
+                        app: APP.into(),
+                        path,
+                    },
+                );
+            }
+        }
+        Op::Leave { node } => {
+            if c.nodes[node].up {
+                c.command(node, Command::Leave);
+            }
         }
         Op::Crash { node, lose_disk } => c.crash(node, lose_disk),
         Op::Restart { node } => c.restart(node),
@@ -398,14 +498,18 @@ impl Watch {
     /// started exporter it can reach, beyond the detection bound.
     pub fn step(&mut self, c: &Cluster) -> Vec<String> {
         let now = c.queue.now;
+        // Any exporter instance (those scaled out too) on a machine the node hosts.
         let started = |j: usize| {
             c.nodes[j].up
-                && c.nodes[j].hosts.iter().any(|(_, root)| {
-                    c.nodes[j]
-                        .core
-                        .app(APP)
-                        .and_then(|a| a.insts.get(&format!("{root}/src")))
-                        .is_some_and(|i| i.rec.state == State::DeployedStarted)
+                && c.nodes[j].core.app(APP).is_some_and(|a| {
+                    a.insts.iter().any(|(path, i)| {
+                        i.rec.component == "Src"
+                            && i.rec.state == State::DeployedStarted
+                            && c.nodes[j]
+                                .hosts
+                                .iter()
+                                .any(|(_, root)| path.starts_with(&format!("{root}/")))
+                    })
                 })
         };
         let exporters: Vec<usize> = (0..c.nodes.len()).filter(|&j| started(j)).collect();
