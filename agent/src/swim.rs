@@ -154,6 +154,11 @@ pub fn config(suspect_for: Duration) -> Config {
 pub struct Swim {
     foca: Foca<SwimId, PostcardCodec, StdRng, NoCustomBroadcast>,
     out: Outbox,
+    /// foca's current timer token, as its timers carry it (a suspicion started here
+    /// needs it for its own down timer).
+    token: Option<foca::TimerToken>,
+    /// How long a suspect has to refute.
+    suspect_for: Duration,
     /// Datagrams foca refused (malformed, too big).
     pub rejected: u64,
 }
@@ -175,6 +180,8 @@ impl Swim {
     fn with_rng(me: &str, bump: u64, cfg: Config, rng: StdRng) -> Swim {
         let id = SwimId::new(me, bump);
         Swim {
+            suspect_for: cfg.suspect_to_down_after,
+            token: None,
             foca: Foca::new(id, cfg, rng, PostcardCodec),
             out: Outbox::default(),
             rejected: 0,
@@ -196,10 +203,40 @@ impl Swim {
             .iter_members()
             .find(|m| &*m.id().peer == peer && m.state() == foca::State::Alive)
             .map(|m| foca::Member::new(m.id().clone(), m.incarnation(), foca::State::Suspect));
-        if let Some(m) = known {
-            let _ = self
-                .foca
-                .apply_many(std::iter::once(m), true, &mut self.out);
+        let Some(m) = known else { return };
+        let (id, incarnation) = (m.id().clone(), m.incarnation());
+        let _ = self
+            .foca
+            .apply_many(std::iter::once(m), true, &mut self.out);
+        // foca starts the down timer only for suspicions of its own probes: start it.
+        self.note_token();
+        if let Some(token) = self.token {
+            self.out.timers.push((
+                Timer::ChangeSuspectToDown {
+                    member_id: id,
+                    incarnation,
+                    token,
+                },
+                self.suspect_for,
+            ));
+        }
+    }
+
+    /// Keeps the token of the latest timer foca asked for.
+    fn note_token(&mut self) {
+        for (t, _) in &self.out.timers {
+            let token = match t {
+                Timer::ProbeRandomMember(k)
+                | Timer::PeriodicAnnounce(k)
+                | Timer::PeriodicAnnounceDown(k)
+                | Timer::PeriodicGossip(k) => Some(*k),
+                Timer::SendIndirectProbe { token, .. }
+                | Timer::ChangeSuspectToDown { token, .. } => Some(*token),
+                Timer::RemoveDown(_) => None,
+            };
+            if token.is_some() {
+                self.token = token;
+            }
         }
     }
 
@@ -225,6 +262,7 @@ impl Swim {
     }
 
     pub fn take(&mut self) -> Outbox {
+        self.note_token();
         std::mem::take(&mut self.out)
     }
 }
