@@ -130,12 +130,14 @@ struct Wire {
     link: Link,
     rng: Rng,
     stopped: HashSet<SocketAddr>,
-    inboxes: HashMap<SocketAddr, mpsc::UnboundedSender<RecvOutcome>>,
+    inboxes: HashMap<SocketAddr, mpsc::Sender<RecvOutcome>>,
     bytes: HashMap<SocketAddr, u64>,
     msgs: HashMap<SocketAddr, u64>,
     /// Messages the readers took off `ChannelTransport` (against its own count: after the
     /// warm-up, any difference is messages its bounded channels dropped).
     carried: u64,
+    /// Messages dropped because their receiver's inbox was full (as a full UDP buffer).
+    inbox_full: u64,
 }
 
 type Shared<T> = Arc<Mutex<T>>;
@@ -143,6 +145,9 @@ type Shared<T> = Arc<Mutex<T>>;
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Messages waiting at one receiver (a datagram socket's buffer).
+const INBOX: usize = 4096;
 
 /// A `Transport` whose sockets send through `ChannelTransport` (exact serialised sizes)
 /// and deliver through the link model.
@@ -155,7 +160,7 @@ struct SimTransport {
 struct SimSocket {
     addr: SocketAddr,
     out: Box<dyn Socket>,
-    inbox: mpsc::UnboundedReceiver<RecvOutcome>,
+    inbox: mpsc::Receiver<RecvOutcome>,
 }
 
 #[async_trait]
@@ -163,7 +168,7 @@ impl Transport for SimTransport {
     async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
         let out = self.wire.open(with_net(listen_addr, 1)).await?;
         let mut arrivals = self.wire.open(listen_addr).await?;
-        let (tx, inbox) = mpsc::unbounded_channel();
+        let (tx, inbox) = mpsc::channel(INBOX);
         locked(&self.net).inboxes.insert(listen_addr, tx);
         let net = self.net.clone();
         tokio::spawn(async move {
@@ -218,16 +223,20 @@ fn carry(net: &Shared<Wire>, to: SocketAddr, arrival: RecvOutcome) {
     let net = net.clone();
     tokio::spawn(async move {
         sleep(Duration::from_micros(delay)).await;
-        let w = locked(&net);
+        let mut w = locked(&net);
         if w.stopped.contains(&to) {
             return;
         }
-        if let Some(tx) = w.inboxes.get(&to) {
-            let _ = tx.send(RecvOutcome {
+        let full = w.inboxes.get(&to).is_some_and(|tx| {
+            tx.try_send(RecvOutcome {
                 from_addr: from,
                 envelope: arrival.envelope,
                 num_bytes_received: arrival.num_bytes_received,
-            });
+            })
+            .is_err()
+        });
+        if full {
+            w.inbox_full += 1;
         }
     });
 }
@@ -342,6 +351,7 @@ async fn chitchat_side(n: usize, link: Link, seed: u64, protocol: ProtocolVersio
         bytes: HashMap::new(),
         msgs: HashMap::new(),
         carried: 0,
+        inbox_full: 0,
     }));
     let transport = SimTransport {
         wire: ChannelTransport::with_mtu(MTU),
@@ -487,7 +497,8 @@ async fn chitchat_side(n: usize, link: Link, seed: u64, protocol: ProtocolVersio
     drop(handles);
     sleep(Duration::from_millis(100)).await;
     let wire_overflow = (transport.wire.statistics().num_messages_total - sent_at_warm)
-        - (locked(&net).carried - carried_at_warm);
+        - (locked(&net).carried - carried_at_warm)
+        + locked(&net).inbox_full;
     let s = locked(&seen);
     Theirs {
         joined,

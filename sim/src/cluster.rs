@@ -426,9 +426,6 @@ impl Cluster {
                     .step(Input::RemoteDelta { delta, at_ms });
             }
             Msg::Closed => {
-                if self.debug {
-                    eprintln!("debug: t={} n{to} closed n{from}", self.queue.now / 1000);
-                }
                 self.nodes[to].swim.suspect(&format!("n{from}"));
                 self.nodes[to].core.step(Input::PeerDown(who));
             }
@@ -586,18 +583,10 @@ impl Cluster {
             );
         }
         for p in out.suspected {
-            if self.debug {
-                eprintln!("debug: t={} n{k} swim suspects {p}", self.queue.now / 1000);
-            }
             let j = p.strip_prefix('n').and_then(|s| s.parse::<usize>().ok());
             if let Some(j) = j {
                 let real = !self.nodes[j].up || !self.parts.connected(k, j);
                 self.metrics.suspected(real);
-            }
-        }
-        if self.debug {
-            for p in &out.down {
-                eprintln!("debug: t={} n{k} swim down {p}", self.queue.now / 1000);
             }
         }
         for p in out.down {

@@ -170,21 +170,6 @@ impl Metrics {
         }
     }
 
-    /// The changes still followed: path, since, nodes still awaited.
-    pub fn pending(&self) -> Vec<(String, Micros, Vec<usize>)> {
-        self.propagating
-            .iter()
-            .chain(&self.detecting)
-            .map(|p| {
-                (
-                    p.path.clone(),
-                    p.since,
-                    p.awaiting.iter().copied().collect(),
-                )
-            })
-            .collect()
-    }
-
     /// Changes still followed (a partition or a crash left them unfinished).
     pub fn unfinished(&self) -> usize {
         self.propagating.len() + self.detecting.len()

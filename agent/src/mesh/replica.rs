@@ -143,6 +143,13 @@ struct Space {
     entries: BTreeMap<(Kind, String), Entry>,
 }
 
+/// Keeps `e` for `key` unless a write ranked at least as high is already there.
+fn keep_newest<'a>(out: &mut BTreeMap<String, &'a Entry>, key: &str, e: &'a Entry) {
+    if out.get(key).is_none_or(|cur| cur.rank() < e.rank()) {
+        out.insert(key.to_string(), e);
+    }
+}
+
 /// A node's replica of the mesh's records.
 #[derive(Debug, Clone)]
 pub struct Replica {
@@ -194,9 +201,9 @@ impl Replica {
             if origin == r.me {
                 r.seq = list.last().copied().unwrap_or(0);
             }
-            let mut w = 0;
+            let mut w: u64 = 0;
             for &s in &list {
-                if s == w + 1 {
+                if s == w.saturating_add(1) {
                     w = s;
                 }
             }
@@ -259,9 +266,9 @@ impl Replica {
             return Err(Refused::Clock);
         }
         let w = self.space(&e.origin).watermark;
-        if e.seq == w + 1 {
+        if e.seq == w.saturating_add(1) {
             self.set_watermark(&e.origin, e.seq);
-        } else if e.seq > w + 1 {
+        } else if e.seq > w.saturating_add(1) {
             self.space(&e.origin).above.insert(e.seq);
         }
         let space = self.space(&e.origin);
@@ -288,8 +295,8 @@ impl Replica {
     /// with it.
     fn set_watermark(&mut self, origin: &Origin, mut w: u64) {
         let space = self.space(origin);
-        space.above = space.above.split_off(&(w + 1));
-        while space.above.remove(&(w + 1)) {
+        space.above = space.above.split_off(&w.saturating_add(1));
+        while w < u64::MAX && space.above.remove(&(w + 1)) {
             w += 1;
         }
         let old = space.watermark;
@@ -422,12 +429,7 @@ impl Replica {
                 if kind.owned() && origin.node.as_str() != owner_of(key) {
                     continue;
                 }
-                match out.get(key) {
-                    Some(cur) if cur.rank() >= e.rank() => {}
-                    _ => {
-                        out.insert(key.clone(), e);
-                    }
-                }
+                keep_newest(&mut out, key, e);
             }
         }
         out.retain(|_, e| e.value.is_some());
@@ -452,12 +454,7 @@ impl Replica {
                 if *k != kind || !(key == node.as_str() || key.starts_with(&prefix)) {
                     break;
                 }
-                match out.get(key) {
-                    Some(cur) if cur.rank() >= e.rank() => {}
-                    _ => {
-                        out.insert(key.clone(), e);
-                    }
-                }
+                keep_newest(&mut out, key, e);
             }
         }
         out.retain(|_, e| e.value.is_some());
@@ -568,6 +565,23 @@ mod tests {
         a.apply(sent[0].clone(), 20).unwrap();
         assert_eq!(a.watermark(b.origin()), 4);
         assert_eq!(a.digest_hash(), b.digest_hash());
+    }
+
+    /// Sequence numbers at the top of the range (a malformed or hostile peer's) move
+    /// watermarks without overflowing.
+    #[test]
+    fn watermarks_at_the_top_of_the_range_do_not_overflow() {
+        let mut a = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        let mut e = b.write(Kind::Desired, "k", Some(vec![1]), 10, 0);
+        e.seq = u64::MAX;
+        a.apply(e.clone(), 20).unwrap();
+        let mut delta = Delta::default();
+        delta.entries.push(e);
+        delta.watermarks.insert(b.origin().clone(), u64::MAX);
+        a.apply_delta(delta, 30);
+        assert_eq!(a.watermark(b.origin()), u64::MAX);
+        assert_eq!(a.digest_hash(), digest_hash(&a.digest()));
     }
 
     #[test]
