@@ -150,6 +150,12 @@ pub fn config(suspect_for: Duration) -> Config {
     c
 }
 
+/// How long a member suspected because its connection closed has to refute: two
+/// thirds of the suspicion a silent probe starts.
+pub fn closed_suspect_for(suspect_for: Duration) -> Duration {
+    suspect_for * 2 / 3
+}
+
 /// This node's SWIM instance.
 pub struct Swim {
     foca: Foca<SwimId, PostcardCodec, StdRng, NoCustomBroadcast>,
@@ -157,8 +163,8 @@ pub struct Swim {
     /// foca's current timer token, as its timers carry it (a suspicion started here
     /// needs it for its own down timer).
     token: Option<foca::TimerToken>,
-    /// How long a suspect has to refute.
-    suspect_for: Duration,
+    /// How long a suspect whose connections closed has to refute (see `suspect`).
+    closed_suspect_for: Duration,
     /// Datagrams foca refused (malformed, too big).
     pub rejected: u64,
 }
@@ -180,7 +186,7 @@ impl Swim {
     fn with_rng(me: &str, bump: u64, cfg: Config, rng: StdRng) -> Swim {
         let id = SwimId::new(me, bump);
         Swim {
-            suspect_for: cfg.suspect_to_down_after,
+            closed_suspect_for: closed_suspect_for(cfg.suspect_to_down_after),
             token: None,
             foca: Foca::new(id, cfg, rng, PostcardCodec),
             out: Outbox::default(),
@@ -196,7 +202,10 @@ impl Swim {
 
     /// The connection to `peer` closed: evidence that it may have died, which SWIM
     /// judges at once — the member is suspected now (and the suspicion spread), instead
-    /// of when a probe happens to find it silent; an alive member refutes it.
+    /// of when a probe happens to find it silent; an alive member refutes it. A reset
+    /// connection is stronger evidence than a probe lost on a lossy link, so this
+    /// suspicion runs for two thirds of the probes' (`closed_suspect_for`): the verdict
+    /// then still has time to cross a large mesh within the probes' suspicion.
     pub fn suspect(&mut self, peer: &str) {
         let known = self
             .foca
@@ -217,7 +226,7 @@ impl Swim {
                     incarnation,
                     token,
                 },
-                self.suspect_for,
+                self.closed_suspect_for,
             ));
         }
     }
