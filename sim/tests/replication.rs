@@ -76,7 +76,7 @@ fn run(seed: u64, nodes: usize, steps: usize, loss: f64) -> bool {
             .map(|k| {
                 r.all(*k)
                     .into_iter()
-                    .map(|(k, e)| (k, e.value.clone()))
+                    .map(|(k, e)| (k.to_string(), e.value.clone()))
                     .collect::<Vec<_>>()
             })
             .collect::<Vec<_>>()

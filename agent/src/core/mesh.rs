@@ -365,10 +365,10 @@ impl Core {
                 let rest = if kind.owned() {
                     key.split_once(OWNER_SEP).map_or("", |(_, r)| r)
                 } else {
-                    key.as_str()
+                    key
                 };
                 if rest.starts_with(&prefix) {
-                    touched.insert((kind, key));
+                    touched.insert((kind, key.to_string()));
                 }
             }
         }
@@ -422,7 +422,7 @@ impl Core {
         }
         let mut wanted = Vec::new();
         for (name, e) in self.replica.all(Kind::Application) {
-            if self.apps.contains_key(&name) || self.fetching.contains(&name) {
+            if self.apps.contains_key(name) || self.fetching.contains(name) {
                 continue;
             }
             let Some(s) = e
@@ -432,7 +432,7 @@ impl Core {
             else {
                 continue;
             };
-            wanted.push((name, s.hash, e.origin.node.clone()));
+            wanted.push((name.to_string(), s.hash, e.origin.node.clone()));
         }
         for (name, hash, from) in wanted {
             self.fetching.insert(name.clone());

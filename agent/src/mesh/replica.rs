@@ -144,9 +144,9 @@ struct Space {
 }
 
 /// Keeps `e` for `key` unless a write ranked at least as high is already there.
-fn keep_newest<'a>(out: &mut BTreeMap<String, &'a Entry>, key: &str, e: &'a Entry) {
+fn keep_newest<'a>(out: &mut BTreeMap<&'a str, &'a Entry>, key: &'a str, e: &'a Entry) {
     if out.get(key).is_none_or(|cur| cur.rank() < e.rank()) {
-        out.insert(key.to_string(), e);
+        out.insert(key, e);
     }
 }
 
@@ -265,30 +265,35 @@ impl Replica {
         if !self.clock.observe(&e.hlc, wall_ms) {
             return Err(Refused::Clock);
         }
-        let w = self.space(&e.origin).watermark;
-        if e.seq == w.saturating_add(1) {
-            self.set_watermark(&e.origin, e.seq);
-        } else if e.seq > w.saturating_add(1) {
-            self.space(&e.origin).above.insert(e.seq);
-        }
         let space = self.space(&e.origin);
+        let w = space.watermark;
+        if e.seq > w.saturating_add(1) {
+            space.above.insert(e.seq);
+        }
         let slot = (e.kind, e.key.clone());
-        match space.entries.get(&slot) {
-            Some(old) if old.seq >= e.seq => Ok(false),
+        let changed = match space.entries.get(&slot) {
+            Some(old) if old.seq >= e.seq => false,
             _ => {
                 space.entries.insert(slot, e.clone());
-                self.note_writer(&e);
-                Ok(true)
+                true
             }
+        };
+        if e.seq == w.saturating_add(1) {
+            self.set_watermark(&e.origin, e.seq);
         }
+        if changed {
+            self.note_writer(&e);
+        }
+        Ok(changed)
     }
 
     /// An origin's space, made (with watermark 0) if it is new.
     fn space(&mut self, origin: &Origin) -> &mut Space {
         if !self.spaces.contains_key(origin) {
             self.sum = self.sum.wrapping_add(term(origin, 0));
+            self.spaces.insert(origin.clone(), Space::default());
         }
-        self.spaces.entry(origin.clone()).or_default()
+        self.spaces.get_mut(origin).expect("just made")
     }
 
     /// Moves an origin's watermark (on past what was held beyond it), and the fingerprint
@@ -299,13 +304,12 @@ impl Replica {
         while w < u64::MAX && space.above.remove(&(w + 1)) {
             w += 1;
         }
-        let old = space.watermark;
+        let old = std::mem::replace(&mut space.watermark, w);
         if old != w {
             self.sum = self
                 .sum
                 .wrapping_sub(term(origin, old))
                 .wrapping_add(term(origin, w));
-            self.space(origin).watermark = w;
         }
     }
 
@@ -417,8 +421,8 @@ impl Replica {
     }
 
     /// Every current record of a kind, by key.
-    pub fn all(&self, kind: Kind) -> BTreeMap<String, &Entry> {
-        let mut out: BTreeMap<String, &Entry> = BTreeMap::new();
+    pub fn all(&self, kind: Kind) -> BTreeMap<&str, &Entry> {
+        let mut out: BTreeMap<&str, &Entry> = BTreeMap::new();
         for (origin, space) in &self.spaces {
             // Entries are ordered by kind first: only this kind's are visited.
             let from = (kind, String::new());
@@ -438,8 +442,8 @@ impl Replica {
 
     /// The current records of an owned `kind` that `node` owns, by key: only that node's
     /// origins are visited, and in each only its keys.
-    pub fn owned_by(&self, kind: Kind, node: &NodeId) -> BTreeMap<String, &Entry> {
-        let mut out: BTreeMap<String, &Entry> = BTreeMap::new();
+    pub fn owned_by<'a>(&'a self, kind: Kind, node: &NodeId) -> BTreeMap<&'a str, &'a Entry> {
+        let mut out: BTreeMap<&str, &Entry> = BTreeMap::new();
         let prefix = format!("{}{OWNER_SEP}", node.as_str());
         let first = Origin {
             node: node.clone(),
