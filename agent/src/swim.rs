@@ -151,9 +151,20 @@ pub fn config(suspect_for: Duration) -> Config {
 }
 
 /// How long a member suspected because its connection closed has to refute: two
-/// thirds of the suspicion a silent probe starts.
+/// thirds of the suspicion a silent probe starts in a mesh of up to a hundred.
 pub fn closed_suspect_for(suspect_for: Duration) -> Duration {
     suspect_for * 2 / 3
+}
+
+/// How long a member a probe found silent has to refute, in a mesh of `members`: the
+/// configured time up to a hundred members, then growing with log₁₀ of the size
+/// (memberlist's and Lifeguard's rule) — the suspicion and the refutation each cross
+/// the mesh by gossip, which takes a round more each time the mesh grows tenfold, and on
+/// a lossy link a fixed time lets the slowest refutations arrive too late (1,000 members,
+/// 5% loss: two live members declared dead in ten minutes with a fixed 3 s).
+pub fn probe_suspect_for(suspect_for: Duration, members: usize) -> Duration {
+    let decades = (members.max(1) as f64).log10();
+    suspect_for.mul_f64((decades / 2.0).max(1.0))
 }
 
 /// This node's SWIM instance.
@@ -163,8 +174,10 @@ pub struct Swim {
     /// foca's current timer token, as its timers carry it (a suspicion started here
     /// needs it for its own down timer).
     token: Option<foca::TimerToken>,
-    /// How long a suspect whose connections closed has to refute (see `suspect`).
-    closed_suspect_for: Duration,
+    /// How long a suspect has to refute (see `probe_suspect_for` and `suspect`).
+    suspect_for: Duration,
+    /// Down timers for suspicions started by closed connections (not foca's own).
+    closed_timers: Vec<(Timer<SwimId>, Duration)>,
     /// Datagrams foca refused (malformed, too big).
     pub rejected: u64,
 }
@@ -186,7 +199,8 @@ impl Swim {
     fn with_rng(me: &str, bump: u64, cfg: Config, rng: StdRng) -> Swim {
         let id = SwimId::new(me, bump);
         Swim {
-            closed_suspect_for: closed_suspect_for(cfg.suspect_to_down_after),
+            suspect_for: cfg.suspect_to_down_after,
+            closed_timers: Vec::new(),
             token: None,
             foca: Foca::new(id, cfg, rng, PostcardCodec),
             out: Outbox::default(),
@@ -220,13 +234,13 @@ impl Swim {
         // foca starts the down timer only for suspicions of its own probes: start it.
         self.note_token();
         if let Some(token) = self.token {
-            self.out.timers.push((
+            self.closed_timers.push((
                 Timer::ChangeSuspectToDown {
                     member_id: id,
                     incarnation,
                     token,
                 },
-                self.closed_suspect_for,
+                closed_suspect_for(self.suspect_for),
             ));
         }
     }
@@ -270,9 +284,19 @@ impl Swim {
         self.foca.num_members()
     }
 
+    /// What foca asked for since the last call; its down timers run for the suspicion
+    /// the mesh's size calls for (`probe_suspect_for`).
     pub fn take(&mut self) -> Outbox {
         self.note_token();
-        std::mem::take(&mut self.out)
+        let mut out = std::mem::take(&mut self.out);
+        let scaled = probe_suspect_for(self.suspect_for, self.foca.num_members() + 1);
+        for (t, after) in &mut out.timers {
+            if matches!(t, Timer::ChangeSuspectToDown { .. }) {
+                *after = scaled;
+            }
+        }
+        out.timers.append(&mut self.closed_timers);
+        out
     }
 }
 
@@ -280,6 +304,15 @@ impl Swim {
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn a_probes_suspicion_grows_with_the_log_of_the_mesh_and_a_closed_ones_does_not() {
+        let base = Duration::from_secs(3);
+        let ms = |n| probe_suspect_for(base, n).as_millis();
+        assert_eq!((ms(0), ms(10), ms(100)), (3_000, 3_000, 3_000));
+        assert_eq!((ms(1_000), ms(10_000)), (4_500, 6_000));
+        assert_eq!(closed_suspect_for(base).as_millis(), 2_000);
+    }
 
     /// Three SWIM instances on a hand-driven network with a virtual clock: they find each
     /// other; one goes silent and the others declare it down after suspecting it; when it
