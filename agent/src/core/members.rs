@@ -222,7 +222,7 @@ impl Core {
         let counts = self.counts(node.as_str());
         let mut changes: Vec<(String, String, Option<SharedExports>)> = Vec::new();
         for (key, e) in self.replica.owned_by(Kind::Exports, node) {
-            let Some((_, app, path)) = split_exports_key(&key) else {
+            let Some((_, app, path)) = split_exports_key(key) else {
                 continue;
             };
             let shared = if counts {

@@ -150,7 +150,7 @@ impl Core {
         let mut out = std::collections::BTreeMap::new();
         let me = self.node_id();
         for (key, e) in self.replica.all(Kind::Observed) {
-            let Some((owner, a, path)) = split_exports_key(&key) else {
+            let Some((owner, a, path)) = split_exports_key(key) else {
                 continue;
             };
             if a != app || owner == me.as_str() {
@@ -184,7 +184,7 @@ impl Core {
             }
             let exports = self
                 .replica
-                .get(Kind::Exports, &key)
+                .get(Kind::Exports, key)
                 .and_then(|x| x.value.as_ref())
                 .and_then(|v| serde_json::from_slice::<SharedExports>(v).ok())
                 .map(|s| s.vars)
