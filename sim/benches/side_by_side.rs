@@ -496,9 +496,14 @@ async fn chitchat_side(n: usize, link: Link, seed: u64, protocol: ProtocolVersio
     // Stop the servers (a dropped handle ends its server), let the readers drain.
     drop(handles);
     sleep(Duration::from_millis(100)).await;
+    // One guard at a time: two temporaries in one expression would both be held.
+    let (carried, inbox_full) = {
+        let w = locked(&net);
+        (w.carried, w.inbox_full)
+    };
     let wire_overflow = (transport.wire.statistics().num_messages_total - sent_at_warm)
-        - (locked(&net).carried - carried_at_warm)
-        + locked(&net).inbox_full;
+        - (carried - carried_at_warm)
+        + inbox_full;
     let s = locked(&seen);
     Theirs {
         joined,

@@ -23,6 +23,8 @@ pub const DEAD_AFTER_MS: u64 = 1_500;
 /// bounded at scale — and no word from SWIM yet) waits before it is dead: SWIM's time to
 /// find it (its membership spreads in a few probe periods) or to declare it down.
 pub const UNREACHED_DEAD_AFTER_MS: u64 = 10_000;
+/// From half-way through that grace, how often SWIM announces itself to such a member.
+pub const ANNOUNCE_EVERY_MS: u64 = 1_000;
 
 /// A member as published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,21 +188,27 @@ impl Core {
         for id in unreachable {
             self.suspects.insert(id, later);
         }
-        // Half-way through their grace, members still unreached are asked (once) to
-        // answer SWIM: a join this node missed is then known in a round trip.
+        // From half-way through their grace, members still unreached are asked to answer
+        // SWIM (a join this node missed is then known in a round trip), again every
+        // second: on a lossy link one announce or its answer may be lost.
         let halfway = now + (UNREACHED_DEAD_AFTER_MS / 2 - DEAD_AFTER_MS);
         let due: Vec<NodeId> = self
             .suspects
             .iter()
             .filter(|(n, since)| {
-                **since > now && **since <= halfway && !self.announced.contains(*n)
+                **since > now
+                    && **since <= halfway
+                    && self
+                        .announced
+                        .get(*n)
+                        .is_none_or(|at| now.saturating_sub(*at) >= ANNOUNCE_EVERY_MS)
             })
             .map(|(n, _)| n.clone())
             .collect();
         let suspects = &self.suspects;
-        self.announced.retain(|n| suspects.contains_key(n));
+        self.announced.retain(|n, _| suspects.contains_key(n));
         for id in due {
-            self.announced.insert(id.clone());
+            self.announced.insert(id.clone(), now);
             self.out.push(super::Output::Announce(id));
         }
         let expired: Vec<NodeId> = self
@@ -237,5 +245,62 @@ impl Core {
         for (app, path, shared) in changes {
             self.apply_remote_exports(app, path, shared);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Config, Core, Input, Output};
+    use crate::mesh::replica::Replica;
+
+    /// A member known only by its record, which neither a connection nor SWIM vouches for:
+    /// from half-way through its grace SWIM is asked to announce itself to it every
+    /// second (one announce or its answer may be lost), until SWIM finds it alive.
+    #[test]
+    fn an_unreached_member_is_announced_to_every_second_until_swim_finds_it() {
+        let t0 = 1_767_225_600_000;
+        let mut core = Core::new(Config {
+            node: "a".into(),
+            node_id: NodeId::new("a"),
+            generation: 1,
+            ..Config::default()
+        });
+        core.step(Input::Now(t0));
+        let rec = MemberRecord {
+            name: "b".into(),
+            addresses: vec!["/sim/b".into()],
+            roots: Vec::new(),
+            version: "0".into(),
+            left: false,
+        };
+        let value = serde_json::to_vec(&rec).ok();
+        let entry = Replica::new(NodeId::new("b"), 1).write(Kind::Member, "b", value, t0, 0);
+        core.step(Input::Remote {
+            entries: vec![entry],
+            at_ms: t0,
+        });
+        let mut announces = Vec::new();
+        let mut dead_at = None;
+        for ms in (0..=12_000).step_by(250) {
+            if ms == 8_000 {
+                core.step(Input::SwimUp(NodeId::new("b")));
+            }
+            core.step(Input::Now(t0 + ms));
+            for out in core.take_outputs() {
+                match out {
+                    Output::Announce(n) if n.as_str() == "b" => announces.push(ms),
+                    Output::Event(crate::core::Event::Liveness { dead: true, .. }) => {
+                        dead_at = Some(ms)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(announces, vec![5_000, 6_000, 7_000], "announced at");
+        assert_eq!(
+            dead_at, None,
+            "SWIM found it alive before its grace ran out"
+        );
     }
 }

@@ -265,8 +265,8 @@ pub struct Core {
     now_ms: u64,
     connected: BTreeSet<crate::mesh::NodeId>,
     suspects: BTreeMap<crate::mesh::NodeId, u64>,
-    /// Unreached suspects SWIM was asked to announce itself to.
-    announced: BTreeSet<crate::mesh::NodeId>,
+    /// Unreached suspects SWIM was asked to announce itself to, and when last.
+    announced: BTreeMap<crate::mesh::NodeId, u64>,
     /// Members SWIM declared down (whatever their connections say).
     swim_down: std::collections::BTreeSet<crate::mesh::NodeId>,
     /// Members SWIM found alive (it probes every member, connected or not).
@@ -305,7 +305,7 @@ impl Core {
             now_ms: 0,
             connected: BTreeSet::new(),
             suspects: BTreeMap::new(),
-            announced: BTreeSet::new(),
+            announced: BTreeMap::new(),
             swim_down: Default::default(),
             swim_alive: Default::default(),
             scan_members: true,
