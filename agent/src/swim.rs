@@ -151,7 +151,7 @@ pub fn config(suspect_for: Duration) -> Config {
 }
 
 /// How long a member suspected because its connection closed has to refute: two
-/// thirds of the suspicion a silent probe starts in a mesh of up to a hundred.
+/// thirds of the configured suspicion, whatever the mesh's size.
 pub fn closed_suspect_for(suspect_for: Duration) -> Duration {
     suspect_for * 2 / 3
 }
@@ -161,8 +161,8 @@ pub fn closed_suspect_for(suspect_for: Duration) -> Duration {
 /// members: 4 s at 100, 6 s at 1,000 for the configured 3 s; memberlist's and Lifeguard's
 /// rule) — the suspicion and the refutation each cross the mesh by gossip, which takes a
 /// round more each time the mesh grows tenfold, and on a lossy link a fixed time lets
-/// the slowest refutations arrive too late (5% loss, a fixed 3 s: two live members
-/// declared dead in ten minutes at 1,000, one in two minutes of churn at 100).
+/// the slowest refutations arrive too late (5% loss, a fixed 3 s: one live member
+/// declared dead in two minutes of churn at 100, none with 4 s).
 pub fn probe_suspect_for(suspect_for: Duration, members: usize) -> Duration {
     let decades = (members.max(1) as f64).log10();
     suspect_for.mul_f64((decades * 2.0 / 3.0).max(1.0))
