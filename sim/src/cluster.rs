@@ -537,9 +537,7 @@ impl Cluster {
                     self.metrics.state_changed(k, &path, state, now_us, awaited);
                 }
                 Output::Event(Event::Liveness { node, dead }) => {
-                    let j = node.as_str().strip_prefix('n').and_then(|s| s.parse().ok());
-                    if let Some(j) = j {
-                        let j: usize = j;
+                    if let Some(j) = index(node.as_str()) {
                         // A late verdict on a life that ended lately is not false.
                         let lately = self.nodes[j]
                             .crashed_at
@@ -567,7 +565,7 @@ impl Cluster {
     fn swim_outputs(&mut self, k: usize, out: roboconf_agent::swim::Outbox) {
         let life = self.nodes[k].life;
         for (peer, data) in out.sends {
-            if let Some(j) = peer.strip_prefix('n').and_then(|s| s.parse::<usize>().ok()) {
+            if let Some(j) = index(&peer) {
                 let size = data.len();
                 self.send(k, j, Msg::Swim(data), size);
             }
@@ -583,8 +581,7 @@ impl Cluster {
             );
         }
         for p in out.suspected {
-            let j = p.strip_prefix('n').and_then(|s| s.parse::<usize>().ok());
-            if let Some(j) = j {
+            if let Some(j) = index(&p) {
                 let real = !self.nodes[j].up || !self.parts.connected(k, j);
                 self.metrics.suspected(real);
             }
@@ -659,6 +656,11 @@ impl Cluster {
         };
         digests.all(|d| d == first)
     }
+}
+
+/// The index of the node named `name` (`n<index>`).
+fn index(name: &str) -> Option<usize> {
+    name.strip_prefix('n')?.parse().ok()
 }
 
 /// Bytes of entries on the wire, approximately (key, value, origin, stamps).

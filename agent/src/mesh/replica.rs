@@ -133,6 +133,11 @@ pub enum Refused {
     Clock,
 }
 
+/// At most this many sequence numbers are remembered beyond a gap per origin (a peer
+/// sending ever higher numbers cannot grow the set without bound); past it the highest
+/// are forgotten, and anti-entropy brings their watermark up instead.
+const MAX_ABOVE: usize = 4_096;
+
 #[derive(Debug, Clone, Default)]
 struct Space {
     /// Everything up to here is held.
@@ -251,9 +256,9 @@ impl Replica {
         self.note_writer(&e);
         let me = self.me.clone();
         self.set_watermark(&me, self.seq);
-        if let Some(space) = self.spaces.get_mut(&me) {
-            space.entries.insert((kind, key.to_string()), e.clone());
-        }
+        self.space(&me)
+            .entries
+            .insert((kind, key.to_string()), e.clone());
         e
     }
 
@@ -269,6 +274,9 @@ impl Replica {
         let w = space.watermark;
         if e.seq > w.saturating_add(1) {
             space.above.insert(e.seq);
+            if space.above.len() > MAX_ABOVE {
+                space.above.pop_last();
+            }
         }
         let slot = (e.kind, e.key.clone());
         let changed = match space.entries.get(&slot) {
@@ -569,6 +577,24 @@ mod tests {
         a.apply(sent[0].clone(), 20).unwrap();
         assert_eq!(a.watermark(b.origin()), 4);
         assert_eq!(a.digest_hash(), b.digest_hash());
+    }
+
+    /// A peer sending ever higher sequence numbers beyond a gap: what is remembered of
+    /// them stays bounded, and the watermark still moves once the gap fills.
+    #[test]
+    fn numbers_held_beyond_a_gap_are_bounded() {
+        let mut a = Replica::new(node("a"), 1);
+        let mut b = Replica::new(node("b"), 1);
+        let first = b.write(Kind::Desired, "k", Some(vec![0]), 10, 0);
+        for k in 0..(MAX_ABOVE as u64 + 100) {
+            let mut e = b.write(Kind::Desired, "k", Some(vec![1]), 10, 0);
+            e.seq = 10 + k;
+            a.apply(e, 20).unwrap();
+        }
+        assert_eq!(a.spaces[b.origin()].above.len(), MAX_ABOVE);
+        a.apply(first, 20).unwrap();
+        assert_eq!(a.watermark(b.origin()), 1);
+        assert_eq!(a.digest_hash(), digest_hash(&a.digest()));
     }
 
     /// Sequence numbers at the top of the range (a malformed or hostile peer's) move
