@@ -148,6 +148,26 @@ struct Space {
     entries: BTreeMap<(Kind, String), Entry>,
 }
 
+/// The origins that wrote one record, and the one whose write is current (the highest
+/// ranked; among equals, the highest origin).
+#[derive(Debug, Clone, Default)]
+struct Writers {
+    all: std::collections::BTreeSet<Origin>,
+    current: Option<Origin>,
+}
+
+impl Writers {
+    /// Finds the current write again by visiting every writer.
+    fn recount(&mut self, spaces: &BTreeMap<Origin, Space>, slot: &(Kind, String)) {
+        self.current = self
+            .all
+            .iter()
+            .filter_map(|o| Some((spaces.get(o)?.entries.get(slot)?.rank(), o)))
+            .max()
+            .map(|(_, o)| o.clone());
+    }
+}
+
 /// Keeps `e` for `key` unless a write ranked at least as high is already there.
 fn keep_newest<'a>(out: &mut BTreeMap<&'a str, &'a Entry>, key: &'a str, e: &'a Entry) {
     if out.get(key).is_none_or(|cur| cur.rank() < e.rank()) {
@@ -162,9 +182,9 @@ pub struct Replica {
     clock: Clock,
     seq: u64,
     spaces: BTreeMap<Origin, Space>,
-    /// For records any node may write (not owner records): which origins wrote each,
-    /// so that finding the current one does not visit every origin.
-    writers: BTreeMap<(Kind, String), std::collections::BTreeSet<Origin>>,
+    /// For records any node may write (not owner records): which origins wrote each and
+    /// whose write is current, so that finding it visits no origin at all.
+    writers: BTreeMap<(Kind, String), Writers>,
     /// The digest's fingerprint, as a sum kept up to date (see `digest_hash`).
     sum: u128,
 }
@@ -194,12 +214,12 @@ impl Replica {
         for e in entries {
             seqs.entry(e.origin.clone()).or_default().push(e.seq);
             let _ = r.clock.observe(&e.hlc, u64::MAX / 2);
-            r.note_writer(&e);
             r.spaces
                 .entry(e.origin.clone())
                 .or_default()
                 .entries
-                .insert((e.kind, e.key.clone()), e);
+                .insert((e.kind, e.key.clone()), e.clone());
+            r.note_writer(&e);
         }
         for (origin, mut list) in seqs {
             list.sort_unstable();
@@ -253,12 +273,12 @@ impl Replica {
             hlc: self.clock.now(wall_ms),
             value,
         };
-        self.note_writer(&e);
         let me = self.me.clone();
         self.set_watermark(&me, self.seq);
         self.space(&me)
             .entries
             .insert((kind, key.to_string()), e.clone());
+        self.note_writer(&e);
         e
     }
 
@@ -386,12 +406,30 @@ impl Replica {
         (changed, refused)
     }
 
+    /// Notes `e`, just stored, as a write of its record (not owner records): it becomes
+    /// the current one if it ranks at least as high as the current one. A newer write
+    /// from the origin that held the current one may rank lower (a lower term): then
+    /// every writer is visited.
     fn note_writer(&mut self, e: &Entry) {
-        if !e.kind.owned() {
-            self.writers
-                .entry((e.kind, e.key.clone()))
-                .or_default()
-                .insert(e.origin.clone());
+        if e.kind.owned() {
+            return;
+        }
+        let slot = (e.kind, e.key.clone());
+        let writers = self.writers.entry(slot).or_default();
+        writers.all.insert(e.origin.clone());
+        let slot = (e.kind, e.key.clone());
+        let current = writers
+            .current
+            .as_ref()
+            .and_then(|o| Some((o, self.spaces.get(o)?.entries.get(&slot)?)));
+        match current {
+            Some((o, _)) if *o == e.origin => {
+                if writers.all.len() > 1 {
+                    writers.recount(&self.spaces, &slot);
+                }
+            }
+            Some((o, cur)) if (cur.rank(), o) > (e.rank(), &e.origin) => {}
+            _ => writers.current = Some(e.origin.clone()),
         }
     }
 
@@ -418,10 +456,8 @@ impl Replica {
                 }
                 candidates.extend(space.entries.get(&slot));
             }
-        } else if let Some(origins) = self.writers.get(&slot) {
-            for o in origins {
-                candidates.extend(self.spaces.get(o).and_then(|s| s.entries.get(&slot)));
-            }
+        } else if let Some(o) = self.writers.get(&slot).and_then(|w| w.current.as_ref()) {
+            candidates.extend(self.spaces.get(o).and_then(|s| s.entries.get(&slot)));
         }
         candidates
             .into_iter()
@@ -479,10 +515,12 @@ impl Replica {
         if let Some(space) = self.spaces.remove(origin) {
             self.sum = self.sum.wrapping_sub(term(origin, space.watermark));
         }
-        for set in self.writers.values_mut() {
-            set.remove(origin);
+        for (slot, writers) in self.writers.iter_mut() {
+            if writers.all.remove(origin) && writers.current.as_ref() == Some(origin) {
+                writers.recount(&self.spaces, slot);
+            }
         }
-        self.writers.retain(|_, set| !set.is_empty());
+        self.writers.retain(|_, w| !w.all.is_empty());
     }
 }
 
@@ -492,6 +530,52 @@ mod tests {
 
     fn node(n: &str) -> NodeId {
         NodeId::new(n)
+    }
+
+    /// The current write of a record any node may write is kept as it changes: a
+    /// higher term wins over a later clock, a writer's own rewrite at a lower term hands
+    /// the record to the next writer, and forgetting the current writer's origin too.
+    #[test]
+    fn the_current_writer_follows_rewrites_and_forgotten_origins() {
+        let mut r = Replica::new(node("r"), 1);
+        let mut writers: Vec<Replica> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Replica::new(node(n), 1))
+            .collect();
+        let key = "lamp/vm/app";
+        let value = |r: &Replica| r.get(Kind::Desired, key).map(|e| e.value.clone());
+        for (i, (w, term)) in writers.iter_mut().zip([5, 3, 0]).enumerate() {
+            let e = w.write(
+                Kind::Desired,
+                key,
+                Some(vec![i as u8]),
+                100 + i as u64,
+                term,
+            );
+            r.apply(e, 200).unwrap();
+        }
+        assert_eq!(
+            value(&r),
+            Some(Some(vec![0])),
+            "a's term 5 wins over later clocks"
+        );
+        let e = writers[0].write(Kind::Desired, key, Some(vec![9]), 300, 0);
+        r.apply(e, 300).unwrap();
+        assert_eq!(
+            value(&r),
+            Some(Some(vec![1])),
+            "b's term 3 is now the highest"
+        );
+        r.forget(&writers[1].origin().clone());
+        assert_eq!(
+            value(&r),
+            Some(Some(vec![9])),
+            "then a's rewrite, the latest clock"
+        );
+        r.forget(&writers[0].origin().clone());
+        assert_eq!(value(&r), Some(Some(vec![2])));
+        r.forget(&writers[2].origin().clone());
+        assert_eq!(value(&r), None);
     }
 
     #[test]
