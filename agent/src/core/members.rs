@@ -120,7 +120,7 @@ impl Core {
     }
 
     pub(super) fn swim_verdict(&mut self, node: NodeId, alive: bool) {
-        self.scan_members = true;
+        self.members_touched.insert(node.clone());
         let was = self.counts(node.as_str());
         if alive {
             self.swim_alive.insert(node.clone());
@@ -153,7 +153,7 @@ impl Core {
         // member was alive no longer vouches for it (until it says so again).
         self.connected.remove(&node);
         self.swim_alive.remove(&node);
-        self.scan_members = true;
+        self.members_touched.insert(node.clone());
         if !self.dead.contains(&node) {
             self.suspects.insert(node, self.now_ms);
         }
@@ -165,24 +165,31 @@ impl Core {
         let now = self.now_ms;
         let me = self.replica.origin().node.clone();
         // Only members nothing vouches for are parsed (to skip those that left).
-        let unreachable: Vec<NodeId> = if !std::mem::take(&mut self.scan_members) {
-            Vec::new()
-        } else {
+        let touched = std::mem::take(&mut self.members_touched);
+        let candidates: Vec<NodeId> = if std::mem::take(&mut self.scan_members) {
             self.replica
                 .all(Kind::Member)
                 .into_keys()
                 .map(NodeId::new)
-                .filter(|id| {
-                    *id != me
-                        && !self.connected.contains(id)
-                        && !self.swim_alive.contains(id)
-                        && !self.suspects.contains_key(id)
-                        && !self.dead.contains(id)
-                        && !self.swim_down.contains(id)
-                })
-                .filter(|id| !self.has_left(id.as_str()))
+                .collect()
+        } else {
+            touched
+                .into_iter()
+                .filter(|id| self.replica.get(Kind::Member, id.as_str()).is_some())
                 .collect()
         };
+        let unreachable: Vec<NodeId> = candidates
+            .into_iter()
+            .filter(|id| {
+                *id != me
+                    && !self.connected.contains(id)
+                    && !self.swim_alive.contains(id)
+                    && !self.suspects.contains_key(id)
+                    && !self.dead.contains(id)
+                    && !self.swim_down.contains(id)
+            })
+            .filter(|id| !self.has_left(id.as_str()))
+            .collect();
         // Given SWIM's time: they are suspects as of later than now.
         let later = now + (UNREACHED_DEAD_AFTER_MS - DEAD_AFTER_MS);
         for id in unreachable {

@@ -259,7 +259,7 @@ impl Core {
                 self.scan_apps = true;
             }
             if kind == Kind::Member {
-                self.scan_members = true;
+                self.members_touched.insert(NodeId::new(key.clone()));
                 // A member that left: its records stop counting at once.
                 self.owner_changed(&NodeId::new(key.clone()));
                 continue;

@@ -271,10 +271,13 @@ pub struct Core {
     swim_down: std::collections::BTreeSet<crate::mesh::NodeId>,
     /// Members SWIM found alive (it probes every member, connected or not).
     swim_alive: std::collections::BTreeSet<crate::mesh::NodeId>,
-    /// Whether the members or their reachability changed since the last look for
-    /// unreachable ones, and whether application records did since the last look for
-    /// bundles to fetch (both scans are over the whole replica: not on every tick).
+    /// Whether every member is to be looked at for unreachable ones (at the start), and
+    /// the members whose record or reachability changed since the last look (only they
+    /// can have become unreachable: a scan of every member at each change is O(N²)
+    /// while a large mesh boots); whether application records changed since the last
+    /// look for bundles to fetch.
     scan_members: bool,
+    members_touched: BTreeSet<crate::mesh::NodeId>,
     scan_apps: bool,
     dead: BTreeSet<crate::mesh::NodeId>,
     /// Set by `leave` (with the id to answer): everything hosted here stops, then the
@@ -309,6 +312,7 @@ impl Core {
             swim_down: Default::default(),
             swim_alive: Default::default(),
             scan_members: true,
+            members_touched: BTreeSet::new(),
             scan_apps: true,
             dead: BTreeSet::new(),
             leaving: None,

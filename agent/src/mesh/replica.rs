@@ -464,20 +464,33 @@ impl Replica {
             .max_by(|a, b| a.rank().cmp(&b.rank()))
     }
 
-    /// Every current record of a kind, by key.
+    /// Every current record of a kind, by key. For records any node may write, only
+    /// their current writes are visited (not every origin's space: at boot every node
+    /// writes the application's record, and the mesh has as many origins as nodes).
     pub fn all(&self, kind: Kind) -> BTreeMap<&str, &Entry> {
         let mut out: BTreeMap<&str, &Entry> = BTreeMap::new();
-        for (origin, space) in &self.spaces {
-            // Entries are ordered by kind first: only this kind's are visited.
-            let from = (kind, String::new());
-            for ((k, key), e) in space.entries.range(from..) {
-                if *k != kind {
+        let from = (kind, String::new());
+        if !kind.owned() {
+            for (slot, writers) in self.writers.range(from..) {
+                if slot.0 != kind {
                     break;
                 }
-                if kind.owned() && origin.node.as_str() != owner_of(key) {
-                    continue;
+                let current = writers.current.as_ref().and_then(|o| self.spaces.get(o));
+                if let Some(e) = current.and_then(|space| space.entries.get(slot)) {
+                    out.insert(slot.1.as_str(), e);
                 }
-                keep_newest(&mut out, key, e);
+            }
+        } else {
+            for (origin, space) in &self.spaces {
+                // Entries are ordered by kind first: only this kind's are visited.
+                for ((k, key), e) in space.entries.range(&from..) {
+                    if *k != kind {
+                        break;
+                    }
+                    if origin.node.as_str() == owner_of(key) {
+                        keep_newest(&mut out, key, e);
+                    }
+                }
             }
         }
         out.retain(|_, e| e.value.is_some());

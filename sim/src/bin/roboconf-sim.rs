@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use roboconf_sim::net::{Cpu, Link};
-use roboconf_sim::scenario::{run, Kind, Params};
+use roboconf_sim::scenario::{play, Kind, Params};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -127,7 +127,10 @@ fn main() -> ExitCode {
         kind,
         exporters: a.exporters,
     };
-    let (r, trace) = run(&p, true);
+    let (r, trace, cluster) = play(&p, true);
+    // The process ends below: the cluster's memory goes back with it, without freeing
+    // every simulated agent's maps one allocation at a time.
+    std::mem::forget(cluster);
     if a.json {
         let mut v = serde_json::to_value(&r).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
