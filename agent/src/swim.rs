@@ -302,15 +302,18 @@ impl Swim {
             return;
         }
         let mut still = std::mem::take(&mut self.told);
-        still.retain(|(id, incarnation)| {
-            self.foca.iter_members().any(|m| {
-                m.id() == id && m.incarnation() == *incarnation && m.state() == State::Suspect
-            })
-        });
+        still.retain(|(id, incarnation)| self.suspected_at(id, *incarnation));
         for (id, incarnation) in &still {
             self.tell_suspect(id, *incarnation);
         }
         self.told = still;
+    }
+
+    /// Whether `id` is still a suspect at `incarnation` here (not refuted, not down).
+    fn suspected_at(&self, id: &SwimId, incarnation: Incarnation) -> bool {
+        self.foca
+            .iter_members()
+            .any(|m| m.id() == id && m.incarnation() == incarnation && m.state() == State::Suspect)
     }
 
     /// Keeps the token of the latest timer foca asked for.
@@ -349,12 +352,7 @@ impl Swim {
             ..
         } = &t
         {
-            let pending = self.foca.iter_members().any(|m| {
-                m.id() == member_id
-                    && m.incarnation() == *incarnation
-                    && m.state() == State::Suspect
-            });
-            if !pending {
+            if !self.suspected_at(member_id, *incarnation) {
                 return;
             }
         }

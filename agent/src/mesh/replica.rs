@@ -415,9 +415,8 @@ impl Replica {
             return;
         }
         let slot = (e.kind, e.key.clone());
-        let writers = self.writers.entry(slot).or_default();
+        let writers = self.writers.entry(slot.clone()).or_default();
         writers.all.insert(e.origin.clone());
-        let slot = (e.kind, e.key.clone());
         let current = writers
             .current
             .as_ref()
@@ -440,27 +439,22 @@ impl Replica {
     }
 
     /// The current write of `kind`/`key`, a tombstone included. Only the origins that
-    /// can hold it are visited: the owner's for owner records, the writers' otherwise.
+    /// can hold it are visited: the owner's for owner records, the current writer's otherwise.
     pub fn latest(&self, kind: Kind, key: &str) -> Option<&Entry> {
         let slot = (kind, key.to_string());
-        let mut candidates: Vec<&Entry> = Vec::new();
-        if kind.owned() {
-            let owner = NodeId::new(owner_of(key));
-            let from = Origin {
-                node: owner.clone(),
-                generation: 0,
-            };
-            for (o, space) in self.spaces.range(from..) {
-                if o.node != owner {
-                    break;
-                }
-                candidates.extend(space.entries.get(&slot));
-            }
-        } else if let Some(o) = self.writers.get(&slot).and_then(|w| w.current.as_ref()) {
-            candidates.extend(self.spaces.get(o).and_then(|s| s.entries.get(&slot)));
+        if !kind.owned() {
+            let o = self.writers.get(&slot)?.current.as_ref()?;
+            return self.spaces.get(o)?.entries.get(&slot);
         }
-        candidates
-            .into_iter()
+        let owner = NodeId::new(owner_of(key));
+        let from = Origin {
+            node: owner.clone(),
+            generation: 0,
+        };
+        self.spaces
+            .range(from..)
+            .take_while(|(o, _)| o.node == owner)
+            .filter_map(|(_, space)| space.entries.get(&slot))
             .max_by(|a, b| a.rank().cmp(&b.rank()))
     }
 
