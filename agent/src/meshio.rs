@@ -240,7 +240,7 @@ impl MeshIo {
         let mut batches: Vec<Vec<Entry>> = vec![Vec::new()];
         let mut size = 0;
         for e in entries {
-            let len = e.value.as_ref().map_or(0, Vec::len) + e.key.len() + 128;
+            let len = e.value.as_ref().map_or(0, |v| v.len()) + e.key.len() + 128;
             if size + len > GOSSIP_BUDGET && !batches.last().is_some_and(Vec::is_empty) {
                 batches.push(Vec::new());
                 size = 0;

@@ -151,7 +151,13 @@ impl Store for Sled {
     }
 
     fn replica(&self) -> Result<Vec<crate::mesh::replica::Entry>, Error> {
-        decode(&self.replica)
+        let mut out = Vec::new();
+        for kv in self.replica.iter() {
+            let (_, v) = kv?;
+            // An entry this version cannot read is skipped (anti-entropy brings it back).
+            out.extend(crate::mesh::replica::Entry::from_stored(&v));
+        }
+        Ok(out)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {

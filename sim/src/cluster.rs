@@ -667,6 +667,6 @@ fn index(name: &str) -> Option<usize> {
 fn entries_size(entries: &[Entry]) -> usize {
     entries
         .iter()
-        .map(|e| e.key.len() + e.value.as_ref().map_or(0, Vec::len) + 48)
+        .map(|e| e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48)
         .sum()
 }

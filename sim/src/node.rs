@@ -137,7 +137,7 @@ impl Node {
             .collect();
         let replica: Vec<Entry> = read("replica")
             .iter()
-            .filter_map(|v| serde_json::from_slice(v).ok())
+            .filter_map(|v| Entry::from_stored(v))
             .collect();
         let known: Vec<String> = read("apps")
             .iter()

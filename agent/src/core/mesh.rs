@@ -51,11 +51,7 @@ pub fn desired_key(app: &str, path: &str) -> String {
 /// know where its peers are, or it cannot reach them to catch up), the others as `Peer`
 /// writes (anti-entropy brings back what a crash lost).
 fn peer_write(e: &Entry) -> Write {
-    let (tree, key, value) = (
-        TREE_REPLICA,
-        Replica::store_key(e),
-        serde_json::to_vec(e).unwrap_or_default(),
-    );
+    let (tree, key, value) = (TREE_REPLICA, Replica::store_key(e), e.to_stored());
     if e.kind == Kind::Member {
         Write::Put { tree, key, value }
     } else {
@@ -79,7 +75,7 @@ impl Core {
         self.writes.push(Write::Put {
             tree: TREE_REPLICA,
             key: Replica::store_key(&e),
-            value: serde_json::to_vec(&e).unwrap_or_default(),
+            value: e.to_stored(),
         });
         self.broadcast.push(e);
     }
@@ -88,7 +84,7 @@ impl Core {
     /// withdrawn): nothing is gossiped for nothing.
     pub(super) fn put_if_changed(&mut self, kind: Kind, key: &str, value: Option<Vec<u8>>) {
         let same = match self.replica.get(kind, key) {
-            Some(e) => e.value == value,
+            Some(e) => e.value.as_deref() == value.as_deref(),
             None => value.is_none(),
         };
         if !same {

@@ -34,7 +34,7 @@ impl Core {
                     .members()
                     .into_iter()
                     .map(|(id, rec, live)| crate::api::MemberView {
-                        id: id.0,
+                        id: id.to_string(),
                         name: rec.name,
                         addresses: rec.addresses,
                         state: serde_json::to_value(live)

@@ -9,14 +9,17 @@ pub mod replica;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// A node of the mesh (its libp2p peer id, as text).
+/// A node of the mesh (its libp2p peer id, as text). Shared, not copied: a replica names
+/// the same node in every origin, clock stamp and record it holds, so a clone is a
+/// reference count, not an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NodeId(pub String);
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
-    pub fn new(s: impl Into<String>) -> NodeId {
-        NodeId(s.into())
+    pub fn new(s: impl AsRef<str>) -> NodeId {
+        NodeId(Arc::from(s.as_ref()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -12,6 +12,7 @@ use super::hlc::{Clock, Hlc};
 use super::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Kinds of records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,7 +41,7 @@ pub const OWNER_SEP: char = '\u{1f}';
 /// The key of an owner record: `node`, then the rest.
 pub fn owner_key(node: &NodeId, rest: &str) -> String {
     if rest.is_empty() {
-        node.0.clone()
+        node.to_string()
     } else {
         format!("{}{OWNER_SEP}{rest}", node.0)
     }
@@ -70,11 +71,26 @@ pub struct Entry {
     /// Coordinator term (launch intents); 0 otherwise.
     pub term: u64,
     pub hlc: Hlc,
-    /// `None`: deleted.
-    pub value: Option<Vec<u8>>,
+    /// `None`: deleted. Shared, not copied: every replica that takes the entry in holds
+    /// the same bytes.
+    pub value: Option<Arc<[u8]>>,
 }
 
 impl Entry {
+    /// The entry as the store keeps it: a compact binary form (a node holds one per
+    /// record of the mesh, so JSON's number-per-byte values would triple the store).
+    pub fn to_stored(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default()
+    }
+
+    /// An entry read back from the store; `None` if the bytes are not one.
+    pub fn from_stored(bytes: &[u8]) -> Option<Entry> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .ok()
+            .filter(|(_, used)| *used == bytes.len())
+            .map(|(e, _)| e)
+    }
+
     /// Last-writer-wins order: term, then clock, then node.
     fn rank(&self) -> (u64, &Hlc) {
         (self.term, &self.hlc)
@@ -271,7 +287,7 @@ impl Replica {
             seq: self.seq,
             term,
             hlc: self.clock.now(wall_ms),
-            value,
+            value: value.map(Arc::from),
         };
         let me = self.me.clone();
         self.set_watermark(&me, self.seq);
@@ -363,8 +379,11 @@ impl Replica {
     /// so that each watermark sent is exact.
     pub fn delta_for(&self, theirs: &Digest, max_entries: usize) -> Delta {
         let mut d = Delta::default();
+        // Both maps are in origin order: one walk through each, no lookups.
+        let mut theirs = theirs.iter().peekable();
         for (origin, space) in &self.spaces {
-            let have = theirs.get(origin).copied().unwrap_or(0);
+            while theirs.next_if(|(o, _)| *o < origin).is_some() {}
+            let have = theirs.next_if(|(o, _)| *o == origin).map_or(0, |(_, w)| *w);
             if space.watermark <= have {
                 continue;
             }
@@ -550,7 +569,10 @@ mod tests {
             .map(|n| Replica::new(node(n), 1))
             .collect();
         let key = "lamp/vm/app";
-        let value = |r: &Replica| r.get(Kind::Desired, key).map(|e| e.value.clone());
+        let value = |r: &Replica| {
+            r.get(Kind::Desired, key)
+                .map(|e| e.value.as_deref().map(<[u8]>::to_vec))
+        };
         for (i, (w, term)) in writers.iter_mut().zip([5, 3, 0]).enumerate() {
             let e = w.write(
                 Kind::Desired,

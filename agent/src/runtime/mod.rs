@@ -484,7 +484,11 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(64);
     let (swim_timer_tx, mut swim_timer_rx) = mpsc::channel(1024);
     let swim = mesh.as_ref().map(|m| {
-        crate::swim::Swim::new(&m.node_id().0, life, crate::swim::config(SWIM_SUSPECT_FOR))
+        crate::swim::Swim::new(
+            m.node_id().as_str(),
+            life,
+            crate::swim::config(SWIM_SUSPECT_FOR),
+        )
     });
     let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
     tokio::spawn(control::serve(listener, requests_tx));
