@@ -142,3 +142,35 @@ fn an_importer_left_without_its_exporter_is_caught() {
         "an orphaned importer is a violation: {v:?}"
     );
 }
+
+/// An application's record is written by the node it was added on and by the nodes
+/// that host its roots, not by every node that fetched it (which would gossip N records
+/// to N nodes for each application added); every node still holds and runs it.
+#[test]
+fn only_the_adder_and_the_hosts_share_an_application() {
+    let p = params(40, 3, Kind::Steady, 10, 0.0);
+    let (report, _, cluster) = roboconf_sim::scenario::play(&p, false);
+    assert!(report.invariant_violations.is_empty(), "{report:?}");
+    let hosts = p.exporters + 1;
+    for node in &cluster.nodes {
+        let writers: std::collections::BTreeSet<Vec<u8>> = node
+            .durable
+            .get("replica")
+            .into_iter()
+            .flat_map(|t| t.keys())
+            .filter(|k| k.windows(13).any(|w| w == b"\0Application\0"))
+            .map(|k| k.split(|b| *b == 0).next().unwrap_or_default().to_vec())
+            .collect();
+        assert!(
+            !writers.is_empty() && writers.len() <= hosts,
+            "{}: {} writers of the application's record",
+            node.name,
+            writers.len()
+        );
+        assert!(
+            node.core.app(roboconf_sim::scenario::APP).is_some(),
+            "{} has not registered the application",
+            node.name
+        );
+    }
+}

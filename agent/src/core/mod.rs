@@ -453,6 +453,7 @@ impl Core {
                 self.now_ms = self.now_ms.max(ms);
                 self.expire_suspects();
                 self.fetch_missing();
+                self.keep_apps_shared();
                 self.reconcile();
                 self.check_left();
             }
@@ -468,7 +469,7 @@ impl Core {
                 // A failed fetch is tried again on the next tick.
                 self.scan_apps |= app.is_none();
                 if let Some(app) = app {
-                    let _ = self.command(Command::AppAdd { app, start: false });
+                    let _ = self.app_add(*app, false, true);
                     self.reconcile();
                 }
             }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 impl Core {
     pub(super) fn command(&mut self, c: Command) -> Response {
         match c {
-            Command::AppAdd { app, start } => self.app_add(*app, start),
+            Command::AppAdd { app, start } => self.app_add(*app, start, false),
             Command::AppRemove { name } => self.app_remove(&name),
             Command::AppList => Response::Apps {
                 apps: self.app_list(),
@@ -87,7 +87,14 @@ impl Core {
         }
     }
 
-    fn app_add(&mut self, loaded: super::LoadedApp, start: bool) -> Response {
+    /// Registers an application: added by the operator, or `fetched` from the mesh
+    /// because another node shares it.
+    pub(super) fn app_add(
+        &mut self,
+        loaded: super::LoadedApp,
+        start: bool,
+        fetched: bool,
+    ) -> Response {
         if self.apps.contains_key(&loaded.name) {
             return Response::error(format!(
                 "an application named `{}` is already registered",
@@ -123,7 +130,6 @@ impl Core {
         }
         self.adopt_remote(&name);
         self.claim_hosts(&name);
-        self.share_application(&name, start);
         let hosted: Vec<&str> = self
             .cfg
             .hosts
@@ -131,11 +137,20 @@ impl Core {
             .filter(|(a, _)| *a == name)
             .map(|(_, r)| r.as_str())
             .collect();
+        let hosts_it = !hosted.is_empty();
         let note = if hosted.is_empty() {
             " (this agent hosts none of its roots)".to_string()
         } else {
             format!(" (hosting {})", hosted.join(", "))
         };
+        // The operator's node shares the application; of the nodes that fetch it, those
+        // that host one of its roots share it too, so that its record outlives the node
+        // it was added on. (Every fetcher writing it would gossip N records to N nodes
+        // at every application added; if every writer is gone, the nodes holding it
+        // share it again: `keep_apps_shared`.)
+        if !fetched || hosts_it {
+            self.share_application(&name, start);
+        }
         Response::ok(format!(
             "application `{name}` added: {n} instances{}{note}",
             if start { ", starting all" } else { "" }
