@@ -161,7 +161,9 @@ struct Space {
     /// Sequence numbers received above the watermark (beyond a gap): when the gap fills,
     /// the watermark moves past them too.
     above: std::collections::BTreeSet<u64>,
-    entries: BTreeMap<(Kind, String), Entry>,
+    /// Boxed: most origins hold one or two records, and a map's first node has room for
+    /// eleven — eleven whole entries would be most of a replica's memory.
+    entries: BTreeMap<(Kind, String), Box<Entry>>,
 }
 
 /// The origins that wrote one record, and the one whose write is current (the highest
@@ -234,7 +236,7 @@ impl Replica {
                 .entry(e.origin.clone())
                 .or_default()
                 .entries
-                .insert((e.kind, e.key.clone()), e.clone());
+                .insert((e.kind, e.key.clone()), Box::new(e.clone()));
             r.note_writer(&e);
         }
         for (origin, mut list) in seqs {
@@ -293,7 +295,7 @@ impl Replica {
         self.set_watermark(&me, self.seq);
         self.space(&me)
             .entries
-            .insert((kind, key.to_string()), e.clone());
+            .insert((kind, key.to_string()), Box::new(e.clone()));
         self.note_writer(&e);
         e
     }
@@ -318,7 +320,7 @@ impl Replica {
         let changed = match space.entries.get(&slot) {
             Some(old) if old.seq >= e.seq => false,
             _ => {
-                space.entries.insert(slot, e.clone());
+                space.entries.insert(slot, Box::new(e.clone()));
                 true
             }
         };
@@ -387,8 +389,12 @@ impl Replica {
             if space.watermark <= have {
                 continue;
             }
-            let mut missing: Vec<&Entry> =
-                space.entries.values().filter(|e| e.seq > have).collect();
+            let mut missing: Vec<&Entry> = space
+                .entries
+                .values()
+                .map(|e| &**e)
+                .filter(|e| e.seq > have)
+                .collect();
             if !d.entries.is_empty() && d.entries.len() + missing.len() > max_entries {
                 break;
             }
@@ -463,7 +469,7 @@ impl Replica {
         let slot = (kind, key.to_string());
         if !kind.owned() {
             let o = self.writers.get(&slot)?.current.as_ref()?;
-            return self.spaces.get(o)?.entries.get(&slot);
+            return self.spaces.get(o)?.entries.get(&slot).map(|e| &**e);
         }
         let owner = NodeId::new(owner_of(key));
         let from = Origin {
@@ -475,6 +481,7 @@ impl Replica {
             .take_while(|(o, _)| o.node == owner)
             .filter_map(|(_, space)| space.entries.get(&slot))
             .max_by(|a, b| a.rank().cmp(&b.rank()))
+            .map(|e| &**e)
     }
 
     /// Every current record of a kind, by key. For records any node may write, only
