@@ -24,8 +24,11 @@ use std::time::Duration;
 /// foca finds a member by comparing addresses with every member it holds, for each
 /// update it applies: the address is a 64-bit hash of the peer id, computed once, so
 /// that a lookup compares integers instead of copying and comparing strings. (It never
-/// leaves the process; two peer ids with one hash would need 2⁶⁴ tries to find.)
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+/// leaves the process; two peer ids with one hash would need 2⁶⁴ tries to find.) For the
+/// same reason two ids are equal when their addresses and lives are: foca compares the
+/// member it found with the update's, and reading the peer id's text there was a cache
+/// miss per update applied.
+#[derive(Debug, Clone, Serialize)]
 pub struct SwimId {
     pub peer: Arc<str>,
     pub bump: u64,
@@ -43,6 +46,21 @@ impl SwimId {
             bump,
             addr: h.finish(),
         }
+    }
+}
+
+impl PartialEq for SwimId {
+    fn eq(&self, other: &SwimId) -> bool {
+        self.addr == other.addr && self.bump == other.bump
+    }
+}
+
+impl Eq for SwimId {}
+
+impl std::hash::Hash for SwimId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.addr.hash(h);
+        self.bump.hash(h);
     }
 }
 
