@@ -64,6 +64,7 @@ fn tokens_admit_once_and_bad_ones_are_refused() {
     };
     let o = b.cli(&["join", &addr, "--token", &tampered]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown token"), "{}", stderr(&o));
     // The real one admits b; b then sees a and a sees b.
     let o = b.cli(&["join", &addr, "--token", &token]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -89,6 +89,8 @@ impl Task {
         tx: oneshot::Sender<Result<Grant, Error>>,
     ) {
         self.unadmitted.entry(peer).or_insert_with(Instant::now);
+        // Closing the connection of a refused earlier attempt would close this one too.
+        self.closing.retain(|(p, _)| *p != peer);
         let req = encode(&Request::Join { token });
         let id = self.swarm.behaviour_mut().admit.send_request(&peer, req);
         self.waiting.insert(id, Waiting::Joined(peer, tx));
@@ -152,6 +154,10 @@ impl Task {
                         self.answer(channel, &answer);
                     }
                     Some(Request::Join { token }) if self.verifier.is_some() => {
+                        // A new attempt gets its answer: the close a refused earlier one
+                        // scheduled would cut it off (the time limit on being admitted
+                        // still holds).
+                        self.closing.retain(|(p, _)| *p != peer);
                         let id = self.next_inbound;
                         self.next_inbound += 1;
                         self.joining.insert(id, (peer, channel));
