@@ -155,9 +155,11 @@ impl Task {
                     }
                     Some(Request::Join { token }) if self.verifier.is_some() => {
                         // A new attempt gets its answer: the close a refused earlier one
-                        // scheduled would cut it off (the time limit on being admitted
-                        // still holds).
-                        self.closing.retain(|(p, _)| *p != peer);
+                        // scheduled would cut it off. Not past the time limit on being
+                        // admitted: a peer refused for that stays refused.
+                        if self.unadmitted.contains_key(&peer) {
+                            self.closing.retain(|(p, _)| *p != peer);
+                        }
                         let id = self.next_inbound;
                         self.next_inbound += 1;
                         self.joining.insert(id, (peer, channel));
