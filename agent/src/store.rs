@@ -81,13 +81,19 @@ impl Sled {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, Error> {
+    read_all(tree.iter(), |v| serde_json::from_slice(v).ok())
+}
+
+/// Every value `parse` can read. A record this version cannot read is skipped rather
+/// than stopping the agent (a replica entry comes back by anti-entropy).
+fn read_all<T>(
+    kvs: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    parse: impl Fn(&[u8]) -> Option<T>,
+) -> Result<Vec<T>, Error> {
     let mut out = Vec::new();
-    for kv in tree.iter() {
+    for kv in kvs {
         let (_, v) = kv?;
-        // A record this version cannot read is skipped rather than stopping the agent.
-        if let Ok(r) = serde_json::from_slice(&v) {
-            out.push(r);
-        }
+        out.extend(parse(&v));
     }
     Ok(out)
 }
@@ -151,13 +157,10 @@ impl Store for Sled {
     }
 
     fn replica(&self) -> Result<Vec<crate::mesh::replica::Entry>, Error> {
-        let mut out = Vec::new();
-        for kv in self.replica.iter() {
-            let (_, v) = kv?;
-            // An entry this version cannot read is skipped (anti-entropy brings it back).
-            out.extend(crate::mesh::replica::Entry::from_stored(&v));
-        }
-        Ok(out)
+        read_all(
+            self.replica.iter(),
+            crate::mesh::replica::Entry::from_stored,
+        )
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -173,14 +176,9 @@ impl Store for Sled {
     fn runs(&self, app: &str, path: &str) -> Result<Vec<RunRecord>, Error> {
         let mut prefix = crate::core::records::instance_key(app, path);
         prefix.push(0);
-        let mut out = Vec::new();
-        for kv in self.runs.scan_prefix(prefix) {
-            let (_, v) = kv?;
-            if let Ok(r) = serde_json::from_slice(&v) {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        read_all(self.runs.scan_prefix(prefix), |v| {
+            serde_json::from_slice(v).ok()
+        })
     }
 }
 

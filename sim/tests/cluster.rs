@@ -2,6 +2,7 @@
 //! invariants hold over many seeds of mixed faults at N = 50, and they do catch a mesh
 //! that cannot converge.
 
+use roboconf_agent::mesh::replica::{Entry, Kind as ReplicaKind};
 use roboconf_sim::net::{Cpu, Link};
 use roboconf_sim::scenario::{run, Kind, Params};
 
@@ -153,13 +154,14 @@ fn only_the_adder_and_the_hosts_share_an_application() {
     assert!(report.invariant_violations.is_empty(), "{report:?}");
     let hosts = p.exporters + 1;
     for node in &cluster.nodes {
-        let writers: std::collections::BTreeSet<Vec<u8>> = node
+        let writers: std::collections::BTreeSet<_> = node
             .durable
             .get("replica")
             .into_iter()
-            .flat_map(|t| t.keys())
-            .filter(|k| k.windows(13).any(|w| w == b"\0Application\0"))
-            .map(|k| k.split(|b| *b == 0).next().unwrap_or_default().to_vec())
+            .flat_map(|t| t.values())
+            .filter_map(|v| Entry::from_stored(v))
+            .filter(|e| e.kind == ReplicaKind::Application)
+            .map(|e| e.origin)
             .collect();
         assert!(
             !writers.is_empty() && writers.len() <= hosts,

@@ -411,21 +411,6 @@ impl Core {
         }
     }
 
-    /// Shares again the applications registered here of which the replica holds no
-    /// write at all (every writer forgotten, or a restart that lost the copy not yet
-    /// flushed). An application removed here is not registered any more.
-    pub(super) fn keep_apps_shared(&mut self) {
-        let lost: Vec<String> = self
-            .apps
-            .keys()
-            .filter(|name| self.replica.latest(Kind::Application, name).is_none())
-            .cloned()
-            .collect();
-        for name in lost {
-            self.share_application(&name, false);
-        }
-    }
-
     /// Asks for the bundles of applications known to the mesh but not registered here.
     pub(super) fn fetch_missing(&mut self) {
         if !std::mem::take(&mut self.scan_apps) {

@@ -453,7 +453,6 @@ impl Core {
                 self.now_ms = self.now_ms.max(ms);
                 self.expire_suspects();
                 self.fetch_missing();
-                self.keep_apps_shared();
                 self.reconcile();
                 self.check_left();
             }

@@ -138,16 +138,15 @@ impl Core {
             .map(|(_, r)| r.as_str())
             .collect();
         let hosts_it = !hosted.is_empty();
-        let note = if hosted.is_empty() {
-            " (this agent hosts none of its roots)".to_string()
-        } else {
+        let note = if hosts_it {
             format!(" (hosting {})", hosted.join(", "))
+        } else {
+            " (this agent hosts none of its roots)".to_string()
         };
-        // The operator's node shares the application; of the nodes that fetch it, those
-        // that host one of its roots share it too, so that its record outlives the node
-        // it was added on. (Every fetcher writing it would gossip N records to N nodes
-        // at every application added; if every writer is gone, the nodes holding it
-        // share it again: `keep_apps_shared`.)
+        // The operator's node shares the application; of the nodes that fetch it, only
+        // those that host one of its roots share it too (every fetcher writing it would
+        // gossip N records to N nodes for each application added). Replicas keep a dead
+        // node's writes, so the record outlives the node it was added on.
         if !fetched || hosts_it {
             self.share_application(&name, start);
         }

@@ -80,12 +80,13 @@ impl Entry {
     /// The entry as the store keeps it: a compact binary form (a node holds one per
     /// record of the mesh, so JSON's number-per-byte values would triple the store).
     pub fn to_stored(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default()
+        bincode::serde::encode_to_vec(self, stored()).unwrap_or_default()
     }
 
-    /// An entry read back from the store; `None` if the bytes are not one.
+    /// An entry read back from the store; `None` if the bytes are not one (a damaged
+    /// store cannot make it allocate more than a message's worth).
     pub fn from_stored(bytes: &[u8]) -> Option<Entry> {
-        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        bincode::serde::decode_from_slice(bytes, stored())
             .ok()
             .filter(|(_, used)| *used == bytes.len())
             .map(|(e, _)| e)
@@ -95,6 +96,11 @@ impl Entry {
     fn rank(&self) -> (u64, &Hlc) {
         (self.term, &self.hlc)
     }
+}
+
+/// The store's encoding of an entry: no larger than the message that brought it.
+fn stored() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ super::wire::MAX_MESSAGE }>()
 }
 
 /// Per origin, the highest sequence number up to which a replica holds everything.
@@ -563,6 +569,19 @@ mod tests {
 
     fn node(n: &str) -> NodeId {
         NodeId::new(n)
+    }
+
+    /// The store's form of an entry reads back as the same entry; damaged bytes (cut,
+    /// trailing, or claiming a huge value) read back as nothing, without a panic.
+    #[test]
+    fn stored_entries_read_back_and_damaged_ones_are_skipped() {
+        let e = Replica::new(node("a"), 3).write(Kind::Exports, "a", Some(vec![1, 2, 3]), 7, 0);
+        let bytes = e.to_stored();
+        assert_eq!(Entry::from_stored(&bytes), Some(e));
+        assert_eq!(Entry::from_stored(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(Entry::from_stored(&[bytes.as_slice(), &[0]].concat()), None);
+        assert_eq!(Entry::from_stored(&[0xff; 64]), None);
+        assert_eq!(Entry::from_stored(&[]), None);
     }
 
     /// The current write of a record any node may write is kept as it changes: a
