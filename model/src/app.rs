@@ -1,12 +1,16 @@
 //! An application project on disk, loaded and validated as a whole: the descriptor, the
 //! graph from its entry point, the instances from theirs, the recipe folders under
 //! `graph/` (scripts, target properties), the commands and autonomic rules, and the DSL
-//! files that nothing reaches. Mirrors Roboconf's `RuntimeModelIo.loadApplication`.
+//! files that nothing reaches. Mirrors Roboconf's `RuntimeModelIo.loadApplication`, and
+//! keeps the application to its folder: the paths it names are resolved inside it and
+//! never through a symbolic link, and the links it holds are reported, since they are
+//! not part of what other nodes receive.
 
 use crate::commands::{self, Commands};
 use crate::descriptor::Descriptor;
 use crate::diag::{has_errors, Code, Diagnostic};
 use crate::dsl::text::{is_blank, is_strict_id};
+use crate::dsl::walk::{resolve_inside, walk, Expect, Refusal};
 use crate::dsl::Limits;
 use crate::graph::rules::{validate_graph, Scope};
 use crate::graph::{build_graph, Graph};
@@ -44,6 +48,12 @@ impl Application {
 
 /// Loads and validates the project in `dir`. The application is usable when the
 /// diagnostics hold no error.
+///
+/// Every path the application names (entry points, imports) is resolved inside its
+/// folder (`graph/`, `instances/`) and never through a symbolic link
+/// ([`resolve_inside`]); a file outside is never opened, so no finding can quote it.
+/// Symbolic links anywhere in the folder are reported (`X_SYMLINK_IGNORED`): they are
+/// not part of the application that other nodes receive.
 pub fn load_application(dir: &Path, limits: Limits) -> (Application, Vec<Diagnostic>) {
     let mut app = Application {
         dir: dir.to_path_buf(),
@@ -62,7 +72,19 @@ pub fn load_application(dir: &Path, limits: Limits) -> (Application, Vec<Diagnos
         ));
         return (app, diags);
     }
-    if !desc_dir.is_dir() {
+    let tree = list_tree(dir);
+    for link in &tree.links {
+        diags.push(Diagnostic::new(
+            Code::X_SYMLINK_IGNORED,
+            link,
+            0,
+            0,
+            "symbolic link left out of the application: links may point outside it and are not carried to other nodes (copy the file or folder instead)",
+        ));
+    }
+    if let Some(d) = refused_link(dir, "descriptor/application.properties") {
+        diags.push(d);
+    } else if !desc_dir.is_dir() {
         diags.push(Diagnostic::new(
             Code::PROJ_NO_DESC_DIR,
             dir,
@@ -96,7 +118,9 @@ pub fn load_application(dir: &Path, limits: Limits) -> (Application, Vec<Diagnos
     }
     let graph_dir = dir.join("graph");
     let mut graph_loaded = false;
-    if !graph_dir.is_dir() {
+    if let Some(d) = refused_link(dir, "graph") {
+        diags.push(d);
+    } else if !graph_dir.is_dir() {
         diags.push(Diagnostic::new(
             Code::PROJ_NO_GRAPH_DIR,
             dir,
@@ -104,89 +128,141 @@ pub fn load_application(dir: &Path, limits: Limits) -> (Application, Vec<Diagnos
             0,
             "the application has no `graph/` folder",
         ));
-    } else if let Some(gep) = app
-        .descriptor
-        .as_ref()
-        .and_then(|d| d.graph_entry_point.clone())
-        .filter(|g| !is_blank(g))
-    {
-        let entry = graph_dir.join(gep.trim());
-        if !entry.is_file() {
-            let d = app
-                .descriptor
-                .as_ref()
-                .map(|d| (d.file.clone(), d.line_of("graph-entry-point")))
-                .unwrap_or_default();
-            diags.push(Diagnostic::new(
+    } else if let Some((desc, gep)) = app.descriptor.as_ref().and_then(|d| {
+        let gep = d.graph_entry_point.as_deref().filter(|g| !is_blank(g))?;
+        Some((d, gep.trim().to_string()))
+    }) {
+        let line = desc.line_of("graph-entry-point");
+        match resolve_inside(&graph_dir, &gep) {
+            Err(refusal) => diags.push(refusal.diagnostic(
+                &format!("the graph entry point `{gep}`"),
+                &graph_dir,
+                &desc.file,
+                line,
+                1,
+            )),
+            Ok(entry) if !entry.is_file() => diags.push(Diagnostic::new(
                 Code::PROJ_MISSING_GRAPH_EP,
-                &d.0,
-                d.1,
+                &desc.file,
+                line,
                 1,
                 format!("the graph entry point `{}` does not exist", entry.display()),
-            ));
-        } else {
-            let build = build_graph(&entry, &graph_dir, limits);
-            app.files.extend(build.files.iter().cloned());
-            let ok = build.complete && !has_errors(&build.diagnostics);
-            diags.extend(build.diagnostics);
-            if ok {
-                diags.extend(validate_graph(
-                    &build.graph,
-                    Scope {
-                        whole_application: true,
-                    },
-                ));
-                diags.extend(recipes::validate_recipes(&build.graph, dir));
-                app.resolved = Resolved::new(&build.graph);
-                app.graph = Some(build.graph);
-            }
-            graph_loaded = true;
-        }
-    }
-    let inst_dir = dir.join("instances");
-    if let (Some(desc), true) = (app.descriptor.as_ref(), inst_dir.is_dir()) {
-        let iep = desc.instance_entry_point.clone().filter(|i| !is_blank(i));
-        match (&app.graph, iep) {
-            (None, _) if !graph_loaded => diags.push(Diagnostic::new(
-                Code::CO_GRAPH_COULD_NOT_BE_BUILT,
-                &inst_dir,
-                0,
-                0,
-                "instances cannot be read without a graph",
             )),
-            (None, _) | (_, None) => {}
-            (Some(graph), Some(iep)) => {
-                let entry = inst_dir.join(iep.trim());
-                if !entry.is_file() {
-                    diags.push(Diagnostic::new(
-                        Code::PROJ_MISSING_INSTANCE_EP,
-                        &desc.file,
-                        desc.line_of("instance-entry-point"),
-                        1,
-                        format!(
-                            "the instances entry point `{}` does not exist",
-                            entry.display()
-                        ),
+            Ok(entry) => {
+                let build = build_graph(&entry, &graph_dir, limits);
+                app.files.extend(build.files.iter().cloned());
+                let ok = build.complete && !has_errors(&build.diagnostics);
+                diags.extend(build.diagnostics);
+                if ok {
+                    diags.extend(validate_graph(
+                        &build.graph,
+                        Scope {
+                            whole_application: true,
+                        },
                     ));
-                } else {
-                    let build = build_instances(graph, &entry, &inst_dir, limits);
-                    app.files.extend(build.files.iter().cloned());
-                    let ok = !has_errors(&build.diagnostics);
-                    diags.extend(build.diagnostics);
-                    if ok {
-                        diags.extend(validate_instances(graph, &app.resolved, &build.set));
-                        app.instances = build.set;
-                    }
+                    diags.extend(recipes::validate_recipes(&build.graph, dir));
+                    app.resolved = Resolved::new(&build.graph);
+                    app.graph = Some(build.graph);
                 }
+                graph_loaded = true;
             }
         }
     }
+    load_instances(&mut app, graph_loaded, limits, &mut diags);
     load_commands_and_rules(&mut app, limits, &mut diags);
-    check_file_locations(&app, &mut diags);
+    check_file_locations(&app, &tree.files, &mut diags);
     if !has_errors(&diags) {
         diags.extend(validate_external_exports(&app));
     }
     (app, diags)
+}
+
+/// The finding when the path `rel` of the application goes through a symbolic link.
+fn refused_link(dir: &Path, rel: &str) -> Option<Diagnostic> {
+    let Err(refusal) = resolve_inside(dir, rel) else {
+        return None;
+    };
+    let Refusal::Link(link) = &refusal else {
+        return None;
+    };
+    Some(refusal.diagnostic(&format!("`{rel}`"), dir, link, 0, 0))
+}
+
+/// Reads the instances from their entry point when the graph was built. When it was
+/// not, the files the entry point reaches are only listed (their findings would follow
+/// from the missing graph), so that they are not called unreachable.
+fn load_instances(
+    app: &mut Application,
+    graph_loaded: bool,
+    limits: Limits,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let inst_dir = app.dir.join("instances");
+    if let Some(d) = refused_link(&app.dir, "instances") {
+        diags.push(d);
+        return;
+    }
+    let Some(desc) = app.descriptor.as_ref().filter(|_| inst_dir.is_dir()) else {
+        return;
+    };
+    if app.graph.is_none() && !graph_loaded {
+        diags.push(Diagnostic::new(
+            Code::CO_GRAPH_COULD_NOT_BE_BUILT,
+            &inst_dir,
+            0,
+            0,
+            "instances cannot be read without a graph",
+        ));
+    }
+    let Some(iep) = desc
+        .instance_entry_point
+        .as_deref()
+        .filter(|i| !is_blank(i))
+    else {
+        return;
+    };
+    let iep = iep.trim();
+    let line = desc.line_of("instance-entry-point");
+    let entry = match resolve_inside(&inst_dir, iep) {
+        Ok(entry) => entry,
+        Err(refusal) => {
+            diags.push(refusal.diagnostic(
+                &format!("the instances entry point `{iep}`"),
+                &inst_dir,
+                &desc.file,
+                line,
+                1,
+            ));
+            return;
+        }
+    };
+    let load = &mut |p: &Path| p.is_file().then(|| crate::dsl::parse_file(p, limits));
+    let Some(graph) = app.graph.as_ref() else {
+        let (files, _) = walk(&entry, &inst_dir, Expect::Instances, load, &mut |_, _| {});
+        app.files.extend(files);
+        return;
+    };
+    if !entry.is_file() {
+        diags.push(Diagnostic::new(
+            Code::PROJ_MISSING_INSTANCE_EP,
+            &desc.file,
+            line,
+            1,
+            format!(
+                "the instances entry point `{}` does not exist",
+                entry.display()
+            ),
+        ));
+        return;
+    }
+    let build = build_instances(graph, &entry, &inst_dir, limits);
+    app.files.extend(build.files.iter().cloned());
+    let ok = !has_errors(&build.diagnostics);
+    diags.extend(build.diagnostics);
+    if ok {
+        diags.extend(validate_instances(graph, &app.resolved, &build.set));
+        app.instances = build.set;
+    }
 }
 
 fn read_text(path: &Path, limits: Limits) -> Result<String, String> {
@@ -201,9 +277,18 @@ fn read_text(path: &Path, limits: Limits) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Every file under `dir`, recursively, sorted (unreadable folders are skipped).
-pub fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// What a folder holds, recursively, sorted: its files and folders are followed, its
+/// symbolic links are listed but never followed (a link may point outside the folder).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    pub files: Vec<PathBuf>,
+    pub links: Vec<PathBuf>,
+}
+
+/// Lists `dir` (itself followed even when it is a link: it is what the caller named);
+/// unreadable folders are skipped.
+pub fn list_tree(dir: &Path) -> Tree {
+    let mut tree = Tree::default();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else {
@@ -211,15 +296,29 @@ pub fn list_files(dir: &Path) -> Vec<PathBuf> {
         };
         for e in rd.flatten() {
             let p = e.path();
+            // The entry's own type: a link is not followed.
             match e.file_type() {
+                Ok(t) if t.is_symlink() => tree.links.push(p),
                 Ok(t) if t.is_dir() => todo.push(p),
-                Ok(t) if t.is_file() => out.push(p),
+                Ok(t) if t.is_file() => tree.files.push(p),
                 _ => {}
             }
         }
     }
-    out.sort();
-    out
+    tree.files.sort();
+    tree.links.sort();
+    tree
+}
+
+/// Every regular file under `dir`, recursively, sorted; symbolic links below `dir` are
+/// not followed (see [`list_tree`]).
+pub fn list_files(dir: &Path) -> Vec<PathBuf> {
+    list_tree(dir).files
+}
+
+/// True when `path` is a folder and not a symbolic link.
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 struct AppContext<'a> {
@@ -278,7 +377,13 @@ fn load_commands_and_rules(app: &mut Application, limits: Limits, diags: &mut Ve
     let cmd_dir = app.dir.join("commands");
     let mut names = BTreeSet::new();
     let mut loaded = Vec::new();
-    for f in list_files(&cmd_dir) {
+    // A linked folder is not read (and is reported with the other links).
+    let cmd_files = if is_real_dir(&cmd_dir) {
+        list_files(&cmd_dir)
+    } else {
+        Vec::new()
+    };
+    for f in cmd_files {
         let Some(name) = f
             .file_name()
             .and_then(|n| n.to_str())
@@ -311,7 +416,12 @@ fn load_commands_and_rules(app: &mut Application, limits: Limits, diags: &mut Ve
         .map(|(_, c)| (c.name.clone(), c))
         .collect();
     let rules_dir = app.dir.join("rules.autonomic");
-    for f in list_files(&rules_dir) {
+    let rule_files = if is_real_dir(&rules_dir) {
+        list_files(&rules_dir)
+    } else {
+        Vec::new()
+    };
+    for f in rule_files {
         if f.extension().and_then(|e| e.to_str()) != Some("drl") {
             diags.push(Diagnostic::new(
                 Code::PROJ_INVALID_RULE_EXT,
@@ -346,27 +456,28 @@ fn load_commands_and_rules(app: &mut Application, limits: Limits, diags: &mut Ve
     }
 }
 
-/// DSL files outside their folder, or that no entry point reaches.
-fn check_file_locations(app: &Application, diags: &mut Vec<Diagnostic>) {
+/// DSL files (among `all`, the application's files) outside their folder, or that no
+/// entry point reaches.
+fn check_file_locations(app: &Application, all: &[PathBuf], diags: &mut Vec<Diagnostic>) {
     let read: BTreeSet<&PathBuf> = app.files.iter().collect();
     for (ext, folder) in [("graph", "graph"), ("instances", "instances")] {
         let home = app.dir.join(folder);
-        for f in list_files(&app.dir) {
+        for f in all {
             if f.extension().and_then(|e| e.to_str()) != Some(ext) {
                 continue;
             }
             if !f.starts_with(&home) {
                 diags.push(Diagnostic::new(
                     Code::PROJ_INVALID_FILE_LOCATION,
-                    &f,
+                    f,
                     1,
                     1,
                     format!("`.{ext}` files belong under `{folder}/`"),
                 ));
-            } else if !read.contains(&f) {
+            } else if !read.contains(f) {
                 diags.push(Diagnostic::new(
                     Code::PROJ_UNREACHABLE_FILE,
-                    &f,
+                    f,
                     1,
                     1,
                     "no entry point imports this file, so it is ignored",

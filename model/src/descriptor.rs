@@ -112,12 +112,17 @@ impl Descriptor {
                 "name",
                 "the application name is empty".into(),
             ),
-            Some(n) if !is_app_name(n.trim()) => push(
-                Code::RM_INVALID_APPLICATION_NAME,
-                "name",
-                format!("invalid application name `{n}`"),
-            ),
-            Some(_) => {}
+            Some(n) => {
+                if let Err(message) = crate::limits::check_name("application", n.trim()) {
+                    push(Code::X_NAME_TOO_LONG, "name", message);
+                } else if !is_app_name(n.trim()) {
+                    push(
+                        Code::RM_INVALID_APPLICATION_NAME,
+                        "name",
+                        format!("invalid application name `{n}`"),
+                    );
+                }
+            }
         }
         match self.version.as_deref() {
             None => push(Code::RM_MISSING_APPLICATION_VERSION, "version", "the descriptor has no `application-version`".into()),

@@ -15,12 +15,12 @@ pub enum Severity {
 }
 
 macro_rules! codes {
-    ($($name:ident => $sev:ident,)*) => {
+    ($($(#[$doc:meta])* $name:ident => $sev:ident,)*) => {
         /// Every diagnostic code, named as in Roboconf (`ErrorCode`), plus this project's own.
         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Code {
-            $($name,)*
+            $($(#[$doc])* $name,)*
         }
 
         impl Code {
@@ -233,9 +233,22 @@ codes! {
     REST_DEBUG_AGENT_KO => Error,
     REST_DEBUG_MSG_SENT => Error,
     // This project's own codes (not in Roboconf).
+    /// Nesting deeper than a bound (`instance of` blocks, inheritance chains).
     X_NESTING_TOO_DEEP => Error,
+    /// A file larger than the bound on input size.
     X_INPUT_TOO_LARGE => Error,
+    /// More instances than the bound, after `count:`.
     X_TOO_MANY_INSTANCES => Error,
+    /// A name longer than `limits::MAX_NAME_BYTES`.
+    X_NAME_TOO_LONG => Error,
+    /// An instance path longer than `limits::MAX_PATH_BYTES`.
+    X_INSTANCE_PATH_TOO_LONG => Error,
+    /// An entry point or an import that leaves its folder (`graph/`, `instances/`).
+    X_FILE_OUTSIDE_FOLDER => Error,
+    /// A file or folder the model must read is a symbolic link: it is not followed.
+    X_SYMLINK_REFUSED => Error,
+    /// A symbolic link in the application folder: it is not part of the application.
+    X_SYMLINK_IGNORED => Warning,
 }
 
 impl Code {

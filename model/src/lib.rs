@@ -12,6 +12,7 @@ pub mod diag;
 pub mod dsl;
 pub mod graph;
 pub mod instances;
+pub mod limits;
 pub mod props;
 pub mod recipes;
 pub mod resolve;

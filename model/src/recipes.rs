@@ -16,7 +16,8 @@ pub fn recipe_dir(g: &Graph, c: usize, dir: &Path) -> Option<std::path::PathBuf>
     g.extended_chain(c)
         .into_iter()
         .map(|x| dir.join("graph").join(&g.components[x].name))
-        .find(|p| p.is_dir())
+        // A link is never followed: it could lead out of the application.
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
 }
 
 /// Checks the recipe folder of every component of `g` in the project `dir`.
@@ -43,7 +44,9 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
         if installer.eq_ignore_ascii_case("target") {
             check_targets(&rdir, &mut out);
         } else if installer.eq_ignore_ascii_case("script") {
-            if !crate::app::list_files(&rdir).is_empty() && !rdir.join("scripts").is_dir() {
+            if !crate::app::list_files(&rdir).is_empty()
+                && !std::fs::symlink_metadata(rdir.join("scripts")).is_ok_and(|m| m.is_dir())
+            {
                 out.push(Diagnostic::new(
                     Code::REC_SCRIPT_NO_SCRIPTS_DIR,
                     &at.file,
@@ -74,7 +77,7 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
                 .map(|rd| {
                     rd.flatten()
                         .filter(|e| {
-                            e.path().is_dir()
+                            e.file_type().is_ok_and(|t| t.is_dir())
                                 && e.file_name()
                                     .to_string_lossy()
                                     .to_ascii_lowercase()
@@ -115,8 +118,9 @@ fn check_targets(rdir: &Path, out: &mut Vec<Diagnostic>) {
     let mut files: Vec<_> = std::fs::read_dir(rdir)
         .map(|rd| {
             rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "properties"))
+                .filter(|p| p.extension().is_some_and(|e| e == "properties"))
                 .collect()
         })
         .unwrap_or_default();

@@ -17,9 +17,6 @@ pub struct ComponentView {
     pub local_names: HashMap<String, BTreeSet<String>>,
     /// Full names of variables declared `random[port]`.
     pub random: BTreeSet<String>,
-    /// Full names that a component or facet declares itself (the others are the same
-    /// variables inherited under another prefix).
-    pub declared: BTreeSet<String>,
     pub imports: BTreeMap<String, ImportDecl>,
     pub ancestors: BTreeSet<usize>,
     pub children: BTreeSet<usize>,
@@ -75,22 +72,6 @@ fn view(g: &Graph, c: usize) -> ComponentView {
         .filter(|k| random_locals.contains(split_var(k).1))
         .cloned()
         .collect();
-    let declares = |decls: &[crate::dsl::exports::ExportDecl], prefix: &str, local: &str| {
-        decls
-            .iter()
-            .any(|d| d.name == local || split_var(&d.name) == (prefix, local))
-    };
-    let declared = exports
-        .keys()
-        .filter(|k| {
-            let (prefix, local) = split_var(k);
-            g.component(prefix)
-                .is_some_and(|x| declares(&g.components[x].exports, prefix, local))
-                || g.facet(prefix)
-                    .is_some_and(|x| declares(&g.facets[x].exports, prefix, local))
-        })
-        .cloned()
-        .collect();
     let imports = g.all_imports(c);
     let import_prefixes = imports.values().map(|i| i.prefix().to_string()).collect();
     let mandatory_prefixes = imports
@@ -102,7 +83,6 @@ fn view(g: &Graph, c: usize) -> ComponentView {
         exports,
         local_names,
         random,
-        declared,
         imports,
         ancestors: g.all_ancestors(c),
         children: g.all_children(c),

@@ -1,11 +1,14 @@
 //! `roboconf validate` as a function: given an application folder, a `.graph` file or an
 //! `.instances` file, run every check that this input allows and report the findings,
-//! errors first. An instances file alone is only parsed; a graph file alone gets its
-//! references checked when it imports no other file; cross-file checks need the folder.
+//! errors first. A file alone is parsed and checked with the files it imports (missing
+//! ones are `CO_UNREACHABLE_FILE`, as in Roboconf); a graph file alone gets its
+//! references checked when it imports no other file; cross-file checks and instances
+//! against their graph need the folder.
 
 use crate::app::load_application;
 use crate::diag::{has_errors, sort_for_display, Diagnostic};
-use crate::dsl::{self, checks, Limits};
+use crate::dsl::walk::{walk, Expect};
+use crate::dsl::{self, Limits};
 use crate::graph::{build_graph, rules::validate_graph, rules::Scope};
 use serde::Serialize;
 use std::path::Path;
@@ -75,11 +78,18 @@ pub fn validate_path(path: &Path, limits: Limits) -> Result<Report, InputError> 
         match path.extension().and_then(|e| e.to_str()) {
             Some("graph") => {
                 let def = dsl::parse_file(path, limits);
+                let root = path.parent().unwrap_or(Path::new("."));
                 if def.imports().next().is_some() {
+                    // What the file itself defines; its imports are parsed and checked,
+                    // and missing ones reported, but references are left to the folder.
+                    summary.components = count_holders(&def, dsl::HolderKind::Component);
+                    summary.facets = count_holders(&def, dsl::HolderKind::Facet);
                     note = Some("this file imports other files: references across files are checked when the application folder is validated".to_string());
-                    (Target::Graph, checks::validate_file(&def))
+                    (
+                        Target::Graph,
+                        walk_alone(path, def, root, Expect::Graph, limits),
+                    )
                 } else {
-                    let root = path.parent().unwrap_or(Path::new("."));
                     let build = build_graph(path, root, limits);
                     let mut diags = build.diagnostics;
                     summary.components = build.graph.components.len();
@@ -99,8 +109,12 @@ pub fn validate_path(path: &Path, limits: Limits) -> Result<Report, InputError> 
             Some("instances") => {
                 let def = dsl::parse_file(path, limits);
                 summary.instances = count_instances(&def.blocks);
-                note = Some("an instances file alone is only parsed: validate the application folder to check it against the graph".to_string());
-                (Target::Instances, checks::validate_file(&def))
+                note = Some("an instances file alone is only parsed (with the files it imports): validate the application folder to check it against the graph".to_string());
+                let root = path.parent().unwrap_or(Path::new("."));
+                (
+                    Target::Instances,
+                    walk_alone(path, def, root, Expect::Instances, limits),
+                )
             }
             _ => return Err(InputError::Unsupported(shown)),
         }
@@ -117,6 +131,28 @@ pub fn validate_path(path: &Path, limits: Limits) -> Result<Report, InputError> 
         note,
         diagnostics,
     })
+}
+
+/// Parses and checks `path` (already parsed as `def`) and the files it imports, as
+/// Roboconf reads them from `root`: syntax, block checks, files of the wrong kind, and
+/// imports that are missing (`CO_UNREACHABLE_FILE`) or leave `root`.
+fn walk_alone(
+    path: &Path,
+    def: dsl::FileDef,
+    root: &Path,
+    expect: Expect,
+    limits: Limits,
+) -> Vec<Diagnostic> {
+    let mut first = Some(def);
+    let mut load = |p: &Path| match first.take() {
+        Some(def) if p == path => Some(def),
+        _ => p.is_file().then(|| dsl::parse_file(p, limits)),
+    };
+    walk(path, root, expect, &mut load, &mut |_, _| {}).1
+}
+
+fn count_holders(def: &dsl::FileDef, kind: dsl::HolderKind) -> usize {
+    def.holders().filter(|h| h.kind == kind).count()
 }
 
 fn count_instances(blocks: &[dsl::Block]) -> usize {

@@ -185,7 +185,11 @@ fn final_exports_of_an_instance() {
     let r = Resolved::new(&g);
     let (set, d) = instances(&g, "instance of VM {\n\tname: vm 1;\n\tinstance of Tomcat {\n\t\tname: tomcat;\n\t\tport: 8080;\n\t\tTomcat.ajp: 9009;\n\t\tinstance of War {\n\t\t\tname: shop;\n\t\t}\n\t}\n}\n");
     assert!(d.is_empty(), "{d:?}");
-    assert!(validate_instances(&g, &r, &set).is_empty());
+    assert_eq!(
+        codes(&validate_instances(&g, &r, &set)),
+        vec![Code::RM_AMBIGUOUS_OVERRIDING],
+        "a bare `port` stands for Tomcat.port and http.port"
+    );
     let t = set.find("/vm 1/tomcat").expect("tomcat");
     let e = instance_exports(&g, &r, &set, t, Some("10.1.2.3"));
     let get = |k: &str| e.get(k).cloned().flatten();

@@ -3,11 +3,12 @@
 //! (`EXPECTED.tsv`), checked at the level the corpus notes say Roboconf's own tests
 //! assert (parsing only, graph build, runtime-model validation, instances, whole
 //! application), with the same error codes and, where a line is named, the same line.
-//! Deliberate differences are listed in `EXCEPTIONS` and in docs/COMPATIBILITY.md.
+//! The warnings of `EXACT_COUNTS` are compared with their counts. Deliberate differences
+//! are listed in docs/COMPATIBILITY.md.
 
 use roboconf_model::app::load_application;
 use roboconf_model::descriptor::Descriptor;
-use roboconf_model::diag::{Code, Diagnostic, Severity};
+use roboconf_model::diag::{has_errors, Code, Diagnostic, Severity};
 use roboconf_model::dsl::{self, checks, writer, Limits};
 use roboconf_model::graph::rules::{validate_graph, Scope};
 use roboconf_model::graph::{build_graph, build_graph_from_defs, Graph};
@@ -17,19 +18,12 @@ use roboconf_model::resolve::Resolved;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Codes where we differ from Roboconf on purpose: (file, code, why). The row is compared
-/// without that code; docs/COMPATIBILITY.md says more.
-const EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "applications/component-extensions/",
-        "RM_AMBIGUOUS_OVERRIDING",
-        "a bare override of one variable inherited under several prefixes sets them all: not ambiguous",
-    ),
-    (
-        "applications/component-extensions/instances/init.instances",
-        "RM_AMBIGUOUS_OVERRIDING",
-        "same as the application row",
-    ),
+/// Warnings whose count must be Roboconf's exactly (none where `EXPECTED.tsv` lists none),
+/// each of our findings counted as many times as Roboconf reports it ([`roboconf_copies`]).
+const EXACT_COUNTS: &[Code] = &[
+    Code::RM_AMBIGUOUS_OVERRIDING,
+    Code::RM_ORPHAN_FACET,
+    Code::RM_ORPHAN_FACET_WITH_CHILDREN,
 ];
 
 #[derive(Debug)]
@@ -39,6 +33,8 @@ struct Row {
     verdict: String,
     paired_with: String,
     codes: Vec<String>,
+    /// Code → how many times Roboconf reports it (`CODE x6`, or a code listed twice).
+    counts: BTreeMap<String, usize>,
     lines: Vec<usize>,
     notes: String,
 }
@@ -51,6 +47,17 @@ fn rows(corpus: &Path) -> Vec<Row> {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
+            let mut counts = BTreeMap::new();
+            for item in get(4).split(',') {
+                let mut words = item.split_whitespace();
+                let Some(code) = words.next() else { continue };
+                let times = words
+                    .next()
+                    .and_then(|w| w.strip_prefix('x'))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                *counts.entry(code.to_string()).or_default() += times;
+            }
             Row {
                 file: get(0),
                 kind: get(1),
@@ -61,6 +68,7 @@ fn rows(corpus: &Path) -> Vec<Row> {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
                     .collect(),
+                counts,
                 lines: get(5)
                     .split(',')
                     .filter_map(|s| s.trim().parse().ok())
@@ -142,15 +150,61 @@ fn graph_from_text(text: &str) -> Graph {
     b.graph
 }
 
+/// One application as we load it: the findings, and where its root instances are.
+struct Loaded {
+    diagnostics: Vec<Diagnostic>,
+    root_instances: BTreeSet<(PathBuf, usize)>,
+}
+
 struct Ctx {
-    apps: BTreeMap<PathBuf, Vec<Diagnostic>>,
+    apps: BTreeMap<PathBuf, Loaded>,
 }
 
 impl Ctx {
+    fn loaded(&mut self, dir: &Path) -> &Loaded {
+        self.apps.entry(dir.to_path_buf()).or_insert_with(|| {
+            let (app, diagnostics) = load_application(dir, Limits::default());
+            let root_instances = app
+                .instances
+                .roots
+                .iter()
+                .map(|&r| {
+                    let at = &app.instances.instances[r].loc;
+                    (at.file.clone(), at.line)
+                })
+                .collect();
+            Loaded {
+                diagnostics,
+                root_instances,
+            }
+        })
+    }
+
     fn app(&mut self, dir: &Path) -> &Vec<Diagnostic> {
-        self.apps
-            .entry(dir.to_path_buf())
-            .or_insert_with(|| load_application(dir, Limits::default()).1)
+        &self.loaded(dir).diagnostics
+    }
+}
+
+/// How many times Roboconf reports one of our findings of a row. We report each finding
+/// once; Roboconf, loading a whole application without a severe error, runs the graph's
+/// RM checks twice (when it loads the graph, then when it validates the application) and
+/// the instances' RM checks twice for root instances (loading the instances validates the
+/// roots, validating the application every instance).
+fn roboconf_copies(ctx: &mut Ctx, corpus: &Path, row: &Row, d: &Diagnostic) -> usize {
+    if level(row) != Level::Application || !d.code.as_str().starts_with("RM_") {
+        return 1;
+    }
+    let dir = corpus.join(&row.file);
+    let loaded = ctx.loaded(&dir);
+    if has_errors(&loaded.diagnostics) {
+        return 1;
+    }
+    let from_graph = d.file.starts_with(dir.join("graph"));
+    let on_root_instance = loaded.root_instances.contains(&(d.file.clone(), d.line));
+    if from_graph || on_root_instance {
+        2
+    } else {
+        1
     }
 }
 
@@ -272,14 +326,14 @@ fn every_corpus_file_gets_roboconfs_verdict() {
         apps: BTreeMap::new(),
     };
     let mut failures = Vec::new();
-    let (mut total, mut same_codes, mut lines_checked) = (0, 0, 0);
+    let (mut total, mut same_verdicts, mut same_codes) = (0, 0, 0);
+    let (mut lines_checked, mut same_lines, mut same_counts) = (0, 0, 0);
     let mut by_level: BTreeMap<String, usize> = BTreeMap::new();
     for row in rows(&corpus) {
         total += 1;
         *by_level.entry(format!("{:?}", level(&row))).or_default() += 1;
         let d = diagnose(&mut ctx, &corpus, &row);
         let ours = verdict(&d);
-        let exception = EXCEPTIONS.iter().find(|(f, _, _)| *f == row.file);
         let show = || {
             d.iter()
                 .map(|x| format!("{}@{}", x.code, x.line))
@@ -297,12 +351,8 @@ fn every_corpus_file_gets_roboconfs_verdict() {
             ));
             continue;
         }
-        let expected: BTreeSet<&str> = row
-            .codes
-            .iter()
-            .map(String::as_str)
-            .filter(|c| exception.is_none_or(|(_, x, _)| x != c))
-            .collect();
+        same_verdicts += 1;
+        let expected: BTreeSet<&str> = row.codes.iter().map(String::as_str).collect();
         let got: BTreeSet<&str> = d.iter().map(|x| x.code.as_str()).collect();
         let got_errors: BTreeSet<&str> = d
             .iter()
@@ -323,10 +373,33 @@ fn every_corpus_file_gets_roboconfs_verdict() {
             ));
             continue;
         }
+        let mut counts_ok = true;
+        for code in EXACT_COUNTS {
+            let theirs = row.counts.get(code.as_str()).copied().unwrap_or(0);
+            let ours: usize = d
+                .iter()
+                .filter(|x| x.code == *code)
+                .map(|x| roboconf_copies(&mut ctx, &corpus, &row, x))
+                .sum();
+            if ours != theirs {
+                counts_ok = false;
+                failures.push(format!(
+                    "{} [{:?}]: Roboconf reports {code} {theirs} time(s), we would {ours} ({})",
+                    row.file,
+                    level(&row),
+                    show()
+                ));
+            }
+        }
+        if counts_ok {
+            same_counts += 1;
+        }
         if !row.lines.is_empty() {
             lines_checked += 1;
+            let mut lines_ok = true;
             for (code, line) in row.codes.iter().zip(&row.lines) {
                 if !d.iter().any(|x| x.code.as_str() == code && x.line == *line) {
+                    lines_ok = false;
                     failures.push(format!(
                         "{}: expected {code} at line {line}, ours {}",
                         row.file,
@@ -334,9 +407,16 @@ fn every_corpus_file_gets_roboconfs_verdict() {
                     ));
                 }
             }
+            if lines_ok {
+                same_lines += 1;
+            }
         }
     }
-    println!("corpus: {total} files; verdicts equal: {}; same codes: {same_codes}; error lines checked: {lines_checked}; by level: {by_level:?}", total - failures.len());
+    println!(
+        "corpus: {total} files; verdicts equal: {same_verdicts}; code sets equal: {same_codes}; \
+         counts of {} equal: {same_counts}; lines equal: {same_lines}/{lines_checked}; by level: {by_level:?}",
+        EXACT_COUNTS.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+    );
     assert!(
         failures.is_empty(),
         "{} corpus file(s) differ from Roboconf:\n{}",

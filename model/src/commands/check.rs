@@ -255,8 +255,9 @@ impl Parser<'_> {
 fn check_name(n: &str, raw: &str, e: &mut Vec<Finding>) {
     if n.is_empty() {
         e.push((CMD_MISSING_INSTANCE_NAME, String::new()));
-    } else if !is_flex_id(n) {
-        e.push((CMD_INVALID_INSTANCE_NAME, raw.into()));
+    } else if !is_flex_id(n) || n.len() > crate::limits::MAX_NAME_BYTES {
+        // Too long a name is invalid too (`limits`): it could not name a folder.
+        e.push((CMD_INVALID_INSTANCE_NAME, crate::limits::preview(raw)));
     }
 }
 

@@ -128,6 +128,7 @@ CMD_CONFLICTING_INSTANCE_NAME@2 | create vm as v\ncreate vm as v
 CMD_MISSING_INSTANCE_NAME@1 | replicate /tomcat-vm as
 CMD_INVALID_INSTANCE_NAME@1 | create vm as 1vm
 CMD_INVALID_INSTANCE_NAME@1 | rename /tomcat-vm as a/b
+CMD_INVALID_INSTANCE_NAME@1 | create vm as vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv
 CMD_MISSING_COMPONENT_NAME@1 | create as x
 CMD_MISSING_COMPONENT_NAME@1 | stop all instances of
 CMD_INEXISTING_COMPONENT@1 | create oops as x

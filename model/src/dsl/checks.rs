@@ -4,7 +4,7 @@
 
 use super::exports::parse_exports;
 use super::text::{is_blank, is_flex_id, is_strict_id, split_nicely};
-use super::{Block, FileDef, Holder, HolderKind, Property};
+use super::{Block, FileDef, Holder, HolderKind, Property, Span};
 use crate::diag::{Code, Diagnostic};
 use std::collections::HashSet;
 use std::path::Path;
@@ -317,7 +317,65 @@ pub fn split_import(item: &str) -> (String, bool, bool) {
     (super::text::jtrim(&s).to_string(), optional, external)
 }
 
+/// The items of a list property (`children: A, B;`), as [`Holder::property_values`] splits
+/// them, each with where it starts: its first non-blank character (for a blank item,
+/// where the item begins). A property stands on one line, so only the column varies.
+pub fn property_items(p: &Property) -> Vec<(String, Span)> {
+    let items = split_nicely(&p.value, ',');
+    let mut out = Vec::with_capacity(items.len());
+    let mut offset = 0; // in characters from the value's start
+    for (item, raw) in items.into_iter().zip(p.value.split(',')) {
+        let lead = raw.chars().take_while(|&c| c <= ' ').count();
+        let lead = if lead == raw.chars().count() { 0 } else { lead };
+        out.push((item, Span::new(p.span.line, p.value_col + offset + lead)));
+        offset += raw.chars().count() + 1;
+    }
+    out
+}
+
+/// The items of every property `name` of a block, in order, with where each starts.
+pub fn holder_items(h: &Holder, name: &str) -> Vec<(String, Span)> {
+    h.properties()
+        .filter(|p| p.name == name)
+        .flat_map(property_items)
+        .collect()
+}
+
 /// `strict-id(\.\*)?`.
 pub fn is_import_pattern(name: &str) -> bool {
     is_strict_id(name.strip_suffix(".*").unwrap_or(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_items_keep_their_columns() {
+        let def = crate::dsl::parse_str(
+            Path::new("t.graph"),
+            "A {\n\tchildren: B,  C ,D,, E,;\n\timports: x.y (optional), external z.w;\n}\n",
+            crate::dsl::Limits::default(),
+        );
+        let h = def.holders().next().expect("A");
+        let children = holder_items(h, CHILDREN);
+        let names: Vec<&str> = children.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["B", "C", "D", "", "E"],
+            "as split_nicely splits"
+        );
+        let cols: Vec<usize> = children.iter().map(|(_, s)| s.col).collect();
+        // `\tchildren: B,  C ,D,, E,;`: B at 12, C at 16, D at 19, the empty item at 21.
+        assert_eq!(cols, vec![12, 16, 19, 21, 23]);
+        assert!(children.iter().all(|(_, s)| s.line == 2));
+        let imports = holder_items(h, IMPORTS);
+        assert_eq!(
+            imports,
+            vec![
+                ("x.y (optional)".to_string(), Span::new(3, 11)),
+                ("external z.w".to_string(), Span::new(3, 27)),
+            ]
+        );
+    }
 }

@@ -1,8 +1,10 @@
 //! The `exports:` value: `ip, port = 8080, random[port] http, msg = "a; b"`. Parsed the way
 //! Roboconf does: names end at `,` or `=`, values at `,`, quoted values keep `,` and `;`,
-//! and an empty quoted value is the only way to write the empty string.
+//! and an empty quoted value is the only way to write the empty string. Each variable keeps
+//! where it was written, so that findings about it point at it.
 
 use super::text::{is_blank, jtrim};
+use super::Span;
 use crate::diag::{Code, Diagnostic};
 use std::path::Path;
 
@@ -15,25 +17,34 @@ pub struct ExportDecl {
     pub value: Option<String>,
     /// `Some(kind)` for `random[kind] name`.
     pub random: Option<String>,
+    /// Where the declaration starts (its name, or `random[`). For a name declared twice,
+    /// the declaration whose value is kept (the last).
+    pub span: Span,
 }
 
-/// Parses an `exports:` value. Returns the declarations (a repeated name keeps its first
-/// position and its last value) and the PM_ errors found.
+/// Parses an `exports:` value that starts at `line`:`col`. Returns the declarations (a
+/// repeated name keeps its first place in the list and its last value) and the PM_ errors
+/// found (reported at the value's start).
 pub fn parse_exports(
     value: &str,
     file: &Path,
     line: usize,
     col: usize,
 ) -> (Vec<ExportDecl>, Vec<Diagnostic>) {
-    let mut raw: Vec<(String, Option<String>)> = Vec::new();
+    // (name, value, column where the declaration starts)
+    let mut raw: Vec<(String, Option<String>, usize)> = Vec::new();
     let mut errors = Vec::new();
     let chars: Vec<char> = value.chars().collect();
     let mut cursor = 0;
-    let put = |raw: &mut Vec<(String, Option<String>)>, name: String, v: Option<String>| {
-        if let Some(slot) = raw.iter_mut().find(|(n, _)| *n == name) {
+    let put = |raw: &mut Vec<(String, Option<String>, usize)>,
+               name: String,
+               v: Option<String>,
+               at: usize| {
+        if let Some(slot) = raw.iter_mut().find(|(n, _, _)| *n == name) {
             slot.1 = v;
+            slot.2 = at;
         } else {
-            raw.push((name, v));
+            raw.push((name, v, at));
         }
     };
     while cursor < chars.len() {
@@ -43,6 +54,7 @@ pub fn parse_exports(
         }
         // One variable: name, then an optional value.
         let mut name = String::new();
+        let name_start = cursor;
         let mut stop = None;
         while let Some(&c) = chars.get(cursor) {
             if c == ',' || c == '=' {
@@ -52,6 +64,7 @@ pub fn parse_exports(
             name.push(c);
             cursor += 1;
         }
+        let at = col + name_start + name.chars().take_while(|&c| c <= ' ').count();
         let name = jtrim(&name).to_string();
         if stop != Some('=') {
             if is_blank(&name) {
@@ -63,7 +76,7 @@ pub fn parse_exports(
                     "an exported variable has no name",
                 ));
             } else {
-                put(&mut raw, name, None);
+                put(&mut raw, name, None, at);
             }
             continue;
         }
@@ -80,7 +93,7 @@ pub fn parse_exports(
         }
         if stop != Some('"') {
             let v = jtrim(&plain);
-            put(&mut raw, name, (!v.is_empty()).then(|| v.to_string()));
+            put(&mut raw, name, (!v.is_empty()).then(|| v.to_string()), at);
             continue;
         }
         let bad = |name: &str| {
@@ -129,22 +142,27 @@ pub fn parse_exports(
             errors.push(bad(&name));
             continue;
         }
-        put(&mut raw, name, Some(quoted));
+        put(&mut raw, name, Some(quoted), at);
         cursor += 1;
     }
     let decls = raw
         .into_iter()
-        .map(|(name, value)| match split_random(&name) {
-            Some((kind, bare)) => ExportDecl {
-                name: bare,
-                value,
-                random: Some(kind),
-            },
-            None => ExportDecl {
-                name,
-                value,
-                random: None,
-            },
+        .map(|(name, value, at)| {
+            let span = Span::new(line, at);
+            match split_random(&name) {
+                Some((kind, bare)) => ExportDecl {
+                    name: bare,
+                    value,
+                    random: Some(kind),
+                    span,
+                },
+                None => ExportDecl {
+                    name,
+                    value,
+                    random: None,
+                    span,
+                },
+            }
         })
         .collect();
     (decls, errors)
@@ -183,7 +201,8 @@ mod tests {
             ExportDecl {
                 name: "ip".into(),
                 value: None,
-                random: None
+                random: None,
+                span: Span::new(1, 1),
             }
         );
         assert_eq!(d[1].value.as_deref(), Some("8080"));
@@ -207,6 +226,25 @@ mod tests {
         assert_eq!(d[1].random.as_deref(), Some("PORT"));
         assert_eq!(d[2].random.as_deref(), Some("string"));
         assert_eq!(d[2].value.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn each_variable_keeps_where_it_starts() {
+        // The value starts at column 11 of line 4: `\texports: ip, random[port] http ,  x = "a, b", ip = 2;`
+        let value = r#"ip, random[port] http ,  x = "a, b", ip = 2"#;
+        let (d, e) = parse_exports(value, Path::new("t.graph"), 4, 11);
+        assert!(e.is_empty(), "{e:?}");
+        let at: Vec<(&str, Span)> = d.iter().map(|x| (x.name.as_str(), x.span)).collect();
+        let col = |needle: &str| 11 + value.rfind(needle).expect("needle");
+        assert_eq!(
+            at,
+            vec![
+                ("ip", Span::new(4, col("ip"))),
+                ("http", Span::new(4, col("random"))),
+                ("x", Span::new(4, col("x"))),
+            ],
+            "a name declared twice keeps its first place and the last declaration's position"
+        );
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! Reading a DSL file and every file it imports: each once, imports resolved against a
 //! root folder (`graph/` or `instances/`), each file parsed and checked, files of the
 //! wrong kind refused, missing files reported at the `import` that names them. The graph
-//! and instances builders share it and only say what to do with each good file.
+//! and instances builders share it and only say what to do with each good file. It also
+//! owns the confinement of the paths an application names ([`resolve_inside`]): an
+//! import that leaves its root folder or goes through a symbolic link is refused at the
+//! `import` line, and the file it names is never opened.
 
 use super::{checks, FileDef, FileKind};
 use crate::diag::{has_errors, Code, Diagnostic};
 use std::collections::{HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-/// The file, line and column of an `import`.
-type ImportedAt = (PathBuf, usize, usize);
+/// The file, line and column of an `import`, and the path as written.
+type ImportedAt = (PathBuf, usize, usize, String);
 
 /// What kind of files a walk expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +39,20 @@ pub fn walk(
         files.push(file.clone());
         let Some(def) = load(&file) else {
             diags.push(match imported_at {
-                Some((f, line, col)) => Diagnostic::new(
+                Some((f, line, col, written)) => Diagnostic::new(
                     Code::CO_UNREACHABLE_FILE,
                     &f,
                     line,
                     col,
-                    format!("the imported file `{}` does not exist", file.display()),
+                    format!(
+                        "the imported file `{}` does not exist{}",
+                        file.display(),
+                        if written.starts_with('/') {
+                            " (an import is read relative to its folder, even with a leading `/`)"
+                        } else {
+                            ""
+                        }
+                    ),
                 ),
                 None => Diagnostic::new(
                     Code::CO_UNREACHABLE_FILE,
@@ -54,6 +65,7 @@ pub fn walk(
             continue;
         };
         let mut errs = checks::validate_file(&def);
+        errs.extend(crate::limits::check_file_names(&def));
         let (ok_kind, code, what) = match expect {
             Expect::Graph => (
                 def.kind == FileKind::Graph,
@@ -84,12 +96,167 @@ pub fn walk(
             continue;
         }
         for i in def.imports() {
-            let target = root.join(super::text::jtrim(&i.uri));
+            let written = super::text::jtrim(&i.uri);
+            let target = match resolve_inside(root, written) {
+                Ok(target) => target,
+                Err(refusal) => {
+                    let what = format!("the imported file `{written}`");
+                    diags.push(refusal.diagnostic(&what, root, &file, i.span.line, i.span.col));
+                    continue;
+                }
+            };
             if seen.insert(target.clone()) {
-                queue.push_back((target, Some((file.clone(), i.span.line, i.span.col))));
+                let at = (file.clone(), i.span.line, i.span.col, written.to_string());
+                queue.push_back((target, Some(at)));
             }
         }
         visit(&file, &def);
     }
     (files, diags)
+}
+
+/// Why a path named by an application is not followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The path climbs (`..`) out of its root folder.
+    Outside,
+    /// This part of the path, inside the root folder, is a symbolic link.
+    Link(PathBuf),
+}
+
+impl Refusal {
+    /// The finding for `what` (e.g. "the imported file `x`"), named at `file:line:col`.
+    pub fn diagnostic(
+        &self,
+        what: &str,
+        root: &Path,
+        file: &Path,
+        line: usize,
+        col: usize,
+    ) -> Diagnostic {
+        let folder = root.file_name().map_or_else(
+            || root.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        match self {
+            Refusal::Outside => Diagnostic::new(
+                Code::X_FILE_OUTSIDE_FOLDER,
+                file,
+                line,
+                col,
+                format!(
+                    "{what} is outside the `{folder}/` folder: an application may only name files inside it"
+                ),
+            ),
+            Refusal::Link(link) => Diagnostic::new(
+                Code::X_SYMLINK_REFUSED,
+                file,
+                line,
+                col,
+                format!(
+                    "{what} goes through the symbolic link `{}`, which is not followed: links may point outside the application and are not carried to other nodes (copy the file instead)",
+                    link.display()
+                ),
+            ),
+        }
+    }
+}
+
+/// Resolves `named` (a path as an application writes it) inside `root`, as Roboconf does
+/// (`new File(root, named)`: a leading `/` is read relative to `root` too). `.` and `..`
+/// are resolved by name; a path that climbs out of `root` is refused, and so is one
+/// that goes through a symbolic link below `root` (whatever the link points to). Only
+/// the parts of the path below `root` are looked at (without following them), so
+/// nothing outside `root` is ever touched. The path returned is the one to open; it
+/// need not exist.
+pub fn resolve_inside(root: &Path, named: &str) -> Result<PathBuf, Refusal> {
+    // The last names of `root`, which a path may climb above and come back through
+    // (`../instances/x` from `instances/`).
+    let root_names: Vec<&std::ffi::OsStr> = root
+        .components()
+        .rev()
+        .map_while(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut above = 0;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in Path::new(named.trim_start_matches('/')).components() {
+        match c {
+            Component::Normal(p) if above > 0 => {
+                if root_names.get(above - 1) != Some(&p) {
+                    return Err(Refusal::Outside);
+                }
+                above -= 1;
+            }
+            Component::Normal(p) => parts.push(p),
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    above += 1;
+                    if above > root_names.len() {
+                        return Err(Refusal::Outside);
+                    }
+                }
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    if above > 0 {
+        return Err(Refusal::Outside);
+    }
+    let mut path = root.to_path_buf();
+    let mut exists = true;
+    for p in parts {
+        path.push(p);
+        if exists {
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => return Err(Refusal::Link(path)),
+                Ok(_) => {}
+                // Nothing below a missing part can be a link.
+                Err(_) => exists = false,
+            }
+        }
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_resolved_by_name_inside_the_root() {
+        let root = Path::new("/nonexistent-root/graph");
+        assert_eq!(
+            resolve_inside(root, "a/./b/../c.graph"),
+            Ok(root.join("a/c.graph"))
+        );
+        assert_eq!(
+            resolve_inside(root, "/etc/hostname"),
+            Ok(root.join("etc/hostname"))
+        );
+        assert_eq!(resolve_inside(root, "../x.graph"), Err(Refusal::Outside));
+        assert_eq!(resolve_inside(root, ".."), Err(Refusal::Outside));
+        assert_eq!(
+            resolve_inside(root, "../graph/x.graph"),
+            Ok(root.join("x.graph"))
+        );
+        assert_eq!(
+            resolve_inside(root, "../../nonexistent-root/graph/a/x.graph"),
+            Ok(root.join("a/x.graph"))
+        );
+        assert_eq!(
+            resolve_inside(root, "../../other/graph/x.graph"),
+            Err(Refusal::Outside)
+        );
+        assert_eq!(
+            resolve_inside(Path::new("graph"), "../../graph/x.graph"),
+            Err(Refusal::Outside)
+        );
+        assert_eq!(
+            resolve_inside(root, "a/../../../../etc/passwd"),
+            Err(Refusal::Outside)
+        );
+    }
 }

@@ -3,14 +3,17 @@
 //! followed relative to the graph folder, then, if nothing so far is an error, names are
 //! checked for collisions and duplicates, and references (extends, facets, children) are
 //! resolved (CO_ codes). Every finding of a stage is reported; a stage with errors stops
-//! the later ones, as in Roboconf, so one mistake does not cascade into many.
+//! the later ones, as in Roboconf, so one mistake does not cascade into many. A reference
+//! that matches nothing is reported where it is written (Roboconf: at the block).
 
-use super::{Component, Facet, Graph, ImportDecl, Loc, TypeRef};
+use super::{Component, Facet, Graph, ImportDecl, Loc, Places, TypeRef};
 use crate::diag::{has_errors, Code, Diagnostic};
-use crate::dsl::checks::{split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER};
+use crate::dsl::checks::{
+    holder_items, split_import, CHILDREN, EXPORTS, EXTENDS, FACETS, IMPORTS, INSTALLER,
+};
 use crate::dsl::exports::{parse_exports, ExportDecl};
 use crate::dsl::walk::{walk, Expect};
-use crate::dsl::{FileDef, Holder, HolderKind, Limits};
+use crate::dsl::{FileDef, Holder, HolderKind, Limits, Span};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,17 @@ struct Pending {
     extends: Vec<String>,
     facets: Vec<String>,
     children: Vec<String>,
+    places: Places,
+}
+
+impl Pending {
+    /// Where `item` of `property` is written, else where the block starts.
+    fn item_loc(&self, property: &str, item: &str) -> &Loc {
+        self.places
+            .item(property, item)
+            .or_else(|| self.places.property(property))
+            .unwrap_or(&self.decls[0])
+    }
 }
 
 #[derive(Default)]
@@ -101,9 +115,15 @@ impl Builder {
             return;
         }
         let mut p = Pending {
-            decls: vec![loc],
+            decls: vec![loc.clone()],
             ..Pending::default()
         };
+        for prop in h.properties() {
+            p.places.add_property(
+                &prop.name,
+                loc.at(Span::new(prop.span.line, prop.value_col)),
+            );
+        }
         for prop in h.properties().filter(|p| p.name == EXPORTS) {
             let (decls, _) = parse_exports(&prop.value, file, prop.span.line, prop.value_col);
             for d in decls {
@@ -113,32 +133,39 @@ impl Builder {
                 }
             }
         }
-        for (item, _) in h.property_values(CHILDREN) {
-            dedup_push(&mut p.children, item);
-        }
+        let add_items = |p: &mut Pending, property: &str| {
+            for (item, span) in holder_items(h, property) {
+                p.places.add_item(property, &item, loc.at(span));
+                let names = match property {
+                    CHILDREN => &mut p.children,
+                    FACETS => &mut p.facets,
+                    _ => &mut p.extends,
+                };
+                dedup_push(names, item);
+            }
+        };
+        add_items(&mut p, CHILDREN);
         if component {
             p.installer = h.property(INSTALLER).map(|p| p.value.clone());
-            for (item, _) in h.property_values(IMPORTS) {
+            for (item, span) in holder_items(h, IMPORTS) {
                 let (name, optional, external) = split_import(&item);
                 p.imports.retain(|i| i.name != name);
                 p.imports.push(ImportDecl {
                     name,
                     optional,
                     external,
+                    loc: loc.at(span),
                 });
             }
-            p.extends = h
-                .property(EXTENDS)
-                .map(|p| p.value.clone())
-                .into_iter()
-                .collect();
-            for (item, _) in h.property_values(FACETS) {
-                dedup_push(&mut p.facets, item);
+            // A component extends one component: the first `extends:` value, whole.
+            if let Some(prop) = h.property(EXTENDS) {
+                let at = loc.at(Span::new(prop.span.line, prop.value_col));
+                p.places.add_item(EXTENDS, &prop.value, at);
+                p.extends.push(prop.value.clone());
             }
+            add_items(&mut p, FACETS);
         } else {
-            for (item, _) in h.property_values(EXTENDS) {
-                dedup_push(&mut p.extends, item);
-            }
+            add_items(&mut p, EXTENDS);
         }
         idx.insert(h.name.clone(), list.len());
         list.push((h.name.clone(), p));
@@ -229,6 +256,7 @@ impl Builder {
                 extends: None,
                 facets: Vec::new(),
                 children: Vec::new(),
+                places: p.places.clone(),
             })
             .collect();
         let mut facets: Vec<Facet> = self
@@ -240,17 +268,17 @@ impl Builder {
                 exports: p.exports.clone(),
                 extends: Vec::new(),
                 children: Vec::new(),
+                places: p.places.clone(),
             })
             .collect();
         if stage_ok {
             let mut found = Vec::new();
             for (i, (_, p)) in self.components.iter().enumerate() {
-                let at = &p.decls[0];
                 if let Some(e) = p.extends.first().filter(|e| !crate::dsl::text::is_blank(e)) {
                     match self.comp_idx.get(e) {
                         Some(&j) => components[i].extends = Some(j),
                         None => found.push((
-                            at,
+                            p.item_loc(EXTENDS, e),
                             Code::CO_INEXISTING_COMPONENT,
                             format!("the extended component `{e}` does not exist"),
                         )),
@@ -260,7 +288,7 @@ impl Builder {
                     match self.facet_idx.get(f) {
                         Some(&j) => components[i].facets.push(j),
                         None => found.push((
-                            at,
+                            p.item_loc(FACETS, f),
                             Code::CO_INEXISTING_FACET,
                             format!("the facet `{f}` does not exist"),
                         )),
@@ -268,11 +296,13 @@ impl Builder {
                 }
                 match self.resolve_children(&p.children) {
                     Ok(ch) => components[i].children = ch,
-                    Err(missing) => found.extend(
-                        missing
-                            .into_iter()
-                            .map(|m| (at, Code::CO_INEXISTING_CHILD, m)),
-                    ),
+                    Err(missing) => found.extend(missing.into_iter().map(|n| {
+                        (
+                            p.item_loc(CHILDREN, &n),
+                            Code::CO_INEXISTING_CHILD,
+                            missing_child(&n),
+                        )
+                    })),
                 }
             }
             stage_ok = found.is_empty();
@@ -282,23 +312,32 @@ impl Builder {
                 .collect();
             if stage_ok {
                 for (i, (_, p)) in self.facets.iter().enumerate() {
-                    let at = &p.decls[0];
                     for f in &p.extends {
                         match self.facet_idx.get(f) {
                             Some(&j) => facets[i].extends.push(j),
-                            None => diags.push(Diagnostic::new(
-                                Code::CO_INEXISTING_FACET,
-                                &at.file,
-                                at.line,
-                                at.col,
-                                format!("the extended facet `{f}` does not exist"),
-                            )),
+                            None => {
+                                let at = p.item_loc(EXTENDS, f);
+                                diags.push(Diagnostic::new(
+                                    Code::CO_INEXISTING_FACET,
+                                    &at.file,
+                                    at.line,
+                                    at.col,
+                                    format!("the extended facet `{f}` does not exist"),
+                                ))
+                            }
                         }
                     }
                     match self.resolve_children(&p.children) {
                         Ok(ch) => facets[i].children = ch,
-                        Err(missing) => diags.extend(missing.into_iter().map(|m| {
-                            Diagnostic::new(Code::CO_INEXISTING_CHILD, &at.file, at.line, at.col, m)
+                        Err(missing) => diags.extend(missing.into_iter().map(|n| {
+                            let at = p.item_loc(CHILDREN, &n);
+                            Diagnostic::new(
+                                Code::CO_INEXISTING_CHILD,
+                                &at.file,
+                                at.line,
+                                at.col,
+                                missing_child(&n),
+                            )
                         })),
                     }
                 }
@@ -328,9 +367,7 @@ impl Builder {
             } else if let Some(&f) = self.facet_idx.get(n) {
                 out.push(TypeRef::Facet(f));
             } else {
-                missing.push(format!(
-                    "the child `{n}` is neither a component nor a facet"
-                ));
+                missing.push(n.clone());
             }
         }
         if missing.is_empty() {
@@ -339,6 +376,10 @@ impl Builder {
             Err(missing)
         }
     }
+}
+
+fn missing_child(name: &str) -> String {
+    format!("the child `{name}` is neither a component nor a facet")
 }
 
 /// Reports (once) an inheritance deeper than [`MAX_INHERITANCE`].

@@ -3,6 +3,9 @@
 //! where it was declared. `build` turns files into a graph (Roboconf's CO_ checks),
 //! `inherit` answers the questions of inheritance (all exports of a component, its
 //! possible parents and children...), and `rules` validates the result (RM_ checks).
+//! Besides its block, every component and facet keeps where each of its properties and
+//! of their items was written ([`Places`], the `span` of exports, the `loc` of imports),
+//! so that a finding about one of them points at it.
 
 pub mod build;
 pub mod inherit;
@@ -11,7 +14,8 @@ pub mod rules;
 pub use build::{build_graph, build_graph_from_defs, GraphBuild};
 
 use crate::dsl::exports::ExportDecl;
-use std::collections::HashMap;
+use crate::dsl::Span;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// Where a model object was declared.
@@ -20,6 +24,51 @@ pub struct Loc {
     pub file: PathBuf,
     pub line: usize,
     pub col: usize,
+}
+
+impl Loc {
+    /// Another place in the same file.
+    pub fn at(&self, span: Span) -> Loc {
+        Loc {
+            file: self.file.clone(),
+            line: span.line,
+            col: span.col,
+        }
+    }
+}
+
+/// Where the properties of a component or facet, and the items of their lists
+/// (`children`, `facets`, `extends`), were written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Places {
+    /// Property name → its first declaration's value.
+    properties: BTreeMap<String, Loc>,
+    /// (property, item) → the item's first occurrence.
+    items: BTreeMap<(String, String), Loc>,
+}
+
+impl Places {
+    /// Where the value of the property `name` starts (its first declaration).
+    pub fn property(&self, name: &str) -> Option<&Loc> {
+        self.properties.get(name)
+    }
+
+    /// Where `item` is written in the property `property` (its first occurrence).
+    pub fn item(&self, property: &str, item: &str) -> Option<&Loc> {
+        self.items.get(&(property.to_string(), item.to_string()))
+    }
+
+    /// Records a property's value position, unless that property was seen already.
+    pub fn add_property(&mut self, name: &str, at: Loc) {
+        self.properties.entry(name.to_string()).or_insert(at);
+    }
+
+    /// Records an item's position, unless that item was seen already in that property.
+    pub fn add_item(&mut self, property: &str, item: &str, at: Loc) {
+        self.items
+            .entry((property.to_string(), item.to_string()))
+            .or_insert(at);
+    }
 }
 
 /// A component or a facet, by index in its graph.
@@ -35,6 +84,8 @@ pub struct ImportDecl {
     pub name: String,
     pub optional: bool,
     pub external: bool,
+    /// Where the item is written (in the component that declares it).
+    pub loc: Loc,
 }
 
 impl ImportDecl {
@@ -60,6 +111,8 @@ pub struct Component {
     pub extends: Option<usize>,
     pub facets: Vec<usize>,
     pub children: Vec<TypeRef>,
+    /// Where its properties and their items are written.
+    pub places: Places,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +122,8 @@ pub struct Facet {
     pub exports: Vec<ExportDecl>,
     pub extends: Vec<usize>,
     pub children: Vec<TypeRef>,
+    /// Where its properties and their items are written.
+    pub places: Places,
 }
 
 /// All components and facets of an application, with the reverse links precomputed.

@@ -1,11 +1,13 @@
 //! Validation of a built graph (Roboconf's RM_ codes for components and facets): names,
 //! installers (a root component must use `target`), exported variables and random ports,
 //! imports of one's own exports, cycles in extension and containment, imports that no
-//! component exports (case-sensitive, wildcards included), and orphan facets.
+//! component exports (case-sensitive, wildcards included), and orphan facets. A finding
+//! about one property or item (an import, an exported variable, the installer, `extends`)
+//! is reported where that is written; a finding about the whole type, at its block.
 
 use super::{split_var, Graph, Loc};
 use crate::diag::{Code, Diagnostic};
-use crate::dsl::checks::is_import_pattern;
+use crate::dsl::checks::{is_import_pattern, EXTENDS, INSTALLER};
 use crate::dsl::text::{is_blank, is_flex_id, is_strict_id};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,8 +40,8 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
         ));
     }
     let on_cycle = containment_cycles(g);
-    // Imported variable -> (exported?, importers).
-    let mut imported: BTreeMap<String, (bool, Vec<usize>)> = BTreeMap::new();
+    // Imported variable -> the importers, with where each import is written.
+    let mut imported: BTreeMap<String, Vec<(usize, Loc)>> = BTreeMap::new();
     let mut exported: BTreeSet<String> = BTreeSet::new();
     for c in 0..g.components.len() {
         validate_component(g, c, roots.contains(&c), on_cycle.get(&c), &mut out);
@@ -50,7 +52,7 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
             if imp.external {
                 continue;
             }
-            imported.entry(name).or_default().1.push(c);
+            imported.entry(name).or_default().push((c, imp.loc));
         }
         for name in g.component_exports(c).into_keys() {
             let prefix = split_var(&name).0.to_string();
@@ -63,7 +65,7 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
         facet_vars.extend(g.facet_exports(i).into_keys());
         facet_vars.insert(format!("{}.*", f.name));
     }
-    for (name, (_, importers)) in imported.iter_mut() {
+    for (name, importers) in &imported {
         if exported.contains(name) {
             continue;
         }
@@ -72,8 +74,8 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
         } else {
             Code::RM_UNRESOLVABLE_VARIABLE
         };
-        for &c in importers.iter() {
-            let comp = &g.components[c];
+        for (c, at) in importers {
+            let comp = &g.components[*c];
             let msg = if code == Code::RM_UNRESOLVABLE_FACET_VARIABLE {
                 format!(
                     "`{}` imports `{name}`, but no component has the facet that exports it",
@@ -82,7 +84,7 @@ pub fn validate_graph(g: &Graph, scope: Scope) -> Vec<Diagnostic> {
             } else {
                 format!("`{}` imports `{name}`, which no component or facet exports (names are case-sensitive)", comp.name)
             };
-            out.push(diag(code, &comp.loc, msg));
+            out.push(diag(code, at, msg));
         }
     }
     for (i, f) in g.facets.iter().enumerate() {
@@ -168,6 +170,12 @@ fn validate_component(
     let comp = &g.components[c];
     let at = &comp.loc;
     let name = &comp.name;
+    // The installer's own declaration; an inherited one is reported at the block.
+    let installer_at = comp
+        .installer
+        .as_ref()
+        .and(comp.places.property(INSTALLER))
+        .unwrap_or(at);
     check_type_name(
         "component",
         name,
@@ -180,8 +188,8 @@ fn validate_component(
     );
     match g.installer(c) {
         None => out.push(diag(Code::RM_EMPTY_COMPONENT_INSTALLER, at, format!("the component `{name}` has no installer, neither its own nor inherited"))),
-        Some(i) if is_blank(i) => out.push(diag(Code::RM_EMPTY_COMPONENT_INSTALLER, at, format!("the component `{name}` has an empty installer"))),
-        Some(i) if !is_flex_id(i) => out.push(diag(Code::RM_INVALID_COMPONENT_INSTALLER, at, format!("invalid installer `{i}` for `{name}`"))),
+        Some(i) if is_blank(i) => out.push(diag(Code::RM_EMPTY_COMPONENT_INSTALLER, installer_at, format!("the component `{name}` has an empty installer"))),
+        Some(i) if !is_flex_id(i) => out.push(diag(Code::RM_INVALID_COMPONENT_INSTALLER, installer_at, format!("invalid installer `{i}` for `{name}`"))),
         Some(i) if root && i != "target" => out.push(diag(
             Code::RM_ROOT_INSTALLER_MUST_BE_TARGET,
             at,
@@ -190,12 +198,13 @@ fn validate_component(
         Some(_) => {}
     }
     for v in &comp.exports {
-        check_export_name(name, &v.name, at, out);
+        let var_at = &at.at(v.span);
+        check_export_name(name, &v.name, var_at, out);
         if let Some(kind) = &v.random {
             if !kind.eq_ignore_ascii_case("port") {
                 out.push(diag(
                     Code::RM_INVALID_RANDOM_KIND,
-                    at,
+                    var_at,
                     format!(
                         "unsupported random kind `{kind}` for `{}` (only `random[port]` exists)",
                         v.name
@@ -205,7 +214,7 @@ fn validate_component(
             if v.value.is_some() {
                 out.push(diag(
                     Code::RM_NO_VALUE_FOR_RANDOM,
-                    at,
+                    var_at,
                     format!("the random variable `{}` cannot also have a value", v.name),
                 ));
             }
@@ -222,20 +231,20 @@ fn validate_component(
         if is_blank(&vname) {
             out.push(diag(
                 Code::RM_EMPTY_VARIABLE_NAME,
-                at,
+                &imp.loc,
                 format!("`{name}` imports a variable with no name"),
             ));
         } else if !is_import_pattern(&vname) {
             out.push(diag(
                 Code::RM_INVALID_VARIABLE_NAME,
-                at,
+                &imp.loc,
                 format!("`{name}` imports an invalid variable name `{vname}`"),
             ));
         }
         if !imp.optional && all_exported.contains(&vname) {
             out.push(diag(
                 Code::RM_COMPONENT_IMPORTS_EXPORTS,
-                at,
+                &imp.loc,
                 format!("`{name}` imports `{vname}`, which it exports itself: mark the import `(optional)`"),
             ));
         }
@@ -246,7 +255,7 @@ fn validate_component(
         if e == c {
             out.push(diag(
                 Code::RM_CYCLE_IN_COMPONENTS_INHERITANCE,
-                at,
+                comp.places.property(EXTENDS).unwrap_or(at),
                 format!("`{name}` extends itself: {name} -> ... -> {name}"),
             ));
             break;
@@ -278,12 +287,20 @@ fn validate_facet(g: &Graph, f: usize, out: &mut Vec<Diagnostic>) {
         out,
     );
     for v in &facet.exports {
-        check_export_name(name, &v.name, at, out);
+        check_export_name(name, &v.name, &at.at(v.span), out);
     }
     if g.all_extended_facets(f).contains(&f) {
+        // Reported at the first extended facet that leads back to this one.
+        let back = facet
+            .extends
+            .iter()
+            .find(|&&e| e == f || g.all_extended_facets(e).contains(&f));
+        let cycle_at = back
+            .and_then(|&e| facet.places.item(EXTENDS, &g.facets[e].name))
+            .unwrap_or(at);
         out.push(diag(
             Code::RM_CYCLE_IN_FACETS_INHERITANCE,
-            at,
+            cycle_at,
             format!("the facet `{name}` extends itself: {name} -> ... -> {name}"),
         ));
     }

@@ -2,7 +2,8 @@
 //! files and their imports (relative to the `instances/` folder) are parsed and checked,
 //! every `instance of` block becomes an instance under its enclosing one, paths must be
 //! unique, and `count: N` turns a block into N instances named with a zero-padded suffix
-//! (`vm-1` ... `vm-N`). The total number of instances is bounded.
+//! (`vm-1` ... `vm-N`). The total number of instances is bounded, and so are names and
+//! paths once `count:` has added its suffixes (`crate::limits`).
 
 use super::{Instance, InstanceSet};
 use crate::diag::{has_errors, Code, Diagnostic};
@@ -11,7 +12,8 @@ use crate::dsl::text::jtrim;
 use crate::dsl::walk::{walk, Expect};
 use crate::dsl::{Block, FileDef, Holder, Limits};
 use crate::graph::{Graph, Loc};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::limits;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// Most instances one application may declare, after `count:` expansion.
@@ -62,7 +64,52 @@ pub fn build_instances_from_defs(
     if !has_errors(&out.diagnostics) {
         expand_counts(&mut out.set, &counts, &mut out.diagnostics);
     }
+    if !has_errors(&out.diagnostics) {
+        check_lengths(&out.set, &mut out.diagnostics);
+    }
     out
+}
+
+/// Names and paths longer than `crate::limits` allows, once `count:` has added its
+/// suffixes: one finding per declaring block (its copies share it), and none for the
+/// instances under one whose path is already too long.
+fn check_lengths(set: &InstanceSet, diags: &mut Vec<Diagnostic>) {
+    let mut path_len = vec![0usize; set.instances.len()];
+    let mut reported: HashSet<(&Loc, Code)> = HashSet::new();
+    for i in set.hierarchical() {
+        let inst = &set.instances[i];
+        let parent_len = inst.parent.map_or(0, |p| path_len[p]);
+        if parent_len > limits::MAX_PATH_BYTES {
+            path_len[i] = parent_len;
+            continue;
+        }
+        path_len[i] = parent_len + limits::path_segment_len(&inst.name);
+        let at = &inst.loc;
+        if let Err(message) = limits::check_name("instance", &inst.name) {
+            if reported.insert((at, Code::X_NAME_TOO_LONG)) {
+                diags.push(Diagnostic::new(
+                    Code::X_NAME_TOO_LONG,
+                    &at.file,
+                    at.line,
+                    at.col,
+                    message,
+                ));
+            }
+            // Its path and those under it are too long as well: the name is the finding.
+            path_len[i] = path_len[i].max(limits::MAX_PATH_BYTES + 1);
+            continue;
+        }
+        if path_len[i] > limits::MAX_PATH_BYTES
+            && reported.insert((at, Code::X_INSTANCE_PATH_TOO_LONG))
+        {
+            diags.push(limits::path_too_long(
+                &at.file,
+                at.line,
+                at.col,
+                path_len[i],
+            ));
+        }
+    }
 }
 
 /// Adds the instance of `h` and its nested instances.

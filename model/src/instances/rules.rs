@@ -95,13 +95,14 @@ fn validate_instance(
                     set.path(i)
                 ),
             ),
-            // Several names for one declared variable (inherited under several prefixes)
-            // are not ambiguous: the override sets them all. Several declarations are.
-            Some(full) if full.iter().filter(|n| view.declared.contains(*n)).count() > 1 => {
+            // As Roboconf: a bare name that stands for several full names is ambiguous,
+            // even when they are one variable inherited under several prefixes (the
+            // override then sets them all, see `resolve::exports_of`).
+            Some(full) if full.len() > 1 => {
                 let names: Vec<&str> = full.iter().map(String::as_str).collect();
                 push(
                     Code::RM_AMBIGUOUS_OVERRIDING,
-                    format!("`{}` sets `{k}`, which overrides all of: {} (write the full name to pick one)", set.path(i), names.join(", ")),
+                    format!("`{}` sets `{k}`, which stands for several names: {}; the value goes to all of them (a full name sets only that one)", set.path(i), names.join(", ")),
                 )
             }
             Some(_) => {}
