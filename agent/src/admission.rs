@@ -19,8 +19,22 @@ use std::path::{Path, PathBuf};
 
 /// How long the CA and node certificates are valid (there is no rotation yet).
 const VALID_DAYS: i64 = 3650;
-/// Longest token lifetime accepted by `mesh token --ttl`.
+/// Longest join token lifetime (`mesh token --ttl`, and any `mesh_token` request).
 pub const MAX_TOKEN_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Shortest join token lifetime.
+pub const MIN_TOKEN_TTL_MS: u64 = 1000;
+
+/// Whether a join token may live `ttl_ms`: from 1 s to 7 days, both included. The agent
+/// checks every request with it, whatever client sent it; the CLI checks it too.
+pub fn check_token_ttl(ttl_ms: u64) -> Result<(), String> {
+    if (MIN_TOKEN_TTL_MS..=MAX_TOKEN_TTL_MS).contains(&ttl_ms) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a join token lives from 1 s to 7 days ({MIN_TOKEN_TTL_MS} to {MAX_TOKEN_TTL_MS} ms); {ttl_ms} ms was asked"
+        ))
+    }
+}
 
 /// Why admission material could not be made, read or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -424,6 +438,21 @@ mod tests {
         let b = Keypair::generate_ed25519().public().to_peer_id();
         let cert = back.issue(&b).expect("issue");
         assert_eq!(creds.verifier().check(&b, &cert, now_s()), Ok(()));
+    }
+
+    #[test]
+    fn token_lifetimes_go_from_one_second_to_seven_days() {
+        for ok in [1000, 60_000, 6 * 86_400_000, MAX_TOKEN_TTL_MS] {
+            assert_eq!(check_token_ttl(ok), Ok(()), "{ok}");
+        }
+        let ten_years = 3650 * 86_400_000;
+        for bad in [0, 999, MAX_TOKEN_TTL_MS + 1, ten_years, u64::MAX] {
+            let e = check_token_ttl(bad).expect_err("refused");
+            assert!(
+                e.contains("from 1 s to 7 days") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
     }
 
     #[test]

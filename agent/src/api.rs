@@ -148,6 +148,40 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Checks the names and paths the request carries against the bounds every operator
+    /// entry point keeps (`roboconf_model::limits`): an application or node name of at
+    /// most 128 bytes, an instance path of at most 1,024.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        use roboconf_model::limits::{check_instance_path, check_name};
+        let app = |a: &str| check_name("application", a);
+        match self {
+            Request::AppAdd { name, .. } => name.as_deref().map_or(Ok(()), app),
+            Request::AppRemove { name } | Request::AppSet { name, .. } => app(name),
+            Request::InstanceCreate {
+                app: a,
+                path,
+                component,
+            } => app(a)
+                .and_then(|()| check_instance_path(path))
+                .and_then(|()| check_name("component", component)),
+            Request::InstanceDelete { app: a, path }
+            | Request::InstanceSet { app: a, path, .. }
+            | Request::Logs { app: a, path } => app(a).and_then(|()| check_instance_path(path)),
+            Request::InstanceBind { app: a, root, node } => app(a)
+                .and_then(|()| check_instance_path(root))
+                .and_then(|()| check_name("node", node)),
+            Request::Status { app: a } => a.as_deref().map_or(Ok(()), app),
+            Request::AppList
+            | Request::Members
+            | Request::Leave
+            | Request::MeshInit
+            | Request::MeshToken { .. }
+            | Request::Join { .. } => Ok(()),
+        }
+    }
+}
+
 /// One member of the mesh, as `members` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
@@ -170,6 +204,10 @@ pub struct InstanceView {
     pub node: Option<String>,
     pub exports: BTreeMap<String, String>,
     pub last_error: Option<String>,
+    /// After a failure of the agent's environment: the attempt that failed last and when
+    /// the next one is due (it is tried again by itself).
+    #[serde(default)]
+    pub retry: Option<crate::core::Retry>,
 }
 
 /// An application's instances.

@@ -35,6 +35,10 @@ pub struct Config {
     pub runs_kept: u64,
     /// Ports never given to `random[port]` variables (as Roboconf's preference).
     pub forbidden_ports: Vec<u16>,
+    /// `--reset-store`: start although the store is gone while the data dir still holds
+    /// applications or instance folders (a one-time decision, never read from the file).
+    #[serde(skip)]
+    pub reset_store: bool,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             script_output_limit: 64 * 1024,
             runs_kept: 20,
             forbidden_ports: Vec::new(),
+            reset_store: false,
         }
     }
 }
@@ -158,6 +163,12 @@ impl Config {
         }
         if self.node.trim().is_empty() {
             return Err(Error::Invalid("node must not be empty".into()));
+        }
+        roboconf_model::limits::check_name("node", &self.node).map_err(Error::Invalid)?;
+        for (app, root) in self.hosts()? {
+            roboconf_model::limits::check_name("application", &app)
+                .and_then(|()| roboconf_model::limits::check_instance_path(&root))
+                .map_err(|e| Error::Invalid(format!("`--host`: {e}")))?;
         }
         if self.ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::Invalid(format!(

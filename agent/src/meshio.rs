@@ -65,6 +65,8 @@ pub struct MeshIo {
     creds: Option<Credentials>,
     pub joined: mpsc::Receiver<Joined>,
     joined_tx: mpsc::Sender<Joined>,
+    /// The node's store, to answer other agents' `logs` of what it hosts.
+    pub store: Option<std::sync::Arc<dyn crate::store::Store>>,
 }
 
 impl MeshIo {
@@ -109,6 +111,7 @@ impl MeshIo {
             creds,
             joined,
             joined_tx,
+            store: None,
         })
     }
 
@@ -425,10 +428,11 @@ impl MeshIo {
                     continue;
                 }
                 // A folder of its own per bundle: an `app add` of the same name on this node
-                // (which writes `apps/<name>`) must not race with it.
+                // (which writes `apps/<folder>`) must not race with it. `@` is escaped in
+                // application folders, so no other application's folder looks like it.
                 let dir = data.join("apps").join(format!(
-                    "{}-{}",
-                    roboconf_model::resolve::clean_path(&format!("/{name}")),
+                    "{}@{}",
+                    crate::core::folders::app_folder(&name),
                     &hash[..hash.len().min(12)]
                 ));
                 let read = tokio::task::spawn_blocking({
@@ -467,6 +471,44 @@ impl MeshIo {
                 }
             }
             let _ = tx.send((name, None)).await;
+        });
+    }
+
+    /// Asks `host` for the script runs it keeps for an instance; answers `reply`.
+    pub fn ask_runs(
+        &self,
+        host: NodeId,
+        app: String,
+        path: String,
+        timeout: std::time::Duration,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let (net, mesh) = (self.net.clone(), self.mesh.clone());
+        let req = self.envelope(Body::RunsRequest { app, path });
+        tokio::spawn(async move {
+            let fail = |why: String| Response::error(why);
+            let answer = match (host.as_str().parse::<PeerId>(), req) {
+                (Ok(peer), Some(req)) => {
+                    match tokio::time::timeout(timeout, net.request(peer, req)).await {
+                        Ok(Ok(bytes)) => match decode(&bytes, &mesh) {
+                            Ok(Envelope {
+                                body: Body::Runs(runs),
+                                ..
+                            }) => Response::Logs { runs },
+                            _ => fail(format!("the agent {host} that hosts it sent no runs")),
+                        },
+                        Ok(Err(e)) => {
+                            fail(format!("cannot ask the agent {host} that hosts it: {e}"))
+                        }
+                        Err(_) => fail(format!(
+                            "the agent {host} that hosts it did not answer within {} s",
+                            timeout.as_secs()
+                        )),
+                    }
+                }
+                _ => fail(format!("cannot ask the agent {host} that hosts it")),
+            };
+            let _ = reply.send(answer);
         });
     }
 
@@ -514,6 +556,21 @@ impl MeshIo {
                         Vec::new()
                     };
                     let answer = self.envelope(Body::Bundle(bytes)).unwrap_or_default();
+                    self.net.try_respond(id, answer);
+                    (None, None)
+                }
+                Ok(Envelope {
+                    body: Body::RunsRequest { app, path },
+                    ..
+                }) => {
+                    let runs = self
+                        .store
+                        .as_ref()
+                        .and_then(|s| s.runs(&app, &path).ok())
+                        .unwrap_or_default();
+                    let runs =
+                        crate::core::records::fit_runs(runs.into_iter().map(Into::into).collect());
+                    let answer = self.envelope(Body::Runs(runs)).unwrap_or_default();
                     self.net.try_respond(id, answer);
                     (None, None)
                 }

@@ -506,6 +506,7 @@ impl Cluster {
                                 error: None,
                                 output: String::new(),
                                 at_ms,
+                                retry: false,
                             },
                         },
                     );

@@ -111,6 +111,7 @@ impl Harness {
                         error: (!ok).then(|| format!("exit code {code}")),
                         output: String::new(),
                         at_ms: at,
+                        retry: false,
                     };
                     self.in_flight.insert((at, run.run), (*run, result));
                 }

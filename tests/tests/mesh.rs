@@ -223,7 +223,7 @@ fn an_application_added_on_one_agent_runs_across_the_mesh() {
         .expect("apps")
         .flatten()
         .any(|e| {
-            e.file_name().to_string_lossy().starts_with("shop-")
+            e.file_name().to_string_lossy().starts_with("shop@")
                 && e.path().join("graph/App/scripts/start.sh").is_file()
         });
     assert!(fetched, "the bundle was fetched and unpacked on node-b");
@@ -287,7 +287,7 @@ fn instance_bind_moves_a_machine_to_another_node() {
         })
     });
     assert!(
-        a.data_dir.join("instances/shop/vm_app_app").is_dir(),
+        a.data_dir.join("instances/shop/vm-app+app").is_dir(),
         "the working copy is on node-a now"
     );
     let o = b.cli(&["instance", "bind", "shop", "/vm-app/app", "node-a"]);

@@ -21,6 +21,7 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
     cfg.peer.extend(args.peer);
     cfg.host.extend(args.host);
     cfg.mdns |= args.mdns;
+    cfg.reset_store = args.reset_store;
     if let Some(n) = args.node {
         cfg.node = n;
     }

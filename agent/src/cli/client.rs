@@ -1,6 +1,8 @@
 //! The commands that talk to a running agent: each sends one request over the control
 //! socket and prints the answer (`--json` for machines). `wait` asks for the status until
-//! the wanted state is reached or the timeout passes, showing progress on a terminal.
+//! the wanted state is reached or the timeout passes, showing progress on a terminal; an
+//! application the agent does not know yet is waited for too (it may have been added on
+//! another member a moment ago).
 
 use super::{desired_of, AppCommand, InstanceCommand};
 use super::{out, show};
@@ -168,6 +170,18 @@ pub fn logs(
     }
 }
 
+/// What `wait` saw in one status answer.
+enum Seen {
+    /// The agent knows no application of that name (yet: it may still be on its way
+    /// from the member where it was added).
+    NoApp,
+    /// `reached` of the `total` instances watched are in the wanted state.
+    Instances { reached: usize, total: usize },
+}
+
+/// The start of the agent's answer about an application it does not know.
+const NO_APP: &str = "no application named";
+
 pub fn wait(
     data_dir: Option<PathBuf>,
     app: String,
@@ -179,7 +193,7 @@ pub fn wait(
     let deadline = Instant::now() + timeout;
     let tty = std::io::stderr().is_terminal();
     loop {
-        let (reached, total) = match call(
+        let seen = match call(
             &d,
             &Request::Status {
                 app: Some(app.clone()),
@@ -194,9 +208,17 @@ pub fn wait(
                         None => i.path.matches('/').count() > 1,
                     })
                     .collect();
-                (list.iter().filter(|i| i.state == state).count(), list.len())
+                Seen::Instances {
+                    reached: list.iter().filter(|i| i.state == state).count(),
+                    total: list.len(),
+                }
             }
+            Ok(Response::Error { message, .. }) if message.starts_with(NO_APP) => Seen::NoApp,
             other => return finish(other, false),
+        };
+        let (reached, total) = match seen {
+            Seen::NoApp => (0, 0),
+            Seen::Instances { reached, total } => (reached, total),
         };
         if total > 0 && reached == total {
             if tty {
@@ -204,26 +226,43 @@ pub fn wait(
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if total == 0 && path.is_some() {
-            eprintln!(
-                "roboconf wait: `{app}` has no instance {}",
-                path.unwrap_or_default()
-            );
+        if let (Seen::Instances { total: 0, .. }, Some(p)) = (&seen, &path) {
+            eprintln!("roboconf wait: `{app}` has no instance {p}");
             return Ok(ExitCode::from(1));
         }
         if Instant::now() >= deadline {
-            eprintln!(
-                "roboconf wait: timed out: {reached}/{total} {}",
-                state.as_str()
-            );
+            match seen {
+                Seen::NoApp => eprintln!(
+                    "roboconf wait: timed out: no application named `{app}` appeared within {}",
+                    humane(timeout)
+                ),
+                Seen::Instances { .. } => eprintln!(
+                    "roboconf wait: timed out: {reached}/{total} {}",
+                    state.as_str()
+                ),
+            }
             return Ok(ExitCode::from(1));
         }
         if tty {
-            eprint!("\rwaiting: {reached}/{total} {}   ", state.as_str());
+            match seen {
+                Seen::NoApp => eprint!("\rwaiting for `{app}` to appear   "),
+                Seen::Instances { .. } => {
+                    eprint!("\rwaiting: {reached}/{total} {}   ", state.as_str())
+                }
+            }
         }
         std::thread::sleep(
             Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
         );
+    }
+}
+
+/// A timeout as the operator wrote it, roughly: `30s`, `1500ms`.
+fn humane(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 

@@ -175,8 +175,14 @@ impl Demo {
     }
 
     fn lb_conf(&self) -> String {
-        std::fs::read_to_string(self.nodes[0].dir.join("instances/lamp/vm_lb_lb/lb.conf"))
-            .unwrap_or_default()
+        std::fs::read_to_string(
+            self.nodes[0]
+                .dir
+                .join("instances/lamp")
+                .join(crate::core::folders::instance_folder("/vm-lb/lb"))
+                .join("lb.conf"),
+        )
+        .unwrap_or_default()
     }
 }
 

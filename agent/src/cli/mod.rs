@@ -62,7 +62,7 @@ pub enum Command {
         /// The state to wait for, e.g. DEPLOYED_STARTED.
         #[arg(long)]
         state: String,
-        /// How long to wait: 30s, 5m, 500ms...
+        /// How long to wait: 30s, 5m, 500ms, 1h30m...
         #[arg(long, default_value = "30s")]
         timeout: String,
     },
@@ -127,6 +127,10 @@ pub struct AgentArgs {
     /// Seconds a script may run before it is killed.
     #[arg(long)]
     pub script_timeout: Option<u64>,
+    /// Start with an empty store although the data dir holds applications or instance
+    /// folders (the store was lost): those are moved aside into `reset-<time>/`.
+    #[arg(long)]
+    pub reset_store: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +139,7 @@ pub enum MeshCommand {
     Init,
     /// Print a single-use join token (the last word of the output).
     Token {
+        /// How long the token stays valid: from 1s to 7 days (15m, 1h, 7d, 1d12h...).
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
@@ -212,7 +217,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             let Some(timeout) = parse_duration(&timeout) else {
-                eprintln!("roboconf wait: invalid duration `{timeout}` (e.g. 30s, 5m, 500ms)");
+                eprintln!(
+                    "roboconf wait: invalid duration `{timeout}` (e.g. 30s, 5m, 500ms, 1h30m)"
+                );
                 return Ok(ExitCode::from(2));
             };
             client::wait(data_dir, app, path, state, timeout)
@@ -222,13 +229,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Leave => client::leave(data_dir),
         Command::Mesh(MeshCommand::Init) => client::simple(data_dir, &Request::MeshInit),
         Command::Mesh(MeshCommand::Token { ttl }) => {
-            let max = crate::admission::MAX_TOKEN_TTL_MS;
-            let ttl_ms = parse_duration(&ttl).map(|d| d.as_millis() as u64);
-            let Some(ttl_ms) = ttl_ms.filter(|t| *t >= 1000 && *t <= max) else {
-                eprintln!(
-                    "roboconf mesh token: invalid --ttl `{ttl}` (from 1s to 7 days, e.g. 15m, 1h)"
-                );
-                return Ok(ExitCode::from(2));
+            let checked = parse_duration(&ttl)
+                .ok_or_else(|| "not a duration".to_string())
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .and_then(|ttl_ms| crate::admission::check_token_ttl(ttl_ms).map(|()| ttl_ms));
+            let ttl_ms = match checked {
+                Ok(ttl_ms) => ttl_ms,
+                Err(why) => {
+                    eprintln!(
+                        "roboconf mesh token: invalid --ttl `{ttl}`: {why} (from 1s to 7 days, e.g. 15m, 1h, 7d)"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
             };
             client::simple(data_dir, &Request::MeshToken { ttl_ms })
         }
@@ -254,22 +266,43 @@ pub fn out(text: &str) {
     let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
 }
 
-/// `30s`, `5m`, `1h`, `500ms`, or a number of seconds.
+/// A duration: a number of seconds (`30`), or numbers each followed by a unit, `ms`,
+/// `s`, `m`, `h` or `d` (`500ms`, `15m`, `1.5h`, `7d`, `1d12h`, `2m30s`). `None` for
+/// anything else, or past what a `Duration` holds.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return seconds(s.parse().ok()?);
+    }
+    let mut rest = s;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let unit_at = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter(|at| *at > 0)?;
+        let n: f64 = rest[..unit_at].parse().ok()?;
+        let after = &rest[unit_at..];
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        total += match &after[..unit_len] {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            "d" => n * 86_400.0,
+            _ => return None,
+        };
+        rest = &after[unit_len..];
+    }
+    if s.is_empty() {
+        return None;
+    }
+    seconds(total)
+}
+
+fn seconds(secs: f64) -> Option<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs).ok()
 }
 
 fn desired_of(c: &InstanceCommand) -> Option<Desired> {
@@ -278,5 +311,42 @@ fn desired_of(c: &InstanceCommand) -> Option<Desired> {
         InstanceCommand::Start { .. } => Some(Desired::Started),
         InstanceCommand::Undeploy { .. } => Some(Desired::NotDeployed),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_days_and_compound_forms() {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(parse_duration("30"), secs(30));
+        assert_eq!(parse_duration("30s"), secs(30));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15m"), secs(900));
+        assert_eq!(parse_duration("1.5h"), secs(5400));
+        assert_eq!(parse_duration("7d"), secs(7 * 86_400));
+        assert_eq!(parse_duration("6d"), secs(6 * 86_400));
+        assert_eq!(parse_duration(" 1d12h "), secs(36 * 3600));
+        assert_eq!(parse_duration("2m30s"), secs(150));
+        assert_eq!(parse_duration("1s500ms"), Some(Duration::from_millis(1500)));
+        for bad in [
+            "",
+            "d",
+            "7x",
+            "7 d",
+            "-1s",
+            "1h30",
+            "1e3s",
+            "forever",
+            "1..2s",
+            "h1",
+            // Past what a Duration holds: refused, not a panic.
+            "99999999999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 }

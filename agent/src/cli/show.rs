@@ -46,6 +46,18 @@ pub fn status(apps: &[AppStatus]) -> String {
             if let Some(e) = &i.last_error {
                 let _ = writeln!(out, "{}  last error: {e}", "  ".repeat(depth));
             }
+            if let Some(r) = &i.retry {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let _ = writeln!(
+                    out,
+                    "{}  next attempt: in {} s (attempt {} failed)",
+                    "  ".repeat(depth),
+                    r.at_ms.saturating_sub(now).div_ceil(1000),
+                    r.attempt
+                );
+            }
         }
     }
     out

@@ -178,7 +178,8 @@ impl Core {
             return Step::Nothing;
         };
         let exist = self.may_exist(app, path);
-        let blocked = i.rec.blocked;
+        // A failed action waits for the operator, or for its retry to be due.
+        let blocked = i.rec.blocked || i.rec.retry.is_some_and(|r| r.at_ms > self.now_ms);
         let children_states = || {
             i.children
                 .iter()
@@ -340,7 +341,7 @@ impl Core {
             .cfg
             .work_dir
             .join(app_name)
-            .join(roboconf_model::resolve::clean_path(path));
+            .join(super::folders::instance_folder(path));
         let invocation = Invocation {
             application: app_name.to_string(),
             instance_name: i.rec.name.clone(),
@@ -410,6 +411,11 @@ impl Core {
             return;
         }
         i.running = None;
+        let retry = (!result.ok && result.retry).then(|| {
+            let attempt = i.rec.retry.map_or(0, |r| r.attempt).saturating_add(1);
+            super::records::Retry::after(attempt, self.now_ms)
+        });
+        i.rec.retry = retry;
         let next = if result.ok {
             i.rec.last_error = None;
             match p.action {
@@ -434,14 +440,20 @@ impl Core {
                 }
             }
         } else {
-            i.rec.blocked = true;
+            // The script's own failure waits for the operator; the environment's is
+            // tried again by itself.
+            i.rec.blocked = retry.is_none();
             i.rec.last_error = Some(format!(
-                "{} failed: {}",
+                "{} failed: {}{}",
                 p.action.as_str(),
                 result
                     .error
                     .clone()
-                    .unwrap_or_else(|| "unknown error".into())
+                    .unwrap_or_else(|| "unknown error".into()),
+                retry.map_or(String::new(), |r| format!(
+                    " (attempt {}; tried again by itself)",
+                    r.attempt
+                ))
             ));
             if let (Action::Update, Some((exporter, vars))) = (p.action, &p.changed) {
                 match vars {
@@ -498,9 +510,33 @@ impl Core {
         if let Some(shared) = shared {
             self.share_exports(&p.app, &p.path, Some(shared));
         }
+        if let Some(r) = retry {
+            self.retries
+                .insert((r.at_ms, p.app.clone(), p.path.clone()));
+        }
         self.persist_instance(&p.app, &p.path);
         self.set_state(&p.app, &p.path, next);
         self.mark_family(&p.app, &p.path);
+    }
+
+    /// Instances whose retry is due are looked at again.
+    pub(super) fn retries_due(&mut self) {
+        while let Some((at, app, path)) = self.retries.first().cloned() {
+            if at > self.now_ms {
+                break;
+            }
+            self.retries.pop_first();
+            self.mark(&app, &path);
+        }
+    }
+
+    /// An operator (here or elsewhere) changed what the instance should be: whatever
+    /// failed before may be tried at once.
+    pub(super) fn unblock(&mut self, app: &str, path: &str) {
+        if let Some(i) = self.apps.get_mut(app).and_then(|a| a.insts.get_mut(path)) {
+            i.rec.blocked = false;
+            i.rec.retry = None;
+        }
     }
 }
 

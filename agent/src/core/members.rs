@@ -44,6 +44,9 @@ pub enum Liveness {
     Suspect,
     Dead,
     Left,
+    /// Dead, and its name is carried by another member that is alive (a machine rebuilt
+    /// with a new identity): its roots follow the live one (`core::names`).
+    Retired,
 }
 
 impl Core {
@@ -66,6 +69,7 @@ impl Core {
         let bytes = serde_json::to_vec(&rec).unwrap_or_default();
         let key = owner_key(&me, "");
         self.put_if_changed(Kind::Member, &key, Some(bytes));
+        self.note_member(&me);
     }
 
     /// Every member known, with its liveness.
@@ -79,6 +83,8 @@ impl Core {
                 let id = NodeId::new(key);
                 let live = if rec.left {
                     Liveness::Left
+                } else if id != me && self.successor(&id).is_some() {
+                    Liveness::Retired
                 } else if id == me {
                     Liveness::Alive
                 } else if self.dead.contains(&id) || self.swim_down.contains(&id) {
@@ -97,18 +103,12 @@ impl Core {
 
     /// Whether records owned by `node` count (it is not dead and has not left).
     pub(super) fn counts(&self, node: &str) -> bool {
-        !self.dead.iter().any(|d| d.as_str() == node)
-            && !self.swim_down.iter().any(|d| d.as_str() == node)
-            && !self.has_left(node)
+        !self.dead.contains(node) && !self.swim_down.contains(node) && !self.has_left(node)
     }
 
-    /// Whether the node's member record says it left (one lookup, one parse).
+    /// Whether the node's member record says it left.
     pub(super) fn has_left(&self, node: &str) -> bool {
-        self.replica
-            .get(Kind::Member, node)
-            .and_then(|e| e.value.as_ref())
-            .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
-            .is_some_and(|r| r.left)
+        self.member_info.get(node).is_some_and(|m| m.left)
     }
 
     pub(super) fn peer_up(&mut self, node: NodeId) {
@@ -136,7 +136,7 @@ impl Core {
     }
 
     /// Whether a member's records count may have changed (`was`: they did before): if so,
-    /// say it and bring the exporters in line.
+    /// say it, bring the exporters in line and look again at who hosts its roots.
     fn verdict(&mut self, node: &NodeId, was: bool) {
         let now = self.counts(node.as_str());
         if now != was {
@@ -145,6 +145,7 @@ impl Core {
                 dead: !now,
             }));
             self.owner_changed(node);
+            self.rebind_after(node);
         }
     }
 

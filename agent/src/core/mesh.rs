@@ -27,6 +27,9 @@ pub struct SharedObserved {
     pub last_error: Option<String>,
     /// The hosting node's name.
     pub node: String,
+    /// The next attempt of a failed action that is tried again by itself.
+    #[serde(default)]
+    pub retry: Option<super::records::Retry>,
 }
 
 /// `node␟app␟path` (exports and observed records).
@@ -114,6 +117,7 @@ impl Core {
             state: i.rec.state,
             last_error: i.rec.last_error.clone(),
             node: self.cfg.node.clone(),
+            retry: i.rec.retry,
         };
         let bytes = serde_json::to_vec(&value).unwrap_or_default();
         let key = exports_key(&self.node_id(), app, path);
@@ -138,12 +142,16 @@ impl Core {
     }
 
     /// What the mesh says of the instances of `app` this node does not host: path →
-    /// (observed state, exports).
+    /// (observed state, exports). When several members said something of one path (it
+    /// moved, or its host was rebuilt under a new identity), the word of the member that
+    /// hosts its root now wins, then that of a member whose records count.
     pub fn remote_view(
         &self,
         app: &str,
     ) -> std::collections::BTreeMap<String, (SharedObserved, Vars)> {
-        let mut out = std::collections::BTreeMap::new();
+        let mut out: std::collections::BTreeMap<String, (u8, (SharedObserved, Vars))> =
+            std::collections::BTreeMap::new();
+        let mut hosts: std::collections::BTreeMap<String, Option<NodeId>> = Default::default();
         let me = self.node_id();
         for (key, e) in self.replica.all(Kind::Observed) {
             let Some((owner, a, path)) = split_exports_key(key) else {
@@ -159,6 +167,18 @@ impl Core {
             else {
                 continue;
             };
+            let root = super::app::root_path(path);
+            let host = hosts
+                .entry(root.clone())
+                .or_insert_with(|| self.host_of(app, &root));
+            let rank = if host.as_ref().is_some_and(|h| h.as_str() == owner) {
+                2
+            } else {
+                u8::from(self.counts(owner))
+            };
+            if out.get(path).is_some_and(|(r, _)| *r >= rank) {
+                continue;
+            }
             if !self.counts(owner) {
                 // What a dead or departed node hosted: its machine is in trouble, the
                 // rest is not running as far as anyone knows.
@@ -185,9 +205,9 @@ impl Core {
                 .and_then(|v| serde_json::from_slice::<SharedExports>(v).ok())
                 .map(|s| s.vars)
                 .unwrap_or_default();
-            out.insert(path.to_string(), (obs, exports));
+            out.insert(path.to_string(), (rank, (obs, exports)));
         }
-        out
+        out.into_iter().map(|(p, (_, v))| (p, v)).collect()
     }
 
     /// Entries from a peer (gossip or an anti-entropy answer).
@@ -255,6 +275,10 @@ impl Core {
                 self.scan_apps = true;
             }
             if kind == Kind::Member {
+                let id = NodeId::new(key.clone());
+                self.note_member(&id);
+                // A namesake that appears or goes may move roots (`core::names`).
+                self.rebind_after(&id);
                 self.members_touched.insert(NodeId::new(key.clone()));
                 // A member that left: its records stop counting at once.
                 self.owner_changed(&NodeId::new(key.clone()));
@@ -344,7 +368,7 @@ impl Core {
             return;
         }
         i.rec.desired = target;
-        i.rec.blocked = false;
+        self.unblock(&app, &path);
         self.persist_instance(&app, &path);
         self.mark(&app, &path);
     }

@@ -6,15 +6,18 @@
 //! the runtime makes the writes durable before it acts on anything after them.
 
 mod app;
+pub mod folders;
 mod lifecycle;
 pub mod members;
 pub mod mesh;
+mod names;
 mod ops;
 pub mod records;
 mod tokens;
+mod views;
 
 pub use app::{parent_path, AppState, LoadedApp};
-pub use records::{AppRecord, InstanceRecord, RunRecord, Write};
+pub use records::{AppRecord, InstanceRecord, Retry, RunRecord, Write};
 
 use crate::api::{Desired, Response};
 use roboconf_plugins::{Action, Invocation};
@@ -123,6 +126,10 @@ pub struct RunResult {
     pub output: String,
     /// When it ended, milliseconds since the Unix epoch (from the runtime's clock).
     pub at_ms: u64,
+    /// The failure was the agent's environment's (the working folder could not be made,
+    /// the script could not be started), not the script's: the action is tried again
+    /// later by itself (`records::Retry`).
+    pub retry: bool,
 }
 
 /// What drives the core.
@@ -286,6 +293,11 @@ pub struct Core {
     addresses: Vec<String>,
     /// Applications whose bundle is being fetched.
     fetching: BTreeSet<String>,
+    /// Actions to try again (their environment failed): when, application, path.
+    retries: BTreeSet<(u64, String, String)>,
+    /// Each member's name and whether it left (from its record), and the members by name.
+    member_info: BTreeMap<crate::mesh::NodeId, names::MemberInfo>,
+    by_name: BTreeMap<String, BTreeSet<crate::mesh::NodeId>>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +330,9 @@ impl Core {
             leaving: None,
             addresses: Vec::new(),
             fetching: BTreeSet::new(),
+            retries: BTreeSet::new(),
+            member_info: BTreeMap::new(),
+            by_name: BTreeMap::new(),
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),
@@ -348,6 +363,7 @@ impl Core {
             core.cfg.generation,
             replica,
         );
+        core.note_all_members();
         for app in apps {
             let name = app.name.clone();
             core.apps.insert(name, AppState::new(app));
@@ -356,6 +372,10 @@ impl Core {
         instances.sort_by(|a, b| (&a.app, &a.path).cmp(&(&b.app, &b.path)));
         for mut rec in instances {
             rec.state = lifecycle::stable_before(rec.state);
+            // A restart is a new chance for what failed for the agent's own reasons.
+            if let Some(r) = rec.retry.as_mut() {
+                r.at_ms = 0;
+            }
             core.ports_used.extend(rec.ports.values().copied());
             let key = (rec.app.clone(), rec.path.clone());
             if let Some(app) = core.apps.get_mut(&rec.app) {
@@ -451,6 +471,7 @@ impl Core {
             }
             Input::Now(ms) => {
                 self.now_ms = self.now_ms.max(ms);
+                self.retries_due();
                 self.expire_suspects();
                 self.fetch_missing();
                 self.reconcile();
@@ -530,7 +551,7 @@ impl Core {
     /// Whether this node hosts the root instance `root`: its binding says so, or, with no
     /// binding yet, the node's `--host` list does.
     fn is_hosted(&self, app: &str, root: &str) -> bool {
-        match self.binding(app, root) {
+        match self.host_of(app, root) {
             Some(node) => node == self.replica.origin().node,
             None => self.cfg.hosts.iter().any(|(a, r)| a == app && r == root),
         }

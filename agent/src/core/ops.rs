@@ -8,7 +8,7 @@ use super::records::{
     instance_key, AppRecord, InstanceRecord, Write, TREE_APPS, TREE_INSTANCES, TREE_RUNS,
 };
 use super::{Command, Core};
-use crate::api::{AppStatus, AppSummary, Desired, InstanceView, Response, State};
+use crate::api::{Desired, Response, State};
 use roboconf_model::dsl::text::is_flex_id;
 use std::collections::BTreeMap;
 
@@ -30,21 +30,7 @@ impl Core {
             Command::InstanceSet { app, path, target } => self.instance_set(&app, &path, target),
             Command::Status { app } => self.status(app.as_deref()),
             Command::Members => Response::Members {
-                members: self
-                    .members()
-                    .into_iter()
-                    .map(|(id, rec, live)| crate::api::MemberView {
-                        id: id.to_string(),
-                        name: rec.name,
-                        addresses: rec.addresses,
-                        state: serde_json::to_value(live)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default(),
-                        roots: rec.roots,
-                        version: rec.version,
-                    })
-                    .collect(),
+                members: self.member_views(),
             },
             Command::Leave => Response::error("leave is handled by the core's step"),
             Command::Bind { app, root, node } => self.instance_bind(&app, &root, &node),
@@ -156,22 +142,6 @@ impl Core {
         ))
     }
 
-    fn app_list(&self) -> Vec<AppSummary> {
-        self.apps
-            .values()
-            .map(|a| AppSummary {
-                name: a.name.clone(),
-                version: a.version.clone(),
-                instances: a.insts.len(),
-                started: a
-                    .insts
-                    .values()
-                    .filter(|i| i.rec.state == State::DeployedStarted)
-                    .count(),
-            })
-            .collect()
-    }
-
     fn app_remove(&mut self, name: &str) -> Response {
         let Some(a) = self.apps.get(name) else {
             return Response::error(format!("no application named `{name}`"));
@@ -222,7 +192,7 @@ impl Core {
             return;
         }
         i.rec.desired = target;
-        i.rec.blocked = false;
+        self.unblock(app, path);
         self.persist_instance(app, path);
         self.share_desired(app, path, target);
         self.mark(app, path);
@@ -279,6 +249,9 @@ impl Core {
         };
         if a.insts.contains_key(path) {
             return Some(format!("`{app}` already has an instance `{path}`"));
+        }
+        if let Err(e) = roboconf_model::limits::check_instance_path(path) {
+            return Some(e);
         }
         let name = path.rsplit('/').next().unwrap_or_default();
         if !path.starts_with('/') || !is_flex_id(name) {
@@ -415,75 +388,12 @@ impl Core {
             }
             None => return Response::error(format!("`{app}` has no instance `{root}`")),
         }
-        let id = self
-            .members()
-            .into_iter()
-            .find(|(id, rec, _)| id.as_str() == node || rec.name == node)
-            .map(|(id, _, _)| id);
-        let Some(id) = id else {
-            return Response::error(format!("no member named `{node}` (see `roboconf members`)"));
+        let id = match self.member_named(node) {
+            Ok(id) => id,
+            Err(e) => return Response::error(e),
         };
         self.bind(app, root, &id);
         Response::ok(format!("{root} is now hosted by {node}"))
-    }
-
-    fn status(&self, app: Option<&str>) -> Response {
-        let mut apps = Vec::new();
-        for a in self
-            .apps
-            .values()
-            .filter(|a| app.is_none_or(|n| n == a.name))
-        {
-            let remote = self.remote_view(&a.name);
-            let instances = a
-                .insts
-                .values()
-                .map(|i| {
-                    let root = super::app::root_path(&i.rec.path);
-                    if !self.is_hosted(&a.name, &root) {
-                        if let Some((obs, exports)) = remote.get(&i.rec.path) {
-                            return InstanceView {
-                                path: i.rec.path.clone(),
-                                component: i.rec.component.clone(),
-                                state: obs.state,
-                                desired: i.rec.desired,
-                                node: Some(obs.node.clone()),
-                                exports: if obs.state == State::DeployedStarted {
-                                    exports.clone()
-                                } else {
-                                    BTreeMap::new()
-                                },
-                                last_error: obs.last_error.clone(),
-                            };
-                        }
-                    }
-                    let root = super::app::root_path(&i.rec.path);
-                    let hosted = self.is_hosted(&a.name, &root);
-                    let exports = if i.rec.state == State::DeployedStarted {
-                        a.exports(&i.rec.path, &self.cfg.ip)
-                    } else {
-                        BTreeMap::new()
-                    };
-                    InstanceView {
-                        path: i.rec.path.clone(),
-                        component: i.rec.component.clone(),
-                        state: i.rec.state,
-                        desired: i.rec.desired,
-                        node: hosted.then(|| self.cfg.node.clone()),
-                        exports,
-                        last_error: i.rec.last_error.clone(),
-                    }
-                })
-                .collect();
-            apps.push(AppStatus {
-                app: a.name.clone(),
-                instances,
-            });
-        }
-        if let (Some(name), true) = (app, apps.is_empty()) {
-            return Response::error(format!("no application named `{name}`"));
-        }
-        Response::Status { apps }
     }
 }
 

@@ -39,6 +39,9 @@ pub struct InstanceRecord {
     pub last_error: Option<String>,
     /// True after a failed script: nothing is retried until the operator acts again.
     pub blocked: bool,
+    /// After a failure of the agent's environment (not of the script): the next attempt.
+    #[serde(default)]
+    pub retry: Option<Retry>,
     /// Per exporter path, the variables this instance was last configured with.
     pub configured: BTreeMap<String, Vars>,
     /// Random ports allocated for it: local variable name → port.
@@ -60,9 +63,40 @@ impl InstanceRecord {
             state: State::NotDeployed,
             last_error: None,
             blocked: false,
+            retry: None,
             configured: BTreeMap::new(),
             ports: BTreeMap::new(),
             last_run_seq: 0,
+        }
+    }
+}
+
+/// A failed action that is tried again by itself: the failure was the agent's
+/// environment's (its working folder could not be written, the script could not be
+/// started), not the script's own verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Attempts that failed so far.
+    pub attempt: u32,
+    /// When the next one is due (milliseconds since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// First wait before an action whose environment failed is tried again; it doubles with
+/// each failure up to `RETRY_MAX_MS`. Retries go on until the action succeeds or an
+/// operator changes what the instance should be.
+pub const RETRY_FIRST_MS: u64 = 1_000;
+pub const RETRY_MAX_MS: u64 = 5 * 60 * 1_000;
+
+impl Retry {
+    /// The retry after `attempt` failures, the last at `now_ms`.
+    pub fn after(attempt: u32, now_ms: u64) -> Retry {
+        let wait = RETRY_FIRST_MS
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+            .min(RETRY_MAX_MS);
+        Retry {
+            attempt,
+            at_ms: now_ms.saturating_add(wait),
         }
     }
 }
@@ -79,6 +113,42 @@ pub struct RunRecord {
     pub code: Option<i32>,
     pub error: Option<String>,
     pub output: String,
+}
+
+impl From<RunRecord> for crate::api::RunView {
+    fn from(r: RunRecord) -> Self {
+        crate::api::RunView {
+            seq: r.seq,
+            action: r.action,
+            at_ms: r.at_ms,
+            ok: r.ok,
+            code: r.code,
+            error: r.error,
+            output: r.output,
+        }
+    }
+}
+
+/// Most bytes of script output sent to another agent's `logs` in one answer: the newest
+/// runs' outputs are kept whole, older ones are cut (messages are at most 4 MiB).
+pub const RUNS_OUTPUT_BUDGET: usize = 2 * 1024 * 1024;
+
+/// Cuts the outputs of the oldest runs so that all of them fit `RUNS_OUTPUT_BUDGET`.
+pub fn fit_runs(mut runs: Vec<crate::api::RunView>) -> Vec<crate::api::RunView> {
+    let mut left = RUNS_OUTPUT_BUDGET;
+    for r in runs.iter_mut().rev() {
+        if r.output.len() <= left {
+            left -= r.output.len();
+        } else {
+            let mut cut = r.output.len() - left;
+            while !r.output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            r.output = format!("[{cut} bytes cut]{}", &r.output[cut..]);
+            left = 0;
+        }
+    }
+    runs
 }
 
 /// The store key of an instance (and the prefix of its runs).

@@ -1,17 +1,39 @@
 //! Join tokens in the replicated state: issuing one records the hash of its secret and
 //! its expiry under its id (an operator record, so any member can check it); redeeming
 //! it records who it admitted, so the same token admits no one else anywhere in the mesh
-//! once that record has spread.
+//! once that record has spread. No token lives longer than `MAX_TOKEN_TTL_MS`: one
+//! that would expire later is neither issued nor redeemed (any member can write token
+//! records, so the redeeming member checks too).
 
 use super::Core;
-use crate::admission::TokenRecord;
+use crate::admission::{TokenRecord, MAX_TOKEN_TTL_MS};
 use crate::api::Response;
 use crate::mesh::replica::Kind;
 
+/// How far past `MAX_TOKEN_TTL_MS` from now a token's expiry may be: the runtime reads
+/// the clock again to compute the expiry, and the issuing member's clock may be ahead
+/// of the redeeming member's.
+pub const TOKEN_EXPIRY_SLACK_MS: u64 = 5 * 60 * 1000;
+
 impl Core {
+    /// Whether an expiry is further away than any token may live.
+    fn too_far(&self, expires_ms: u64) -> bool {
+        expires_ms
+            > self
+                .now_ms
+                .saturating_add(MAX_TOKEN_TTL_MS)
+                .saturating_add(TOKEN_EXPIRY_SLACK_MS)
+    }
+
     pub(super) fn token_issue(&mut self, id: &str, hash: String, expires_ms: u64) -> Response {
         if self.replica.get(Kind::Token, id).is_some() {
             return Response::error("a token with this id exists already");
+        }
+        if self.too_far(expires_ms) {
+            return Response::error(format!(
+                "a join token lives at most 7 days: expiry {expires_ms} is past {}",
+                self.now_ms.saturating_add(MAX_TOKEN_TTL_MS)
+            ));
         }
         let rec = TokenRecord {
             hash,
@@ -39,6 +61,9 @@ impl Core {
         if self.now_ms >= rec.expires_ms {
             return Response::error("token expired");
         }
+        if self.too_far(rec.expires_ms) {
+            return Response::error("token refused: it would live longer than 7 days");
+        }
         rec.used_by = Some(node.to_string());
         self.put(Kind::Token, id, serde_json::to_vec(&rec).ok());
         Response::ok("token redeemed")
@@ -47,8 +72,11 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    use super::TOKEN_EXPIRY_SLACK_MS;
+    use crate::admission::{TokenRecord, MAX_TOKEN_TTL_MS};
     use crate::api::Response;
     use crate::core::{Command, Config, Core, Input};
+    use crate::mesh::replica::Kind;
 
     fn ask(core: &mut Core, command: Command) -> Response {
         core.step(Input::Command { id: 1, command });
@@ -118,5 +146,73 @@ mod tests {
             Response::Error { message, .. } => assert!(message.contains("expired"), "{message}"),
             r => panic!("{r:?}"),
         }
+    }
+
+    #[test]
+    fn no_token_lives_longer_than_seven_days() {
+        let mut core = Core::restore_with(Config::default(), Vec::new(), Vec::new(), Vec::new());
+        let now = 1_000_000;
+        core.step(Input::Now(now));
+        let issue = |core: &mut Core, id: &str, expires_ms: u64| {
+            ask(
+                core,
+                Command::TokenIssue {
+                    id: id.into(),
+                    hash: "h".into(),
+                    expires_ms,
+                },
+            )
+        };
+        let longest = now + MAX_TOKEN_TTL_MS;
+        for (id, expires_ms) in [
+            ("ten-years", now + 3650 * 86_400_000),
+            ("max", u64::MAX),
+            ("just-past", longest + TOKEN_EXPIRY_SLACK_MS + 1),
+        ] {
+            match issue(&mut core, id, expires_ms) {
+                Response::Error { message, .. } => {
+                    assert!(message.contains("at most 7 days"), "{message}")
+                }
+                r => panic!("{id}: {r:?}"),
+            }
+            assert!(core.replica.get(Kind::Token, id).is_none(), "{id} recorded");
+        }
+        let r = issue(&mut core, "seven-days", longest);
+        assert!(matches!(r, Response::Ok { .. }), "{r:?}");
+        // A record written by another member (not through `token_issue`) is checked
+        // when redeemed.
+        let rec = TokenRecord {
+            hash: "h".into(),
+            expires_ms: now + 3650 * 86_400_000,
+            used_by: None,
+        };
+        core.put(Kind::Token, "planted", serde_json::to_vec(&rec).ok());
+        let r = ask(
+            &mut core,
+            Command::TokenRedeem {
+                id: "planted".into(),
+                hash: "h".into(),
+                node: "n".into(),
+            },
+        );
+        match r {
+            Response::Error { message, .. } => assert!(message.contains("7 days"), "{message}"),
+            r => panic!("{r:?}"),
+        }
+        assert!(matches!(
+            redeem_id(&mut core, "seven-days"),
+            Response::Ok { .. }
+        ));
+    }
+
+    fn redeem_id(core: &mut Core, id: &str) -> Response {
+        ask(
+            core,
+            Command::TokenRedeem {
+                id: id.into(),
+                hash: "h".into(),
+                node: "n".into(),
+            },
+        )
     }
 }

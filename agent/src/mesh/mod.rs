@@ -27,6 +27,14 @@ impl NodeId {
     }
 }
 
+/// Sets and maps of nodes are looked up by `&str` (ordering and hashing are those of the
+/// text).
+impl std::borrow::Borrow<str> for NodeId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for NodeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

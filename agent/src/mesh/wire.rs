@@ -32,6 +32,11 @@ pub enum Body {
     BundleRequest(String),
     /// A bundle (empty: not held here).
     Bundle(Vec<u8>),
+    /// Asks the node hosting an instance for its recent script runs (`roboconf logs` on
+    /// another agent).
+    RunsRequest { app: String, path: String },
+    /// The runs kept for it, oldest first (empty: none here).
+    Runs(Vec<crate::api::RunView>),
 }
 
 /// A message.

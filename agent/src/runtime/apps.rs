@@ -11,12 +11,15 @@ use roboconf_model::dsl::Limits;
 use roboconf_plugins::{logger::Logger, script::Script, Plugin};
 use std::path::Path;
 
-/// Reads, validates and copies an application folder into the data directory.
+/// Reads, validates and copies an application folder into the data directory, with the
+/// warnings the operator should see (links left out...). The copy is what every other
+/// node gets: it is read again, and refused unless it gives the same application (a file
+/// it needs would be missing on the other nodes).
 pub(super) fn register_bundle(
     data_dir: &Path,
     path: &Path,
     name: Option<String>,
-) -> Result<LoadedApp, Response> {
+) -> Result<(LoadedApp, Vec<String>), Response> {
     let (model, diags) = roboconf_model::app::load_application(path, Limits::default());
     if has_errors(&diags) {
         return Err(Response::Error {
@@ -31,15 +34,18 @@ pub(super) fn register_bundle(
                 .collect(),
         });
     }
+    let warnings: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
     let name = name.unwrap_or_else(|| model.name().to_string());
     if !roboconf_model::dsl::text::is_app_name(&name) {
         return Err(Response::error(format!(
-            "invalid application name `{name}`"
+            "invalid application name `{}`",
+            roboconf_model::limits::preview(&name)
         )));
     }
+    roboconf_model::limits::check_name("application", &name).map_err(Response::error)?;
     let bundle = data_dir
         .join("apps")
-        .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
+        .join(crate::core::folders::app_folder(&name));
     let copy = || -> std::io::Result<()> {
         if bundle.exists() {
             std::fs::remove_dir_all(&bundle)?;
@@ -52,25 +58,79 @@ pub(super) fn register_bundle(
             bundle.display()
         ))
     })?;
-    let (bytes, hash) = crate::bundle::pack(&bundle)
-        .map_err(|e| Response::error(format!("cannot bundle the application: {e}")))?;
+    let refuse = |r: Response| {
+        let _ = std::fs::remove_dir_all(&bundle);
+        Err(r)
+    };
+    let (copied, copy_diags) = roboconf_model::app::load_application(&bundle, Limits::default());
+    let count = |m: &roboconf_model::app::Application| {
+        (
+            m.graph.as_ref().map_or(0, |g| g.components.len()),
+            m.instances.instances.len(),
+        )
+    };
+    if has_errors(&copy_diags) || count(&copied) != count(&model) {
+        return refuse(Response::Error {
+            message: format!(
+                "{} reads files that would not travel with it (every node gets a copy of its \
+                 folder, without links): nothing was stored",
+                path.display()
+            ),
+            details: copy_diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.to_string())
+                .collect(),
+        });
+    }
+    let (bytes, hash) = match crate::bundle::pack(&bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            return refuse(Response::error(format!(
+                "cannot bundle the application: {e}"
+            )))
+        }
+    };
     let store = data_dir.join("bundles");
-    std::fs::create_dir_all(&store)
-        .and_then(|_| std::fs::write(store.join(&hash), &bytes))
-        .map_err(|e| Response::error(format!("cannot store the bundle: {e}")))?;
-    let (model, _) = roboconf_model::app::load_application(&bundle, Limits::default());
-    let version = model
+    if let Err(e) =
+        std::fs::create_dir_all(&store).and_then(|_| std::fs::write(store.join(&hash), &bytes))
+    {
+        return refuse(Response::error(format!("cannot store the bundle: {e}")));
+    }
+    let version = copied
         .descriptor
         .as_ref()
         .and_then(|d| d.version.clone())
         .unwrap_or_default();
-    Ok(LoadedApp {
-        name,
-        version,
-        bundle,
-        hash,
-        model,
-    })
+    Ok((
+        LoadedApp {
+            name,
+            version,
+            bundle,
+            hash,
+            model: copied,
+        },
+        warnings,
+    ))
+}
+
+/// Deletes what an application left in the data directory once it is removed: its
+/// bundle (where its record says), the bundles fetched for it (`apps/<folder>@<hash>`)
+/// and its instances' working folders.
+pub(super) fn remove_app_files(data_dir: &Path, name: &str, bundle: Option<&Path>) {
+    let apps = data_dir.join("apps");
+    let folder = crate::core::folders::app_folder(name);
+    if let Some(b) = bundle.filter(|b| b.starts_with(&apps)) {
+        let _ = std::fs::remove_dir_all(b);
+    }
+    let _ = std::fs::remove_dir_all(apps.join(&folder));
+    let fetched = format!("{folder}@");
+    for e in std::fs::read_dir(&apps).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&fetched) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(data_dir.join("instances").join(name));
 }
 
 /// Copies a folder recursively (bundles, the demo).
@@ -110,12 +170,14 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
         }
         Ok(())
     };
-    let fail = |error: String, output: String| RunResult {
+    // `retry`: the failure is the environment's, tried again by itself (records::Retry).
+    let fail = |error: String, output: String, retry: bool| RunResult {
         ok: false,
         code: None,
         error: Some(error),
         output,
         at_ms: now_ms(),
+        retry,
     };
     if let Err(e) = prepare() {
         return fail(
@@ -124,6 +186,7 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
                 dir.display()
             ),
             String::new(),
+            true,
         );
     }
     let plugin: &dyn Plugin = match run.installer.as_str() {
@@ -134,6 +197,7 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
             return fail(
                 format!("the installer `{other}` is not supported by this agent"),
                 String::new(),
+                false,
             )
         }
     };
@@ -144,6 +208,7 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
             error: None,
             output: o.output,
             at_ms: now_ms(),
+            retry: false,
         },
         Err(roboconf_plugins::Error::Failed { code, output, .. }) => RunResult {
             ok: false,
@@ -151,10 +216,36 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
             error: Some(format!("exit code {code}")),
             output,
             at_ms: now_ms(),
+            retry: false,
         },
         Err(roboconf_plugins::Error::TimedOut {
             seconds, output, ..
-        }) => fail(format!("timed out after {seconds} s"), output),
-        Err(e) => fail(e.to_string(), String::new()),
+        }) => fail(format!("timed out after {seconds} s"), output, false),
+        // The script could not be started: tried again when the machine lacked something
+        // (space, memory, descriptors, processes); not when the script itself is at fault
+        // (no interpreter, not executable).
+        Err(roboconf_plugins::Error::Io(e)) => {
+            let retry = lacking(&e);
+            fail(e.to_string(), String::new(), retry)
+        }
     }
+}
+
+/// Whether an I/O error says the machine lacked a resource for a while (the action may
+/// succeed later without anyone changing the application).
+pub(super) fn lacking(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    // EMFILE, ENFILE: no file descriptor left (no stable `ErrorKind` for them).
+    matches!(e.raw_os_error(), Some(23 | 24))
+        || matches!(
+            e.kind(),
+            K::StorageFull
+                | K::QuotaExceeded
+                | K::OutOfMemory
+                | K::ResourceBusy
+                | K::ExecutableFileBusy
+                | K::WouldBlock
+                | K::Interrupted
+                | K::ReadOnlyFilesystem
+        )
 }

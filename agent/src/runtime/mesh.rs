@@ -6,6 +6,9 @@ use super::{now_ms, Loop};
 use crate::core::{Command, Input};
 use std::time::Duration;
 
+/// How long `logs` waits for the agent that hosts the instance.
+const RUNS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long SWIM lets a suspect refute before declaring it down.
 pub(super) const SWIM_SUSPECT_FOR: Duration = Duration::from_secs(3);
 
@@ -72,6 +75,39 @@ impl Loop {
             }
             _ => false,
         }
+    }
+
+    /// `logs`: the runs kept here for an instance hosted here, else those its host keeps
+    /// (asked over the mesh, answered within `RUNS_TIMEOUT`).
+    pub(super) fn logs(
+        &mut self,
+        app: String,
+        path: String,
+        reply: tokio::sync::oneshot::Sender<crate::api::Response>,
+    ) {
+        use crate::api::Response;
+        let local = |store: &dyn crate::store::Store| match store.runs(&app, &path) {
+            Ok(runs) => Response::Logs {
+                runs: runs.into_iter().map(Into::into).collect(),
+            },
+            Err(e) => Response::error(e.to_string()),
+        };
+        let host = match self.core.runs_host(&app, &path) {
+            Err(e) => {
+                let _ = reply.send(Response::error(e));
+                return;
+            }
+            Ok(None) => {
+                let _ = reply.send(local(self.store.as_ref()));
+                return;
+            }
+            Ok(Some(host)) => host,
+        };
+        let Some(m) = &self.mesh else {
+            let _ = reply.send(Response::error("this agent has no network"));
+            return;
+        };
+        m.ask_runs(host, app, path, RUNS_TIMEOUT, reply);
     }
 
     /// A node asks to join: the core redeems its token, `flush` answers.

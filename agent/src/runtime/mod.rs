@@ -3,7 +3,7 @@
 //! that turns requests and plug-in results into core inputs, then carries out the core's
 //! outputs in order — writes made durable first, then scripts started and replies sent.
 
-use crate::api::{Request, Response, RunView};
+use crate::api::{Request, Response};
 use crate::config::Config;
 use crate::control;
 use crate::core::records::Write;
@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 mod apps;
+mod layout;
 mod mesh;
 
 pub use apps::copy_dir;
@@ -93,7 +94,8 @@ struct Loop {
     core: Core,
     store: Arc<dyn Store>,
     replies: HashMap<u64, oneshot::Sender<Response>>,
-    removals: HashMap<u64, String>,
+    /// Applications being removed: their name and bundle folder, deleted once removed.
+    removals: HashMap<u64, (String, Option<std::path::PathBuf>)>,
     next_id: u64,
     done_tx: mpsc::Sender<(u64, RunResult)>,
     workers: Arc<Semaphore>,
@@ -107,6 +109,8 @@ struct Loop {
     /// Copies of peers' records not yet handed to the store: they are written with the
     /// next batch of this node's own, on the next tick, or when this many wait.
     peer_writes: Vec<Write>,
+    /// Warnings to add to a command's answer (`app add`: links left out...).
+    notes: HashMap<u64, Vec<String>>,
     /// Tokens being recorded, to print once stored (by command id).
     tokens: HashMap<u64, (String, u64)>,
     /// Join requests being ruled on: command id → the network's request id and the peer.
@@ -117,6 +121,10 @@ struct Loop {
 
 impl Loop {
     async fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
+        if let Err(e) = req.check_bounds() {
+            let _ = reply.send(Response::error(e));
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.core.step(Input::Now(now_ms()));
@@ -144,6 +152,10 @@ impl Loop {
                 return;
             }
             Request::MeshToken { ttl_ms } => {
+                if let Err(e) = crate::admission::check_token_ttl(ttl_ms) {
+                    let _ = reply.send(Response::error(e));
+                    return;
+                }
                 let token = match self.mesh.as_ref().map(|m| m.new_token()) {
                     Some(Ok(t)) => t,
                     Some(Err(r)) => {
@@ -159,28 +171,11 @@ impl Loop {
                 Command::TokenIssue {
                     id: token.id.clone(),
                     hash: token.hash(),
-                    expires_ms: now_ms() + ttl_ms,
+                    expires_ms: now_ms().saturating_add(ttl_ms),
                 }
             }
             Request::Logs { app, path } => {
-                let response = match self.store.runs(&app, &path) {
-                    Ok(runs) => Response::Logs {
-                        runs: runs
-                            .into_iter()
-                            .map(|r| RunView {
-                                seq: r.seq,
-                                action: r.action,
-                                at_ms: r.at_ms,
-                                ok: r.ok,
-                                code: r.code,
-                                error: r.error,
-                                output: r.output,
-                            })
-                            .collect(),
-                    },
-                    Err(e) => Response::error(e.to_string()),
-                };
-                let _ = reply.send(response);
+                self.logs(app, path, reply);
                 return;
             }
             Request::AppAdd { path, name, start } => {
@@ -192,17 +187,22 @@ impl Loop {
                     return;
                 }
                 match register_bundle(&self.cfg.data_dir, &path, name) {
-                    Ok(app) if self.core.app(&app.name).is_some() => {
+                    Ok((app, _)) if self.core.app(&app.name).is_some() => {
                         let _ = reply.send(Response::error(format!(
                             "an application named `{}` is already registered",
                             app.name
                         )));
                         return;
                     }
-                    Ok(app) => Command::AppAdd {
-                        app: Box::new(app),
-                        start,
-                    },
+                    Ok((app, warnings)) => {
+                        if !warnings.is_empty() {
+                            self.notes.insert(id, warnings);
+                        }
+                        Command::AppAdd {
+                            app: Box::new(app),
+                            start,
+                        }
+                    }
                     Err(response) => {
                         let _ = reply.send(response);
                         return;
@@ -214,7 +214,8 @@ impl Loop {
             Request::InstanceBind { app, root, node } => Command::Bind { app, root, node },
             Request::Leave => Command::Leave,
             Request::AppRemove { name } => {
-                self.removals.insert(id, name.clone());
+                let bundle = self.core.app(&name).map(|a| a.bundle.clone());
+                self.removals.insert(id, (name.clone(), bundle));
                 Command::AppRemove { name }
             }
             Request::AppSet { name, target } => Command::AppSet { name, target },
@@ -290,6 +291,7 @@ impl Loop {
                                     error: Some(format!("worker failed: {e}")),
                                     output: String::new(),
                                     at_ms: now_ms(),
+                                    retry: true,
                                 });
                         let _ = done_tx.send((id, result)).await;
                     });
@@ -317,34 +319,18 @@ impl Loop {
                             ttl_ms / 1000
                         ));
                     }
-                    if let (Some(name), Response::Ok { .. }) =
+                    if let (Some(notes), Response::Ok { message }) =
+                        (self.notes.remove(&id), &mut response)
+                    {
+                        for n in notes {
+                            message.push('\n');
+                            message.push_str(&n);
+                        }
+                    }
+                    if let (Some((name, bundle)), Response::Ok { .. }) =
                         (self.removals.remove(&id), &response)
                     {
-                        let dir = self
-                            .cfg
-                            .data_dir
-                            .join("apps")
-                            .join(roboconf_model::resolve::clean_path(&format!("/{name}")));
-                        let _ = std::fs::remove_dir_all(&dir);
-                        // Bundles fetched from peers live beside it, as `<name>-<hash>`.
-                        let fetched = format!(
-                            "{}-",
-                            dir.file_name()
-                                .map(|f| f.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        );
-                        for e in std::fs::read_dir(self.cfg.data_dir.join("apps"))
-                            .into_iter()
-                            .flatten()
-                            .flatten()
-                        {
-                            if e.file_name().to_string_lossy().starts_with(&fetched) {
-                                let _ = std::fs::remove_dir_all(e.path());
-                            }
-                        }
-                        let _ = std::fs::remove_dir_all(
-                            self.cfg.data_dir.join("instances").join(&name),
-                        );
+                        apps::remove_app_files(&self.cfg.data_dir, &name, bundle.as_deref());
                     }
                     if let Some(tx) = self.replies.remove(&id) {
                         let _ = tx.send(response);
@@ -406,7 +392,12 @@ impl Loop {
 pub async fn run(cfg: Config) -> Result<(), Error> {
     cfg.validate()?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
+    let had_store = cfg.data_dir.join("store").exists();
     let store: Arc<dyn Store> = Arc::new(Sled::open(&cfg.data_dir.join("store"))?);
+    let fresh = !had_store || store.meta("generation")?.is_none();
+    layout::check_fresh_store(&cfg.data_dir, fresh, cfg.reset_store)?;
+    let instances = store.instances()?;
+    layout::migrate_work_dirs(&cfg.data_dir, &instances)?;
     let mut apps = Vec::new();
     for rec in store.apps()? {
         let (model, diags) = roboconf_model::app::load_application(&rec.bundle, Limits::default());
@@ -456,6 +447,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             source: std::io::Error::other(e.to_string()),
         })?;
         m.dial_bootstrap().await;
+        let mut m = m;
+        m.store = Some(store.clone());
         Some(m)
     } else {
         None
@@ -475,7 +468,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         forbidden_ports: cfg.forbidden_ports.iter().copied().collect(),
         ..core::Config::default()
     };
-    let core = Core::restore_with(core_cfg, apps, store.instances()?, store.replica()?);
+    let core = Core::restore_with(core_cfg, apps, instances, store.replica()?);
     let socket = cfg.socket_path();
     let listener = control::bind(&socket).map_err(|source| Error::Socket {
         path: socket.display().to_string(),
@@ -511,6 +504,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         last_words: Vec::new(),
         peer_writes: Vec::new(),
         tokens: HashMap::new(),
+        notes: HashMap::new(),
         joins: HashMap::new(),
         swim,
         swim_timer_tx,

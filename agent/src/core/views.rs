@@ -1,0 +1,141 @@
+//! The operator's views of the core's state: the status of an application's instances
+//! (what this node runs, and what the mesh says of the rest), the list of applications
+//! (counted from those same views, so "started" means one thing), and the members.
+
+use super::app::AppState;
+use super::Core;
+use crate::api::{AppStatus, AppSummary, InstanceView, MemberView, Response, State};
+use std::collections::BTreeMap;
+
+impl Core {
+    /// Every instance of an application as `status` shows it.
+    pub fn instance_views(&self, a: &AppState) -> Vec<InstanceView> {
+        let remote = self.remote_view(&a.name);
+        a.insts
+            .values()
+            .map(|i| {
+                let root = super::app::root_path(&i.rec.path);
+                let hosted = self.is_hosted(&a.name, &root);
+                if !hosted {
+                    if let Some((obs, exports)) = remote.get(&i.rec.path) {
+                        return InstanceView {
+                            path: i.rec.path.clone(),
+                            component: i.rec.component.clone(),
+                            state: obs.state,
+                            desired: i.rec.desired,
+                            node: Some(obs.node.clone()),
+                            exports: if obs.state == State::DeployedStarted {
+                                exports.clone()
+                            } else {
+                                BTreeMap::new()
+                            },
+                            last_error: obs.last_error.clone(),
+                            retry: obs.retry,
+                        };
+                    }
+                }
+                let exports = if i.rec.state == State::DeployedStarted {
+                    a.exports(&i.rec.path, &self.cfg.ip)
+                } else {
+                    BTreeMap::new()
+                };
+                InstanceView {
+                    path: i.rec.path.clone(),
+                    component: i.rec.component.clone(),
+                    state: i.rec.state,
+                    desired: i.rec.desired,
+                    node: hosted.then(|| self.cfg.node.clone()),
+                    exports,
+                    last_error: i.rec.last_error.clone(),
+                    retry: i.rec.retry,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn status(&self, app: Option<&str>) -> Response {
+        let apps: Vec<AppStatus> = self
+            .apps
+            .values()
+            .filter(|a| app.is_none_or(|n| n == a.name))
+            .map(|a| AppStatus {
+                app: a.name.clone(),
+                instances: self.instance_views(a),
+            })
+            .collect();
+        if let (Some(name), true) = (app, apps.is_empty()) {
+            return Response::error(format!("no application named `{name}`"));
+        }
+        Response::Status { apps }
+    }
+
+    /// The applications, with their instances counted as `status` shows them.
+    pub(super) fn app_list(&self) -> Vec<AppSummary> {
+        self.apps
+            .values()
+            .map(|a| {
+                let views = self.instance_views(a);
+                AppSummary {
+                    name: a.name.clone(),
+                    version: a.version.clone(),
+                    instances: views.len(),
+                    started: views
+                        .iter()
+                        .filter(|i| i.state == State::DeployedStarted)
+                        .count(),
+                }
+            })
+            .collect()
+    }
+
+    /// Where the script runs of an instance are kept: here (`None`), or on the member
+    /// that hosts it. An unknown application or path, or a host that is dead, is an error.
+    pub fn runs_host(&self, app: &str, path: &str) -> Result<Option<crate::mesh::NodeId>, String> {
+        let Some(a) = self.apps.get(app) else {
+            return Err(format!("no application named `{app}`"));
+        };
+        if !a.insts.contains_key(path) {
+            return Err(format!("`{app}` has no instance `{path}`"));
+        }
+        let root = super::app::root_path(path);
+        if self.is_hosted(app, &root) {
+            return Ok(None);
+        }
+        let Some(host) = self.host_of(app, &root) else {
+            return Ok(None);
+        };
+        if !self.counts(host.as_str()) {
+            let name = self
+                .member_info
+                .get(&host)
+                .map_or(host.to_string(), |m| m.name.clone());
+            return Err(format!(
+                "{path} is hosted by {name}, which is {}: its script runs are kept there",
+                if self.has_left(host.as_str()) {
+                    "gone"
+                } else {
+                    "dead"
+                }
+            ));
+        }
+        Ok(Some(host))
+    }
+
+    /// The members as `members` shows them.
+    pub(super) fn member_views(&self) -> Vec<MemberView> {
+        self.members()
+            .into_iter()
+            .map(|(id, rec, live)| MemberView {
+                id: id.to_string(),
+                name: rec.name,
+                addresses: rec.addresses,
+                state: serde_json::to_value(live)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                roots: rec.roots,
+                version: rec.version,
+            })
+            .collect()
+    }
+}

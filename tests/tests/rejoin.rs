@@ -1,0 +1,157 @@
+//! What an operator saw go wrong across a mesh (issue 14): a machine rebuilt with a new
+//! identity under its old name left the other agents showing its roots dead; `logs` on
+//! one agent of an instance hosted by another said "no script run recorded"; `app list`
+//! counted started instances differently from `status`.
+
+use roboconf_tests::Agent;
+use std::path::{Path, PathBuf};
+
+const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Db, App;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, port = 8080;\n\timports: Db.ip, Db.port;\n}\n";
+const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\ninstance of VM {\n\tname: vm-app;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n";
+const START: &str = "#!/bin/bash\necho \"started $ROBOCONF_INSTANCE_PATH on $(basename $(dirname $(dirname $(dirname $PWD))))\"\n";
+
+fn app(root: &Path) -> PathBuf {
+    roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[
+            ("graph/Db/scripts/start.sh", START),
+            ("graph/App/scripts/start.sh", START),
+        ],
+    )
+}
+
+fn args<'a>(host: &'a str, node: &'a str) -> [&'a str; 6] {
+    [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--host",
+        host,
+        "--node",
+        node,
+    ]
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `node-a` hosting `/vm-db`, `node-b` hosting `/vm-app`, the application started.
+fn started_pair(root: &Path) -> (Agent, Agent) {
+    let a = Agent::start(&root.join("a"), &args("shop:/vm-db", "node-a"), &[]);
+    a.init_mesh();
+    let b = Agent::start(&root.join("b"), &args("shop:/vm-app", "node-b"), &[]);
+    b.join(&a);
+    ok(&a.cli(&["app", "add", &app(root).display().to_string(), "--start"]));
+    for agent in [&a, &b] {
+        agent.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STARTED");
+    }
+    (a, b)
+}
+
+fn member_states(a: &Agent) -> Vec<(String, String, String)> {
+    let o = a.cli(&["members", "--json"]);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+            (s("name"), s("id"), s("state"))
+        })
+        .collect()
+}
+
+/// node-b's data dir is lost; it comes back under the same name with a new identity and
+/// a new token. Every agent shows its root hosted by the live node-b again within the
+/// propagation bound, and the old identity as retired; `instance bind` by name picks the
+/// live member.
+#[test]
+fn a_name_reused_by_a_new_identity_takes_its_roots_everywhere() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, mut b) = started_pair(tmp.path());
+    let old_id = member_states(&a)
+        .into_iter()
+        .find(|(n, _, _)| n == "node-b")
+        .map(|(_, id, _)| id)
+        .expect("node-b");
+    b.kill9();
+    std::fs::remove_dir_all(tmp.path().join("b")).expect("rm data dir");
+    a.wait_states("shop", &["/vm-app"], "PROBLEM");
+    let b2 = Agent::start(&tmp.path().join("b"), &args("shop:/vm-app", "node-b"), &[]);
+    b2.join(&a);
+    // On both agents, within the bound: the root and what runs under it, on node-b.
+    for agent in [&a, &b2] {
+        let o = agent.cli(&[
+            "wait",
+            "shop",
+            "--state",
+            "DEPLOYED_STARTED",
+            "--timeout",
+            "30s",
+        ]);
+        ok(&o);
+        agent.wait_states("shop", &["/vm-app"], "DEPLOYED_STARTED");
+        let s = agent.status("shop");
+        let root = s["instances"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["path"] == "/vm-app").cloned())
+            .expect("root");
+        assert_eq!(root["node"], "node-b", "{root}");
+        assert!(root["last_error"].is_null(), "{root}");
+    }
+    let members = member_states(&a);
+    assert!(
+        members
+            .iter()
+            .any(|(n, id, s)| n == "node-b" && *id == old_id && s == "retired"),
+        "{members:?}"
+    );
+    assert!(
+        members
+            .iter()
+            .any(|(n, id, s)| n == "node-b" && *id != old_id && s == "alive"),
+        "{members:?}"
+    );
+    // Binding by name picks the member that is alive, and nothing moves.
+    let out = ok(&a.cli(&["instance", "bind", "shop", "/vm-app", "node-b"]));
+    assert!(out.contains("node-b"), "{out}");
+    a.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+}
+
+/// `logs` on one agent of an instance another hosts fetches the runs from it; an
+/// unknown path is an error. `app list` counts started instances as `status` does.
+#[test]
+fn logs_and_counts_answer_for_the_whole_mesh() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = started_pair(tmp.path());
+    let text = ok(&a.cli(&["logs", "shop", "/vm-app/app"]));
+    assert!(text.contains("started /vm-app/app on b"), "{text}");
+    let json = ok(&b.cli(&["logs", "shop", "/vm-db/db", "--json"]));
+    assert!(json.contains("started /vm-db/db on a"), "{json}");
+    let o = a.cli(&["logs", "shop", "/vm-app/nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no instance"));
+    let o = a.cli(&["logs", "nope", "/vm-app/app"]);
+    assert_eq!(o.status.code(), Some(1));
+    for agent in [&a, &b] {
+        let list = ok(&agent.cli(&["app", "list"]));
+        assert!(list.contains("(4 instances, 4 started)"), "{list}");
+        let status = ok(&agent.cli(&["status", "shop"]));
+        assert!(status.contains("(4 instances, 4 started)"), "{status}");
+    }
+    // A dead host's runs cannot be fetched: said so, not "no run recorded".
+    let mut b = b;
+    b.kill9();
+    a.wait_states("shop", &["/vm-app"], "PROBLEM");
+    let o = a.cli(&["logs", "shop", "/vm-app/app"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("which is dead"), "{err}");
+}
