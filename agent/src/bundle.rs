@@ -29,6 +29,12 @@ pub enum Error {
     Malformed(String),
 }
 
+/// Whether `text` can be a bundle's name: 64 hexadecimal digits (ASCII, so any slice of
+/// it is safe).
+pub fn is_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The hex SHA-256 of bytes.
 pub fn hash(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

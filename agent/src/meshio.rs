@@ -400,6 +400,15 @@ impl MeshIo {
 
     /// Fetches, checks and unpacks the bundle of an application, then reads it.
     pub fn fetch(&self, name: String, hash: String, from: &NodeId) {
+        // A bundle is named by a SHA-256 in hex: anything else from a peer is refused
+        // before it names a folder (the core tries again later, and it fails again).
+        if !crate::bundle::is_hash(&hash) {
+            let tx = self.fetched_tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send((name, None)).await;
+            });
+            return;
+        }
         let (net, tx, mesh, data) = (
             self.net.clone(),
             self.fetched_tx.clone(),
@@ -433,7 +442,7 @@ impl MeshIo {
                 let dir = data.join("apps").join(format!(
                     "{}@{}",
                     crate::core::folders::app_folder(&name),
-                    &hash[..hash.len().min(12)]
+                    &hash[..12]
                 ));
                 let read = tokio::task::spawn_blocking({
                     let (name, hash, data) = (name.clone(), hash.clone(), data.clone());
@@ -549,7 +558,7 @@ impl MeshIo {
                     ..
                 }) => {
                     // Only a plain hex name can name a bundle file.
-                    let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                    let ok = crate::bundle::is_hash(&hash);
                     let bytes = if ok {
                         std::fs::read(self.data_dir.join("bundles").join(&hash)).unwrap_or_default()
                     } else {

@@ -361,7 +361,8 @@ pub fn application(exporters: usize) -> LoadedApp {
     let mut app = crate::engine::load(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     // Shared with the mesh only with a bundle hash (the nodes "fetch" it from the model).
-    app.hash = format!("sim-{exporters}");
+    // A bundle's name is a SHA-256 in hex (peers fetch nothing else).
+    app.hash = format!("{exporters:064x}");
     app
 }
 

@@ -131,6 +131,8 @@ fn a_100_mb_line_costs_no_memory_and_the_connection_goes_on() {
         assert!(answer.contains("larger than"), "{answer}");
     }
     let after = proc_status_kb(pid, "VmRSS");
+    // The figures docs/BENCHMARKS.md reports (`--no-capture`).
+    eprintln!("control socket, 100 MB line: RSS {before} kB before, {highest} kB at most while read, {after} kB after three 20 MB lines in parallel");
     assert!(after < bound_kb, "RSS {before} kB, then {after} kB");
 }
 
@@ -304,6 +306,7 @@ fn out_of_descriptors_the_agent_pauses_then_answers_again() {
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_ticks(pid) - before;
+    eprintln!("control socket, out of descriptors: {used} ticks of CPU in 2 s ({ticks_per_second} a second)");
     assert!(
         used * 4 < 2 * ticks_per_second,
         "the agent used {used} ticks of CPU in 2 s ({ticks_per_second} a second)"

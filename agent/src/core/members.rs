@@ -69,7 +69,9 @@ impl Core {
         let bytes = serde_json::to_vec(&rec).unwrap_or_default();
         let key = owner_key(&me, "");
         self.put_if_changed(Kind::Member, &key, Some(bytes));
-        self.note_member(&me);
+        if self.note_member(&me) {
+            self.rebind_after(&me);
+        }
     }
 
     /// Every member known, with its liveness.

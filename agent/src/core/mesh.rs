@@ -27,8 +27,9 @@ pub struct SharedObserved {
     pub last_error: Option<String>,
     /// The hosting node's name.
     pub node: String,
-    /// The next attempt of a failed action that is tried again by itself.
-    #[serde(default)]
+    /// The next attempt of a failed action that is tried again by itself (left out when
+    /// there is none: this record travels with every state change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<super::records::Retry>,
 }
 
@@ -276,9 +277,10 @@ impl Core {
             }
             if kind == Kind::Member {
                 let id = NodeId::new(key.clone());
-                self.note_member(&id);
                 // A namesake that appears or goes may move roots (`core::names`).
-                self.rebind_after(&id);
+                if self.note_member(&id) {
+                    self.rebind_after(&id);
+                }
                 self.members_touched.insert(NodeId::new(key.clone()));
                 // A member that left: its records stop counting at once.
                 self.owner_changed(&NodeId::new(key.clone()));
@@ -452,6 +454,11 @@ impl Core {
             else {
                 continue;
             };
+            // A bundle is named by a SHA-256 in hex; a record naming anything else is
+            // not fetched (no bundle could ever match it).
+            if s.hash.len() != 64 || !s.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
             wanted.push((name.to_string(), s.hash, e.origin.node.clone()));
         }
         for (name, hash, from) in wanted {
@@ -513,5 +520,45 @@ impl Core {
         for p in paths {
             self.mark(app, &p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Config, Input, Output};
+
+    /// A peer's application record naming something other than a SHA-256 is never
+    /// fetched (its name would become a folder name).
+    #[test]
+    fn only_bundles_named_by_a_hash_are_fetched() {
+        let mut core = Core::new(Config::default());
+        let peer = Replica::new(NodeId::new("peer"), 1);
+        let record = |hash: &str| {
+            serde_json::to_vec(&SharedApplication {
+                name: "x".into(),
+                version: "1".into(),
+                hash: hash.into(),
+            })
+            .ok()
+        };
+        let mut peer = peer;
+        for (name, hash) in [("bad", "../../etc"), ("good", &"ab".repeat(32)[..])] {
+            let e = peer.write(Kind::Application, name, record(hash), 1_000, 0);
+            core.step(Input::Remote {
+                entries: vec![e],
+                at_ms: 1_000,
+            });
+        }
+        core.step(Input::Now(1_250));
+        let fetched: Vec<String> = core
+            .take_outputs()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Fetch { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fetched, vec!["good".to_string()]);
     }
 }

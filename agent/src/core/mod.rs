@@ -295,9 +295,11 @@ pub struct Core {
     fetching: BTreeSet<String>,
     /// Actions to try again (their environment failed): when, application, path.
     retries: BTreeSet<(u64, String, String)>,
-    /// Each member's name and whether it left (from its record), and the members by name.
+    /// Each member's name (hashed) and whether it left, from its record.
     member_info: BTreeMap<crate::mesh::NodeId, names::MemberInfo>,
-    by_name: BTreeMap<String, BTreeSet<crate::mesh::NodeId>>,
+    /// How many members have a name of each hash (names are shared only by rebuilt
+    /// machines, or by mistake).
+    name_counts: BTreeMap<u64, u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,7 +334,7 @@ impl Core {
             fetching: BTreeSet::new(),
             retries: BTreeSet::new(),
             member_info: BTreeMap::new(),
-            by_name: BTreeMap::new(),
+            name_counts: BTreeMap::new(),
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),

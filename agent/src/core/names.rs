@@ -11,44 +11,69 @@
 use super::Core;
 use crate::mesh::replica::Kind;
 use crate::mesh::NodeId;
-use std::collections::BTreeSet;
 
-/// What the core keeps of each member record for quick questions.
-#[derive(Debug, Clone, Default)]
+/// What the core keeps of each member record for quick questions, in 16 bytes (a node
+/// keeps one per member of the mesh): a hash of its name, and whether it left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct MemberInfo {
-    pub name: String,
+    pub name_hash: u64,
     pub left: bool,
 }
 
+/// FNV-1a of a name: equal names, equal hashes (names are compared for real before
+/// anything is decided on a match).
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 impl Core {
-    /// Takes in the member record of `id` as the replica holds it now.
-    pub(super) fn note_member(&mut self, id: &NodeId) {
-        let rec = self
-            .replica
-            .get(Kind::Member, id.as_str())
+    /// The member record of `id`, parsed.
+    fn member_record(&self, id: &str) -> Option<super::members::MemberRecord> {
+        self.replica
+            .get(Kind::Member, id)
             .and_then(|e| e.value.as_ref())
-            .and_then(|v| serde_json::from_slice::<super::members::MemberRecord>(v).ok());
-        if let Some(old) = self.member_info.remove(id) {
-            if let Some(set) = self.by_name.get_mut(&old.name) {
-                set.remove(id);
-                if set.is_empty() {
-                    self.by_name.remove(&old.name);
+            .and_then(|v| serde_json::from_slice(v).ok())
+    }
+
+    /// Takes in the member record of `id` as the replica holds it now. True when it
+    /// shares its name with another member (or did before): who hosts what may change.
+    pub(super) fn note_member(&mut self, id: &NodeId) -> bool {
+        let info = self.member_record(id.as_str()).map(|rec| MemberInfo {
+            name_hash: name_hash(&rec.name),
+            left: rec.left,
+        });
+        let old = match info {
+            Some(i) => self.member_info.insert(id.clone(), i),
+            None => self.member_info.remove(id),
+        };
+        if let (Some(o), Some(n)) = (old, info) {
+            if o.name_hash == n.name_hash {
+                // The same name as before: at most whether it left changed.
+                return o.left != n.left && self.namesakes(n.name_hash) > 1;
+            }
+        }
+        if let Some(o) = old {
+            if let Some(c) = self.name_counts.get_mut(&o.name_hash) {
+                *c -= 1;
+                if *c == 0 {
+                    self.name_counts.remove(&o.name_hash);
                 }
             }
         }
-        if let Some(rec) = rec {
-            self.by_name
-                .entry(rec.name.clone())
-                .or_default()
-                .insert(id.clone());
-            self.member_info.insert(
-                id.clone(),
-                MemberInfo {
-                    name: rec.name,
-                    left: rec.left,
-                },
-            );
+        if let Some(n) = info {
+            *self.name_counts.entry(n.name_hash).or_default() += 1;
         }
+        [old, info]
+            .into_iter()
+            .flatten()
+            .any(|m| self.namesakes(m.name_hash) > usize::from(Some(m) == info))
+    }
+
+    /// How many members have a name of this hash.
+    fn namesakes(&self, h: u64) -> usize {
+        self.name_counts.get(&h).map_or(0, |c| *c as usize)
     }
 
     /// Takes in every member record (at start).
@@ -64,27 +89,53 @@ impl Core {
         }
     }
 
+    /// The members whose name is `name`.
+    fn named(&self, name: &str) -> Vec<NodeId> {
+        let h = name_hash(name);
+        self.member_info
+            .iter()
+            .filter(|(_, m)| m.name_hash == h)
+            .map(|(id, _)| id.clone())
+            .filter(|id| {
+                self.member_record(id.as_str())
+                    .is_some_and(|r| r.name == name)
+            })
+            .collect()
+    }
+
     /// The member that carries `node`'s name now that `node`'s records do not count: the
     /// one other member of that name whose records count, if there is exactly one.
     pub(super) fn successor(&self, node: &NodeId) -> Option<NodeId> {
         if self.counts(node.as_str()) {
             return None;
         }
-        let name = &self.member_info.get(node)?.name;
-        let mut live = self
-            .by_name
-            .get(name)?
-            .iter()
-            .filter(|id| *id != node && self.counts(id.as_str()));
-        let first = live.next()?;
-        live.next().is_none().then(|| first.clone())
+        let h = self.member_info.get(node)?.name_hash;
+        // Cheap first: no other member has a name of that hash (the usual case).
+        if self.namesakes(h) < 2 {
+            return None;
+        }
+        let name = self.member_record(node.as_str())?.name;
+        let live: Vec<NodeId> = self
+            .named(&name)
+            .into_iter()
+            .filter(|id| id != node && self.counts(id.as_str()))
+            .collect();
+        match live.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
     }
 
     /// The member that hosts a root: the one it is bound to, or, when that one's records
     /// no longer count, its successor by name. `None` when the root is bound to no one.
     pub(super) fn host_of(&self, app: &str, root: &str) -> Option<NodeId> {
         let bound = self.binding(app, root)?;
-        if bound == self.replica.origin().node {
+        if bound == self.replica.origin().node
+            || self
+                .member_info
+                .get(&bound)
+                .is_none_or(|m| self.namesakes(m.name_hash) < 2)
+        {
             return Some(bound);
         }
         Some(self.successor(&bound).unwrap_or(bound))
@@ -93,15 +144,10 @@ impl Core {
     /// The member an operator means by `node`: an id, else the one member of that name
     /// whose records count, else the only member of that name.
     pub(super) fn member_named(&self, node: &str) -> Result<NodeId, String> {
-        let id = NodeId::new(node);
-        if self.member_info.contains_key(&id) {
-            return Ok(id);
+        if self.member_info.contains_key(node) {
+            return Ok(NodeId::new(node));
         }
-        let all: Vec<NodeId> = self
-            .by_name
-            .get(node)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+        let all = self.named(node);
         let live: Vec<NodeId> = all
             .iter()
             .filter(|id| self.counts(id.as_str()))
@@ -122,10 +168,7 @@ impl Core {
     /// Roots bound to `node`, or to a member of the same name: whoever hosts them may
     /// have changed with `node`'s liveness.
     pub(super) fn rebind_after(&mut self, node: &NodeId) {
-        let name = self.member_info.get(node).map(|m| m.name.clone());
-        let namesakes: BTreeSet<NodeId> = name
-            .and_then(|n| self.by_name.get(&n).cloned())
-            .unwrap_or_default();
+        let h = self.member_info.get(node).map(|m| m.name_hash);
         let mut roots = Vec::new();
         for (key, e) in self.replica.all(Kind::Binding) {
             let Some(bound) = e
@@ -135,7 +178,8 @@ impl Core {
             else {
                 continue;
             };
-            if bound == *node || namesakes.contains(&bound) {
+            let namesake = h.is_some() && self.member_info.get(&bound).map(|m| m.name_hash) == h;
+            if bound == *node || namesake {
                 if let Some((app, root)) = key.split_once(crate::mesh::replica::OWNER_SEP) {
                     roots.push((app.to_string(), root.to_string()));
                 }
@@ -144,5 +188,79 @@ impl Core {
         for (app, root) in roots {
             self.rebound(&app, &root);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::members::{Liveness, MemberRecord};
+    use crate::core::{Config, Core, Input};
+    use crate::mesh::replica::{Kind, Replica};
+    use crate::mesh::NodeId;
+
+    fn member(core: &mut Core, id: &str, name: &str, at: u64) {
+        let rec = MemberRecord {
+            name: name.into(),
+            addresses: vec![format!("/sim/{id}")],
+            roots: Vec::new(),
+            version: "0".into(),
+            left: false,
+        };
+        let e = Replica::new(NodeId::new(id), 1).write(
+            Kind::Member,
+            id,
+            serde_json::to_vec(&rec).ok(),
+            at,
+            0,
+        );
+        core.step(Input::Remote {
+            entries: vec![e],
+            at_ms: at,
+        });
+    }
+
+    /// An old identity that is dead and a live one of the same name: the old one is
+    /// retired, names resolve to the live one; two live ones of one name are ambiguous.
+    #[test]
+    fn a_name_follows_the_live_member() {
+        let t0 = 1_767_225_600_000;
+        let mut core = Core::new(Config {
+            node: "me".into(),
+            node_id: NodeId::new("me"),
+            ..Config::default()
+        });
+        core.step(Input::Now(t0));
+        member(&mut core, "old", "b", t0);
+        member(&mut core, "new", "b", t0);
+        core.step(Input::PeerUp(NodeId::new("old")));
+        core.step(Input::PeerUp(NodeId::new("new")));
+        let (old, new) = (NodeId::new("old"), NodeId::new("new"));
+        assert_eq!(core.successor(&old), None, "both count");
+        assert_eq!(
+            core.member_named("b"),
+            Err("several members are named `b`: give the id (see `roboconf members`)".into())
+        );
+        // The old identity dies (its connection closed, no word for 1.5 s).
+        core.step(Input::PeerDown(old.clone()));
+        core.step(Input::Now(t0 + 2_000));
+        assert_eq!(core.successor(&old), Some(new.clone()));
+        assert_eq!(core.member_named("b"), Ok(new.clone()));
+        assert_eq!(core.member_named("old"), Ok(old.clone()), "an id is exact");
+        let states: Vec<(String, Liveness)> = core
+            .members()
+            .into_iter()
+            .map(|(id, _, l)| (id.to_string(), l))
+            .collect();
+        assert!(
+            states.contains(&("old".into(), Liveness::Retired)),
+            "{states:?}"
+        );
+        assert!(
+            states.contains(&("new".into(), Liveness::Alive)),
+            "{states:?}"
+        );
+        // The old one comes back: nothing is retired any more.
+        core.step(Input::PeerUp(old.clone()));
+        assert_eq!(core.successor(&old), None);
     }
 }

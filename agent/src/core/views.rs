@@ -106,9 +106,10 @@ impl Core {
         };
         if !self.counts(host.as_str()) {
             let name = self
-                .member_info
-                .get(&host)
-                .map_or(host.to_string(), |m| m.name.clone());
+                .members()
+                .into_iter()
+                .find(|(id, _, _)| *id == host)
+                .map_or(host.to_string(), |(_, rec, _)| rec.name);
             return Err(format!(
                 "{path} is hosted by {name}, which is {}: its script runs are kept there",
                 if self.has_left(host.as_str()) {
