@@ -21,7 +21,9 @@ pub struct Config {
     pub mdns: bool,
     /// Root instances this agent hosts, as `APP:/ROOT`.
     pub host: Vec<String>,
-    /// This node's name (default: the host name).
+    /// This node's name, unique in the mesh. Empty (the default): the host name followed
+    /// by a short part of the node's id (`web1-k3x9qz`), so that agents sharing a host
+    /// never share a name; without a network, the host name.
     pub node: String,
     /// The address published as the `ip` of what this agent hosts.
     pub ip: String,
@@ -49,7 +51,7 @@ impl Default for Config {
             peer: Vec::new(),
             mdns: false,
             host: Vec::new(),
-            node: hostname(),
+            node: String::new(),
             ip: "127.0.0.1".into(),
             script_timeout_secs: 300,
             max_parallel_scripts: 16,
@@ -89,16 +91,23 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/roboconf")
 }
 
-fn hostname() -> String {
-    std::env::var("ROBOCONF_NODE")
+/// The machine's host name (`local` when it has none).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "local".into())
+}
+
+/// The default name of a node: the host name, then the end of its id when it has one
+/// (peer ids end in base58 characters; six of them make a clash on one host unlikely).
+pub fn default_node_name(id: Option<&str>) -> String {
+    let host = hostname();
+    match id.map(|i| &i[i.len().saturating_sub(6)..]) {
+        Some(tail) if !tail.is_empty() => format!("{host}-{tail}"),
+        _ => host,
+    }
 }
 
 impl Config {
@@ -161,8 +170,8 @@ impl Config {
                 )));
             }
         }
-        if self.node.trim().is_empty() {
-            return Err(Error::Invalid("node must not be empty".into()));
+        if !self.node.is_empty() && self.node.trim().is_empty() {
+            return Err(Error::Invalid("node must not be blank".into()));
         }
         roboconf_model::limits::check_name("node", &self.node).map_err(Error::Invalid)?;
         for (app, root) in self.hosts()? {

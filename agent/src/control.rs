@@ -39,6 +39,9 @@ pub const MAX_CLIENTS: usize = 64;
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a client has to take an answer (a client that never reads is let go).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a connection must have waited for its client's line before a newcomer over
+/// `MAX_CLIENTS` may take its place.
+pub const MIN_IDLE_TO_EVICT: Duration = Duration::from_secs(1);
 /// What is read from a client at a time (and all that a line over `MAX_LINE` costs).
 pub const READ_CHUNK: usize = 16 * 1024;
 /// The first pause after a failed `accept`; it doubles at each failure in a row...
@@ -127,10 +130,13 @@ impl Clients {
     /// turn, or `None` when all `MAX_CLIENTS` wait for the agent's answers.
     fn admit(&mut self, now: Instant) -> Option<(u64, oneshot::Receiver<()>)> {
         if self.open.len() >= MAX_CLIENTS {
+            // Only a connection idle for a while makes room: one accepted a moment ago (in a
+            // flood of connections, the operator's own) has had no time to send its line.
             let longest_idle = self
                 .open
                 .iter()
                 .filter_map(|(id, c)| c.waiting_since.map(|since| (since, *id)))
+                .filter(|(since, _)| now.saturating_duration_since(*since) >= MIN_IDLE_TO_EVICT)
                 .min()?;
             if let Some(client) = self.open.remove(&longest_idle.1) {
                 let _ = client.evict.send(());
@@ -329,7 +335,16 @@ fn last_word(stream: UnixStream, response: &Response) {
 async fn answer(line: &[u8], tx: &mpsc::Sender<Pending>) -> Response {
     let req = match serde_json::from_slice::<Request>(line) {
         Ok(req) => req,
-        Err(e) => return Response::error(format!("invalid request: {e}")),
+        // serde quotes the client's input (an unknown `op`...): not more than a glance of it.
+        Err(e) => {
+            let e = e.to_string();
+            let cut = e.char_indices().nth(300).map_or(e.len(), |(at, _)| at);
+            return Response::error(format!(
+                "invalid request: {}{}",
+                &e[..cut],
+                if cut < e.len() { "…" } else { "" }
+            ));
+        }
     };
     let (reply_tx, reply_rx) = oneshot::channel();
     if tx.send((req, reply_tx)).await.is_err() {
@@ -405,9 +420,11 @@ mod tests {
             let at = t0 + Duration::from_millis(i as u64);
             signals.push(clients.admit(at).expect("room"));
         }
-        // Client 0 is busy with the agent: client 1 is the longest idle.
+        // Client 0 is busy with the agent: client 1 is the longest idle, but no one has
+        // waited long enough to give its place yet.
         clients.open.get_mut(&0).expect("client 0").waiting_since = None;
-        let (newcomer, _) = clients.admit(t0 + Duration::from_secs(1)).expect("room");
+        assert!(clients.admit(t0 + Duration::from_millis(500)).is_none());
+        let (newcomer, _) = clients.admit(t0 + Duration::from_secs(2)).expect("room");
         assert_eq!(clients.open.len(), MAX_CLIENTS);
         assert!(!clients.open.contains_key(&1));
         assert!(clients.open.contains_key(&newcomer));
@@ -417,7 +434,7 @@ mod tests {
         for c in clients.open.values_mut() {
             c.waiting_since = None;
         }
-        assert!(clients.admit(t0 + Duration::from_secs(2)).is_none());
+        assert!(clients.admit(t0 + Duration::from_secs(3)).is_none());
         assert_eq!(clients.open.len(), MAX_CLIENTS);
     }
 }

@@ -27,6 +27,9 @@ const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// A finished join attempt and whom to tell.
 pub type Joined = (Result<Grant, String>, oneshot::Sender<Response>);
 
+/// Requests answered from the disk at once (bundles, other agents' `logs`).
+const ANSWER_WORKERS: usize = 4;
+
 /// Gossip messages stay well under the transport's limit.
 const GOSSIP_BUDGET: usize = 128 * 1024;
 
@@ -67,6 +70,8 @@ pub struct MeshIo {
     joined_tx: mpsc::Sender<Joined>,
     /// The node's store, to answer other agents' `logs` of what it hosts.
     pub store: Option<std::sync::Arc<dyn crate::store::Store>>,
+    /// Workers answering requests from the disk (bundles, runs).
+    answer_workers: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl MeshIo {
@@ -112,6 +117,7 @@ impl MeshIo {
             joined,
             joined_tx,
             store: None,
+            answer_workers: std::sync::Arc::new(tokio::sync::Semaphore::new(ANSWER_WORKERS)),
         })
     }
 
@@ -521,6 +527,30 @@ impl MeshIo {
         });
     }
 
+    /// Answers a request with what `work` reads from disk, on a worker (the event loop
+    /// never waits on the disk): at most `ANSWER_WORKERS` at once; over that, an empty
+    /// answer (the asker tries again or says it got nothing).
+    fn answer_off_loop(&self, id: u64, work: impl FnOnce() -> Body + Send + 'static) {
+        let (net, mesh, me) = (self.net.clone(), self.mesh.clone(), self.me.clone());
+        let seal = move |body: Body| {
+            encode(&Envelope {
+                version: PROTOCOL_VERSION,
+                mesh,
+                sender: me,
+                body,
+            })
+            .unwrap_or_default()
+        };
+        let Ok(permit) = self.answer_workers.clone().try_acquire_owned() else {
+            net.try_respond(id, seal(Body::Bundle(Vec::new())));
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            net.try_respond(id, seal(work()));
+        });
+    }
+
     /// Turns a network event into a core input, if it is one. A new connection asks for
     /// an immediate anti-entropy round (returned as the peer).
     pub fn on_event(&self, ev: Event, at_ms: u64) -> (Option<Input>, Option<PeerId>) {
@@ -558,29 +588,26 @@ impl MeshIo {
                     ..
                 }) => {
                     // Only a plain hex name can name a bundle file.
-                    let ok = crate::bundle::is_hash(&hash);
-                    let bytes = if ok {
-                        std::fs::read(self.data_dir.join("bundles").join(&hash)).unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
-                    let answer = self.envelope(Body::Bundle(bytes)).unwrap_or_default();
-                    self.net.try_respond(id, answer);
+                    let file = crate::bundle::is_hash(&hash)
+                        .then(|| self.data_dir.join("bundles").join(&hash));
+                    self.answer_off_loop(id, move || {
+                        Body::Bundle(file.and_then(|f| std::fs::read(f).ok()).unwrap_or_default())
+                    });
                     (None, None)
                 }
                 Ok(Envelope {
                     body: Body::RunsRequest { app, path },
                     ..
                 }) => {
-                    let runs = self
-                        .store
-                        .as_ref()
-                        .and_then(|s| s.runs(&app, &path).ok())
-                        .unwrap_or_default();
-                    let runs =
-                        crate::core::records::fit_runs(runs.into_iter().map(Into::into).collect());
-                    let answer = self.envelope(Body::Runs(runs)).unwrap_or_default();
-                    self.net.try_respond(id, answer);
+                    let store = self.store.clone();
+                    self.answer_off_loop(id, move || {
+                        let runs = store
+                            .and_then(|s| s.runs(&app, &path).ok())
+                            .unwrap_or_default();
+                        Body::Runs(crate::core::records::fit_runs(
+                            runs.into_iter().map(Into::into).collect(),
+                        ))
+                    });
                     (None, None)
                 }
                 Ok(_) => {

@@ -159,7 +159,8 @@ fn more_idle_clients_than_the_cap_do_not_lock_the_operator_out() {
     let mut idle: Vec<(UnixStream, Vec<u8>, bool)> = (0..MAX_CLIENTS * 3)
         .map(|_| (connect(&agent.data_dir), Vec::new(), false))
         .collect();
-    // Each newcomer over the cap takes the place of the longest idle connection.
+    // Each newcomer over the cap takes the place of the longest idle connection, or is
+    // told the agent is busy when none has been idle for a second (a burst like this).
     let over = idle.len() - MAX_CLIENTS;
     wait_for(
         "the agent to close the idle connections over its cap",
@@ -175,14 +176,22 @@ fn more_idle_clients_than_the_cap_do_not_lock_the_operator_out() {
     );
     for (_, said, _) in idle.iter().filter(|c| c.2) {
         let said = String::from_utf8_lossy(said);
-        assert!(said.contains("longest idle"), "{said:?}");
+        assert!(
+            said.contains("longest idle") || said.contains("busy"),
+            "{said:?}"
+        );
     }
     assert!(
         open_descriptors(pid) <= baseline + MAX_CLIENTS + 2,
         "the agent holds {} descriptors (it had {baseline})",
         open_descriptors(pid)
     );
-    // The operator gets in at once, although the cap is reached.
+    // The operator gets in at once, although the cap is reached (by connections idle
+    // for more than a second now).
+    let idle_since = Instant::now();
+    while idle_since.elapsed() < Duration::from_millis(1100) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let started = Instant::now();
     let o = agent.cli(&["status"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -276,6 +276,31 @@ fn app_add_refuses_what_other_nodes_could_not_get_and_names_dropped_links() {
     assert!(err.contains("X_FILE_OUTSIDE_FOLDER"), "{err}");
     assert!(ok(&agent.cli(&["app", "list"])).contains("no application"));
 
+    // A folder that only an empty folder makes valid: bundles carry regular files only,
+    // so the copy another node would get is not valid.
+    let hollow = shop_app(
+        &tmp.path().join("hollow"),
+        GRAPH,
+        "instance of VM {\n\tname: vm;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n",
+        &[("graph/App/files/readme.txt", "x")],
+    );
+    std::fs::create_dir_all(hollow.join("graph/App/scripts")).expect("mkdir");
+    let o = agent.cli(&["app", "add", &hollow.display().to_string()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not the same application once bundled")
+            && err.contains("REC_SCRIPT_NO_SCRIPTS_DIR"),
+        "{err}"
+    );
+    assert!(ok(&agent.cli(&["app", "list"])).contains("no application"));
+    let apps: Vec<_> = std::fs::read_dir(agent.data_dir.join("apps"))
+        .expect("apps")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(apps.is_empty(), "nothing stored: {apps:?}");
+
     let linked = write_instances(&tmp.path().join("linked"));
     std::fs::create_dir_all(linked.join("graph/App/files")).expect("mkdir");
     std::os::unix::fs::symlink(&outside, linked.join("graph/App/files/conf.graph")).expect("link");
@@ -284,6 +309,33 @@ fn app_add_refuses_what_other_nodes_could_not_get_and_names_dropped_links() {
     assert!(
         out.contains("warning[X_SYMLINK_IGNORED]") && out.contains("conf.graph"),
         "{out}"
+    );
+    // Added again (edited scripts, same name): refused before anything is written, so
+    // the registered bundle — the one every other node has — is untouched.
+    let bundles = |a: &Agent| {
+        let mut v: Vec<_> = std::fs::read_dir(a.data_dir.join("apps"))
+            .expect("apps")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = bundles(&agent);
+    std::fs::write(
+        linked.join("graph/App/scripts/deploy.sh"),
+        "#!/bin/bash\nexit 9\n",
+    )
+    .expect("edit");
+    let o = agent.cli(&["app", "add", &linked.display().to_string()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("already registered"), "{err}");
+    assert_eq!(bundles(&agent), before);
+    let stored = agent.data_dir.join("apps").join(&before[0]);
+    assert_eq!(
+        std::fs::read_to_string(stored.join("graph/App/scripts/deploy.sh")).expect("read"),
+        DEPLOY
     );
 }
 

@@ -5,10 +5,13 @@
 
 use roboconf_tests::Agent;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Db, App;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, port = 8080;\n\timports: Db.ip, Db.port;\n}\n";
 const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\ninstance of VM {\n\tname: vm-app;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n";
 const START: &str = "#!/bin/bash\necho \"started $ROBOCONF_INSTANCE_PATH on $(basename $(dirname $(dirname $(dirname $PWD))))\"\n";
+/// Stops and undeploys are journalled (`$JOURNAL`, when set).
+const STOP: &str = "#!/bin/bash\n[ -n \"$JOURNAL\" ] && echo \"$(basename $0 .sh) $ROBOCONF_INSTANCE_PATH\" >> \"$JOURNAL\"\nexit 0\n";
 
 fn app(root: &Path) -> PathBuf {
     roboconf_tests::shop_app(
@@ -18,6 +21,8 @@ fn app(root: &Path) -> PathBuf {
         &[
             ("graph/Db/scripts/start.sh", START),
             ("graph/App/scripts/start.sh", START),
+            ("graph/App/scripts/stop.sh", STOP),
+            ("graph/App/scripts/undeploy.sh", STOP),
         ],
     )
 }
@@ -84,7 +89,13 @@ fn a_name_reused_by_a_new_identity_takes_its_roots_everywhere() {
     b.kill9();
     std::fs::remove_dir_all(tmp.path().join("b")).expect("rm data dir");
     a.wait_states("shop", &["/vm-app"], "PROBLEM");
-    let b2 = Agent::start(&tmp.path().join("b"), &args("shop:/vm-app", "node-b"), &[]);
+    let journal = tmp.path().join("journal");
+    let j = journal.display().to_string();
+    let mut b2 = Agent::start(
+        &tmp.path().join("b"),
+        &args("shop:/vm-app", "node-b"),
+        &[("JOURNAL", j.as_str())],
+    );
     b2.join(&a);
     // On both agents, within the bound: the root and what runs under it, on node-b.
     for agent in [&a, &b2] {
@@ -119,6 +130,22 @@ fn a_name_reused_by_a_new_identity_takes_its_roots_everywhere() {
             .any(|(n, id, s)| n == "node-b" && *id != old_id && s == "alive"),
         "{members:?}"
     );
+    // The new identity restarts: it starts before it knows that the old one is dead,
+    // and what it took over stays (the move was written down): nothing is stopped.
+    b2.kill9();
+    let b2 = Agent::start(
+        &tmp.path().join("b"),
+        &args("shop:/vm-app", "node-b"),
+        &[("JOURNAL", j.as_str())],
+    );
+    b2.wait_states("shop", &["/vm-app/app"], "DEPLOYED_STARTED");
+    let watch = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < watch {
+        assert_eq!(b2.state("shop", "/vm-app/app"), "DEPLOYED_STARTED");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stops = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(stops.is_empty(), "stopped after its restart: {stops}");
     // Binding by name picks the member that is alive, and nothing moves.
     let out = ok(&a.cli(&["instance", "bind", "shop", "/vm-app", "node-b"]));
     assert!(out.contains("node-b"), "{out}");

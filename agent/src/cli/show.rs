@@ -50,11 +50,14 @@ pub fn status(apps: &[AppStatus]) -> String {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
+                let when = match r.at_ms.saturating_sub(now).div_ceil(1000) {
+                    0 => "due now".to_string(),
+                    s => format!("in {s} s"),
+                };
                 let _ = writeln!(
                     out,
-                    "{}  next attempt: in {} s (attempt {} failed)",
+                    "{}  next attempt: {when} (attempt {} failed)",
                     "  ".repeat(depth),
-                    r.at_ms.saturating_sub(now).div_ceil(1000),
                     r.attempt
                 );
             }

@@ -268,7 +268,9 @@ impl Core {
             if kind == Kind::Binding {
                 if let Some((app, root)) = key.split_once(OWNER_SEP) {
                     let (app, root) = (app.to_string(), root.to_string());
-                    self.rebound(&app, &root);
+                    if !self.claim_as_successor(&app, &root) {
+                        self.rebound(&app, &root);
+                    }
                 }
                 continue;
             }
@@ -459,6 +461,12 @@ impl Core {
             if s.hash.len() != 64 || !s.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 continue;
             }
+            // The name becomes a folder (`instances/<name>`): only a valid one is taken.
+            if !roboconf_model::dsl::text::is_app_name(name)
+                || roboconf_model::limits::check_name("application", name).is_err()
+            {
+                continue;
+            }
             wanted.push((name.to_string(), s.hash, e.origin.node.clone()));
         }
         for (name, hash, from) in wanted {
@@ -543,7 +551,13 @@ mod tests {
             .ok()
         };
         let mut peer = peer;
-        for (name, hash) in [("bad", "../../etc"), ("good", &"ab".repeat(32)[..])] {
+        let hash = "ab".repeat(32);
+        for (name, hash) in [
+            ("bad", "../../etc"),
+            ("good", hash.as_str()),
+            ("/etc", hash.as_str()),
+            ("../up", hash.as_str()),
+        ] {
             let e = peer.write(Kind::Application, name, record(hash), 1_000, 0);
             core.step(Input::Remote {
                 entries: vec![e],

@@ -526,6 +526,11 @@ impl Core {
         self.apps.get(name)
     }
 
+    /// The names of the applications registered.
+    pub fn app_names(&self) -> impl Iterator<Item = &str> {
+        self.apps.keys().map(String::as_str)
+    }
+
     /// Once leaving and nothing hosted here runs any more: announce, answer, stop.
     fn check_left(&mut self) {
         let Some(id) = self.leaving else { return };

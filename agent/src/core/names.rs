@@ -4,9 +4,10 @@
 //! member records, dead. Decision: the name follows the live member — a root bound to a
 //! member whose records no longer count (dead or left) is hosted by the one member that
 //! carries the same name and counts, if there is exactly one; the old member is then
-//! *retired* (`members` says so). If the old identity comes back, its records count
-//! again and its bound roots are its own again. An operator's `instance bind` by name
-//! picks the member that counts.
+//! *retired* (`members` says so). The successor writes the binding to its own id as soon
+//! as it sees that, so the move is durable: its own restart does not undo it (a node
+//! starts before it knows who is dead), and an old identity that returns finds its roots
+//! taken. An operator's `instance bind` by name picks the member that counts.
 
 use super::Core;
 use crate::mesh::replica::Kind;
@@ -186,8 +187,27 @@ impl Core {
             }
         }
         for (app, root) in roots {
-            self.rebound(&app, &root);
+            if !self.claim_as_successor(&app, &root) {
+                self.rebound(&app, &root);
+            }
         }
+    }
+
+    /// A root bound to a member whose name this node now carries (it is dead, this node
+    /// is the one live member of that name) becomes this node's for good: the binding is
+    /// written to this node's id, so that a restart — which starts before anyone is known
+    /// dead — keeps it, and the old identity does not take it back if it ever returns.
+    /// True when it was claimed.
+    pub(super) fn claim_as_successor(&mut self, app: &str, root: &str) -> bool {
+        let me = self.replica.origin().node.clone();
+        let Some(bound) = self.binding(app, root) else {
+            return false;
+        };
+        if bound == me || self.successor(&bound).as_ref() != Some(&me) {
+            return false;
+        }
+        self.bind(app, root, &me);
+        true
     }
 }
 

@@ -129,26 +129,73 @@ impl From<RunRecord> for crate::api::RunView {
     }
 }
 
-/// Most bytes of script output sent to another agent's `logs` in one answer: the newest
-/// runs' outputs are kept whole, older ones are cut (messages are at most 4 MiB).
-pub const RUNS_OUTPUT_BUDGET: usize = 2 * 1024 * 1024;
+/// Most bytes of runs sent to another agent's `logs` in one answer (messages are at most
+/// 4 MiB): the newest runs are kept whole; the first that does not fit has the start of
+/// its output cut, and older ones are left out.
+pub const RUNS_BUDGET: usize = 2 * 1024 * 1024;
 
-/// Cuts the outputs of the oldest runs so that all of them fit `RUNS_OUTPUT_BUDGET`.
-pub fn fit_runs(mut runs: Vec<crate::api::RunView>) -> Vec<crate::api::RunView> {
-    let mut left = RUNS_OUTPUT_BUDGET;
-    for r in runs.iter_mut().rev() {
-        if r.output.len() <= left {
-            left -= r.output.len();
-        } else {
-            let mut cut = r.output.len() - left;
+/// The runs (oldest first) that fit `RUNS_BUDGET`.
+pub fn fit_runs(runs: Vec<crate::api::RunView>) -> Vec<crate::api::RunView> {
+    let size = |r: &crate::api::RunView| {
+        r.output.len() + r.action.len() + r.error.as_ref().map_or(0, String::len) + 64
+    };
+    let mut left = RUNS_BUDGET;
+    let mut kept = Vec::new();
+    for mut r in runs.into_iter().rev() {
+        let whole = size(&r);
+        if whole <= left {
+            left -= whole;
+            kept.push(r);
+            continue;
+        }
+        let other = whole - r.output.len();
+        if other + 64 < left {
+            let room = left - other - 64;
+            let mut cut = r.output.len() - room;
             while !r.output.is_char_boundary(cut) {
                 cut += 1;
             }
             r.output = format!("[{cut} bytes cut]{}", &r.output[cut..]);
-            left = 0;
+            kept.push(r);
+        }
+        break;
+    }
+    kept.reverse();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seq: u64, output: usize, error: usize) -> crate::api::RunView {
+        crate::api::RunView {
+            seq,
+            action: "start".into(),
+            at_ms: seq,
+            ok: false,
+            code: Some(1),
+            error: Some("e".repeat(error)),
+            output: "é".repeat(output / 2),
         }
     }
-    runs
+
+    #[test]
+    fn runs_sent_to_another_agent_fit_one_message() {
+        let small: Vec<_> = (1..=3).map(|s| run(s, 100, 10)).collect();
+        assert_eq!(fit_runs(small.clone()), small);
+        // 40 runs of 1 MB of output and long errors: the newest whole, one cut, no more.
+        let big: Vec<_> = (1..=40).map(|s| run(s, 1_000_000, 100_000)).collect();
+        let fit = fit_runs(big);
+        let total: usize = fit
+            .iter()
+            .map(|r| r.output.len() + r.error.as_ref().map_or(0, String::len) + 64)
+            .sum();
+        assert!(total <= RUNS_BUDGET, "{total}");
+        assert_eq!(fit.last().map(|r| r.seq), Some(40));
+        assert!(fit.len() < 40 && fit.len() >= 2, "{}", fit.len());
+        assert!(fit[0].output.starts_with('['), "the oldest kept is cut");
+    }
 }
 
 /// The store key of an instance (and the prefix of its runs).

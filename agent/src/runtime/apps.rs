@@ -11,14 +11,56 @@ use roboconf_model::dsl::Limits;
 use roboconf_plugins::{logger::Logger, script::Script, Plugin};
 use std::path::Path;
 
-/// Reads, validates and copies an application folder into the data directory, with the
-/// warnings the operator should see (links left out...). The copy is what every other
-/// node gets: it is read again, and refused unless it gives the same application (a file
-/// it needs would be missing on the other nodes).
-pub(super) fn register_bundle(
+/// Most findings listed in one answer (an application may have millions).
+const MAX_LISTED: usize = 100;
+
+/// The first `MAX_LISTED` findings as text, then how many more there were.
+fn listed<'a>(diags: impl Iterator<Item = &'a roboconf_model::Diagnostic>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut more = 0;
+    for d in diags {
+        if out.len() < MAX_LISTED {
+            out.push(d.to_string());
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        out.push(format!("… and {more} more"));
+    }
+    out
+}
+
+/// What an application is made of, to compare two readings of it.
+fn shape(m: &roboconf_model::app::Application) -> (Vec<String>, Vec<String>, usize, usize) {
+    let mut comps: Vec<String> = m
+        .graph
+        .as_ref()
+        .map(|g| g.components.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    comps.sort();
+    let mut paths: Vec<String> = (0..m.instances.instances.len())
+        .map(|i| m.instances.path(i))
+        .collect();
+    paths.sort();
+    (comps, paths, m.commands.len(), m.rules.len())
+}
+
+/// Unique names for staging folders within one process.
+static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Reads and validates an application folder and stores it as a bundle, with the warnings
+/// the operator should see (links left out...). Blocking: the runtime runs it on a worker.
+/// Nothing is touched on disk for an application named like one in `registered`. The
+/// folder is packed, and what this node registers is the bundle unpacked — exactly what
+/// every other node will get — read again: refused unless it gives the same application
+/// (a file it needs would be missing elsewhere). Bundles live in
+/// `apps/<name folder>@<hash>`, like those fetched from peers.
+pub(super) fn prepare_bundle(
     data_dir: &Path,
     path: &Path,
     name: Option<String>,
+    registered: &std::collections::BTreeSet<String>,
 ) -> Result<(LoadedApp, Vec<String>), Response> {
     let (model, diags) = roboconf_model::app::load_application(path, Limits::default());
     if has_errors(&diags) {
@@ -27,14 +69,10 @@ pub(super) fn register_bundle(
                 "{} is not a valid application: nothing was stored",
                 path.display()
             ),
-            details: diags
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| d.to_string())
-                .collect(),
+            details: listed(diags.iter().filter(|d| d.is_error())),
         });
     }
-    let warnings: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    let warnings = listed(diags.iter());
     let name = name.unwrap_or_else(|| model.name().to_string());
     if !roboconf_model::dsl::text::is_app_name(&name) {
         return Err(Response::error(format!(
@@ -43,54 +81,45 @@ pub(super) fn register_bundle(
         )));
     }
     roboconf_model::limits::check_name("application", &name).map_err(Response::error)?;
-    let bundle = data_dir
-        .join("apps")
-        .join(crate::core::folders::app_folder(&name));
-    let copy = || -> std::io::Result<()> {
-        if bundle.exists() {
-            std::fs::remove_dir_all(&bundle)?;
-        }
-        copy_dir(path, &bundle)
-    };
-    copy().map_err(|e| {
-        Response::error(format!(
-            "cannot copy the application into {}: {e}",
-            bundle.display()
-        ))
-    })?;
+    if registered.contains(&name) {
+        return Err(already(&name));
+    }
+    let apps = data_dir.join("apps");
+    let staging = apps.join(format!(
+        ".staging-{}-{}",
+        std::process::id(),
+        STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let packed = std::fs::create_dir_all(&apps)
+        .and_then(|()| copy_dir(path, &staging))
+        .map_err(|e| format!("cannot copy the application: {e}"))
+        .and_then(|()| {
+            crate::bundle::pack(&staging).map_err(|e| format!("cannot bundle the application: {e}"))
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    let (bytes, hash) = packed.map_err(Response::error)?;
+    let bundle = apps.join(format!(
+        "{}@{}",
+        crate::core::folders::app_folder(&name),
+        &hash[..12]
+    ));
+    crate::bundle::unpack(&bytes, &hash, &bundle)
+        .map_err(|e| Response::error(format!("cannot unpack the bundle: {e}")))?;
     let refuse = |r: Response| {
         let _ = std::fs::remove_dir_all(&bundle);
         Err(r)
     };
     let (copied, copy_diags) = roboconf_model::app::load_application(&bundle, Limits::default());
-    let count = |m: &roboconf_model::app::Application| {
-        (
-            m.graph.as_ref().map_or(0, |g| g.components.len()),
-            m.instances.instances.len(),
-        )
-    };
-    if has_errors(&copy_diags) || count(&copied) != count(&model) {
+    if has_errors(&copy_diags) || shape(&copied) != shape(&model) {
         return refuse(Response::Error {
             message: format!(
-                "{} reads files that would not travel with it (every node gets a copy of its \
-                 folder, without links): nothing was stored",
+                "{} is not the same application once bundled (every node gets a copy of \
+                 its folder's regular files — no links, no empty folders): nothing was stored",
                 path.display()
             ),
-            details: copy_diags
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| d.to_string())
-                .collect(),
+            details: listed(copy_diags.iter().filter(|d| d.is_error())),
         });
     }
-    let (bytes, hash) = match crate::bundle::pack(&bundle) {
-        Ok(b) => b,
-        Err(e) => {
-            return refuse(Response::error(format!(
-                "cannot bundle the application: {e}"
-            )))
-        }
-    };
     let store = data_dir.join("bundles");
     if let Err(e) =
         std::fs::create_dir_all(&store).and_then(|_| std::fs::write(store.join(&hash), &bytes))
@@ -114,23 +143,51 @@ pub(super) fn register_bundle(
     ))
 }
 
+/// The answer to adding an application whose name is taken.
+pub(super) fn already(name: &str) -> Response {
+    Response::error(format!(
+        "an application named `{name}` is already registered (`roboconf app remove {name}` first)"
+    ))
+}
+
 /// Deletes what an application left in the data directory once it is removed: its
-/// bundle (where its record says), the bundles fetched for it (`apps/<folder>@<hash>`)
-/// and its instances' working folders.
+/// bundle (where its record says), every bundle of that name (`apps/<folder>@<hash>`)
+/// and its instances' working folders. They are first renamed into `trash/` (at once, so
+/// that a new application of that name never meets them), then deleted on a worker
+/// (working folders may be large).
 pub(super) fn remove_app_files(data_dir: &Path, name: &str, bundle: Option<&Path>) {
     let apps = data_dir.join("apps");
     let folder = crate::core::folders::app_folder(name);
-    if let Some(b) = bundle.filter(|b| b.starts_with(&apps)) {
-        let _ = std::fs::remove_dir_all(b);
-    }
-    let _ = std::fs::remove_dir_all(apps.join(&folder));
+    let mut gone: Vec<std::path::PathBuf> = bundle
+        .filter(|b| b.starts_with(&apps))
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    gone.push(apps.join(&folder));
     let fetched = format!("{folder}@");
     for e in std::fs::read_dir(&apps).into_iter().flatten().flatten() {
         if e.file_name().to_string_lossy().starts_with(&fetched) {
-            let _ = std::fs::remove_dir_all(e.path());
+            gone.push(e.path());
         }
     }
-    let _ = std::fs::remove_dir_all(data_dir.join("instances").join(name));
+    gone.push(data_dir.join("instances").join(name));
+    let trash = data_dir.join("trash");
+    let _ = std::fs::create_dir_all(&trash);
+    let mut moved = Vec::new();
+    for (i, p) in gone.into_iter().enumerate() {
+        let to = trash.join(format!(
+            "{}-{i}",
+            STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        if std::fs::rename(&p, &to).is_ok() {
+            moved.push(to);
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        for p in moved {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    });
 }
 
 /// Copies a folder recursively (bundles, the demo).

@@ -75,6 +75,21 @@ pub(super) fn check_fresh_store(data_dir: &Path, fresh: bool, reset: bool) -> Re
     Ok(())
 }
 
+/// Deletes what an interrupted run left behind: bundles being staged (`apps/.staging-*`)
+/// and removed applications' folders not yet deleted (`trash/`). Blocking (on a worker).
+pub(super) fn clean_leftovers(data_dir: &Path) {
+    let _ = std::fs::remove_dir_all(data_dir.join("trash"));
+    for e in std::fs::read_dir(data_dir.join("apps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with(".staging-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Moves working folders named by an older layout to their current names, once. Folders
 /// that several instances shared (their clean paths were equal) go to the one instance
 /// that is deployed; if several are, each gets a copy (that is what they shared).
@@ -111,9 +126,14 @@ pub(super) fn migrate_work_dirs(
             (0, _) => Vec::new(),
             _ => deployed.into_iter().copied().collect(),
         };
-        let targets: Vec<PathBuf> = owners
+        let names: Vec<PathBuf> = owners
             .iter()
             .map(|r| work.join(&r.app).join(instance_folder(&r.path)))
+            .collect();
+        // An owner whose new name is the old one keeps it; the others get copies.
+        let stays = names.contains(&old);
+        let targets: Vec<PathBuf> = names
+            .into_iter()
             .filter(|t| *t != old && !t.exists())
             .collect();
         if targets.is_empty() {
@@ -130,7 +150,10 @@ pub(super) fn migrate_work_dirs(
                 old.display()
             );
         }
-        let (last, rest) = targets.split_last().unwrap_or((&targets[0], &[]));
+        let (last, rest) = match targets.split_last() {
+            Some((last, rest)) if !stays => (Some(last), rest),
+            _ => (None, targets.as_slice()),
+        };
         for t in rest {
             super::copy_dir(&old, t).map_err(|e| {
                 fail(format!(
@@ -140,6 +163,7 @@ pub(super) fn migrate_work_dirs(
                 ))
             })?;
         }
+        let Some(last) = last else { continue };
         std::fs::rename(&old, last).map_err(|e| {
             fail(format!(
                 "cannot move {} to {}: {e}",

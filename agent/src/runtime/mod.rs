@@ -26,8 +26,16 @@ mod layout;
 mod mesh;
 
 pub use apps::copy_dir;
-use apps::{execute, register_bundle};
+use apps::execute;
 use mesh::SWIM_SUSPECT_FOR;
+
+/// An application a worker read and bundled for `app add` (or why not), whether to
+/// start it, and whom to answer.
+type Prepared = (
+    Result<(LoadedApp, Vec<String>), Response>,
+    bool,
+    oneshot::Sender<Response>,
+);
 
 /// Most copies of peers' records held back from the store at once.
 const PEER_WRITES_MAX: usize = 1024;
@@ -109,6 +117,8 @@ struct Loop {
     /// Copies of peers' records not yet handed to the store: they are written with the
     /// next batch of this node's own, on the next tick, or when this many wait.
     peer_writes: Vec<Write>,
+    /// Applications read and bundled by a worker, to register (`app add`).
+    prepared_tx: mpsc::Sender<Prepared>,
     /// Warnings to add to a command's answer (`app add`: links left out...).
     notes: HashMap<u64, Vec<String>>,
     /// Tokens being recorded, to print once stored (by command id).
@@ -179,35 +189,20 @@ impl Loop {
                 return;
             }
             Request::AppAdd { path, name, start } => {
-                let wanted = name.clone().unwrap_or_default();
-                if !wanted.is_empty() && self.core.app(&wanted).is_some() {
-                    let _ = reply.send(Response::error(format!(
-                        "an application named `{wanted}` is already registered"
-                    )));
-                    return;
-                }
-                match register_bundle(&self.cfg.data_dir, &path, name) {
-                    Ok((app, _)) if self.core.app(&app.name).is_some() => {
-                        let _ = reply.send(Response::error(format!(
-                            "an application named `{}` is already registered",
-                            app.name
-                        )));
-                        return;
-                    }
-                    Ok((app, warnings)) => {
-                        if !warnings.is_empty() {
-                            self.notes.insert(id, warnings);
-                        }
-                        Command::AppAdd {
-                            app: Box::new(app),
-                            start,
-                        }
-                    }
-                    Err(response) => {
-                        let _ = reply.send(response);
-                        return;
-                    }
-                }
+                // Reading, copying and packing an application is disk work: it runs on a
+                // worker, and its result comes back as `Prepared`.
+                let registered: std::collections::BTreeSet<String> =
+                    self.core.app_names().map(String::from).collect();
+                let (data_dir, prepared_tx) = (self.cfg.data_dir.clone(), self.prepared_tx.clone());
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || {
+                        apps::prepare_bundle(&data_dir, &path, name, &registered)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Response::error(format!("worker failed: {e}"))));
+                    let _ = prepared_tx.send((result, start, reply)).await;
+                });
+                return;
             }
             Request::AppList => Command::AppList,
             Request::Members => Command::Members,
@@ -236,6 +231,38 @@ impl Loop {
         };
         self.replies.insert(id, reply);
         self.core.step(Input::Command { id, command });
+    }
+
+    /// An application prepared by a worker: registered, unless its name was taken
+    /// meanwhile (then its bundle goes).
+    fn prepared(&mut self, prepared: Prepared) {
+        let (result, start, reply) = prepared;
+        let (app, warnings) = match result {
+            Ok(p) => p,
+            Err(r) => {
+                let _ = reply.send(r);
+                return;
+            }
+        };
+        if self.core.app(&app.name).is_some() {
+            let _ = std::fs::remove_dir_all(&app.bundle);
+            let _ = reply.send(apps::already(&app.name));
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if !warnings.is_empty() {
+            self.notes.insert(id, warnings);
+        }
+        self.replies.insert(id, reply);
+        self.core.step(Input::Now(now_ms()));
+        self.core.step(Input::Command {
+            id,
+            command: Command::AppAdd {
+                app: Box::new(app),
+                start,
+            },
+        });
     }
 
     /// Writes a batch. Copies of peers' records alone wait for the next write or tick:
@@ -398,6 +425,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     layout::check_fresh_store(&cfg.data_dir, fresh, cfg.reset_store)?;
     let instances = store.instances()?;
     layout::migrate_work_dirs(&cfg.data_dir, &instances)?;
+    let leftovers = cfg.data_dir.clone();
+    tokio::task::spawn_blocking(move || layout::clean_leftovers(&leftovers));
     let mut apps = Vec::new();
     for rec in store.apps()? {
         let (model, diags) = roboconf_model::app::load_application(&rec.bundle, Limits::default());
@@ -453,6 +482,11 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     } else {
         None
     };
+    let mut cfg = cfg;
+    if cfg.node.is_empty() {
+        let id = mesh.as_ref().map(|m| m.node_id().to_string());
+        cfg.node = crate::config::default_node_name(id.as_deref());
+    }
     let node_id = mesh
         .as_ref()
         .map(|m| m.node_id())
@@ -484,6 +518,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         )
     });
     let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
+    // As many as the control socket's clients.
+    let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(control::MAX_CLIENTS);
     tokio::spawn(control::serve(listener, requests_tx));
     let mut lp = Loop {
         workers: Arc::new(Semaphore::new(cfg.max_parallel_scripts)),
@@ -505,6 +541,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         peer_writes: Vec::new(),
         tokens: HashMap::new(),
         notes: HashMap::new(),
+        prepared_tx,
         joins: HashMap::new(),
         swim,
         swim_timer_tx,
@@ -530,6 +567,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         tokio::select! {
             Some((req, reply)) = requests_rx.recv() => lp.request(req, reply).await,
             Some((run, result)) = done_rx.recv() => lp.core.step(Input::PluginDone { run, result }),
+            Some(p) = prepared_rx.recv() => lp.prepared(p),
             Some(t) = swim_timer_rx.recv() => {
                 if let Some(s) = lp.swim.as_mut() {
                     s.timer(t);
