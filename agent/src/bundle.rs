@@ -109,9 +109,51 @@ pub fn unpack(bytes: &[u8], expected: &str, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Unique names for staging folders within one process.
+static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A new staging folder's path in `apps` (`.staging-<pid>-<n>`; what a crash leaves of
+/// them is deleted at the next start).
+pub fn staging_dir(apps: &Path) -> std::path::PathBuf {
+    apps.join(format!(
+        ".staging-{}-{}",
+        std::process::id(),
+        STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+}
+
+/// Moves an unpacked bundle from its staging folder to `dir`, its place. When `dir` is
+/// there already it holds this very bundle (it is named by the bundle's hash), put
+/// there by another `app add` or a fetch: it is kept — it may be in use — and the
+/// staging folder goes.
+pub fn settle(staging: &Path, dir: &Path) -> std::io::Result<()> {
+    if std::fs::rename(staging, dir).is_err() && dir.is_dir() {
+        return std::fs::remove_dir_all(staging);
+    }
+    if staging.exists() {
+        std::fs::rename(staging, dir)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settled_bundle_never_replaces_one_in_place() {
+        let d = tempfile::tempdir().expect("tmp");
+        let (a, b, dir) = (d.path().join("a"), d.path().join("b"), d.path().join("x@1"));
+        for s in [&a, &b] {
+            std::fs::create_dir_all(s).unwrap();
+        }
+        std::fs::write(a.join("f"), "first").unwrap();
+        std::fs::write(b.join("f"), "second").unwrap();
+        settle(&a, &dir).expect("first");
+        settle(&b, &dir).expect("second");
+        assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "first");
+        assert!(!a.exists() && !b.exists());
+    }
 
     #[test]
     fn pack_unpack_and_verify() {

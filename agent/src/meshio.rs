@@ -453,7 +453,15 @@ impl MeshIo {
                 let read = tokio::task::spawn_blocking({
                     let (name, hash, data) = (name.clone(), hash.clone(), data.clone());
                     move || -> Option<crate::core::LoadedApp> {
-                        crate::bundle::unpack(&bytes, &hash, &dir).ok()?;
+                        // Unpacked aside, then put in its place (where an `app add` of the
+                        // same bundle may have put it already).
+                        let staging = crate::bundle::staging_dir(&data.join("apps"));
+                        let unpacked = crate::bundle::unpack(&bytes, &hash, &staging)
+                            .and_then(|()| Ok(crate::bundle::settle(&staging, &dir)?));
+                        if unpacked.is_err() {
+                            let _ = std::fs::remove_dir_all(&staging);
+                            return None;
+                        }
                         let _ = std::fs::create_dir_all(data.join("bundles"));
                         let _ = std::fs::write(data.join("bundles").join(&hash), &bytes);
                         let (model, diags) = roboconf_model::app::load_application(

@@ -322,6 +322,13 @@ fn app_add_refuses_what_other_nodes_could_not_get_and_names_dropped_links() {
         v
     };
     let before = bundles(&agent);
+    // The same content again is no error (`app add` may be run on every node).
+    let out = ok(&agent.cli(&["app", "add", &linked.display().to_string()]));
+    assert!(
+        out.contains("already registered with this content"),
+        "{out}"
+    );
+    assert_eq!(bundles(&agent), before);
     std::fs::write(
         linked.join("graph/App/scripts/deploy.sh"),
         "#!/bin/bash\nexit 9\n",

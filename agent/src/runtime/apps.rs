@@ -46,12 +46,17 @@ fn shape(m: &roboconf_model::app::Application) -> (Vec<String>, Vec<String>, usi
     (comps, paths, m.commands.len(), m.rules.len())
 }
 
-/// Unique names for staging folders within one process.
-static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// What `app add` found: a new application, stored, with the warnings the operator
+/// should see (links left out...); or one registered already with this very content.
+pub(super) enum Added {
+    New(Box<LoadedApp>, Vec<String>),
+    Same(String),
+}
 
-/// Reads and validates an application folder and stores it as a bundle, with the warnings
-/// the operator should see (links left out...). Blocking: the runtime runs it on a worker.
-/// Nothing is touched on disk for an application named like one in `registered`. The
+/// Reads and validates an application folder and stores it as a bundle. Blocking: the
+/// runtime runs it on a worker. `registered` maps the names registered to their bundles'
+/// hashes: nothing is stored for a name that is taken — the same content is not an
+/// error (`app add` may be run on every node), other content is. The
 /// folder is packed, and what this node registers is the bundle unpacked — exactly what
 /// every other node will get — read again: refused unless it gives the same application
 /// (a file it needs would be missing elsewhere). Bundles live in
@@ -60,8 +65,8 @@ pub(super) fn prepare_bundle(
     data_dir: &Path,
     path: &Path,
     name: Option<String>,
-    registered: &std::collections::BTreeSet<String>,
-) -> Result<(LoadedApp, Vec<String>), Response> {
+    registered: &std::collections::BTreeMap<String, String>,
+) -> Result<Added, Response> {
     let (model, diags) = roboconf_model::app::load_application(path, Limits::default());
     if has_errors(&diags) {
         return Err(Response::Error {
@@ -81,15 +86,8 @@ pub(super) fn prepare_bundle(
         )));
     }
     roboconf_model::limits::check_name("application", &name).map_err(Response::error)?;
-    if registered.contains(&name) {
-        return Err(already(&name));
-    }
     let apps = data_dir.join("apps");
-    let staging = apps.join(format!(
-        ".staging-{}-{}",
-        std::process::id(),
-        STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
+    let staging = crate::bundle::staging_dir(&apps);
     let packed = std::fs::create_dir_all(&apps)
         .and_then(|()| copy_dir(path, &staging))
         .map_err(|e| format!("cannot copy the application: {e}"))
@@ -98,18 +96,27 @@ pub(super) fn prepare_bundle(
         });
     let _ = std::fs::remove_dir_all(&staging);
     let (bytes, hash) = packed.map_err(Response::error)?;
+    match registered.get(&name) {
+        Some(h) if *h == hash => return Ok(Added::Same(name)),
+        Some(_) => return Err(already(&name)),
+        None => {}
+    }
     let bundle = apps.join(format!(
         "{}@{}",
         crate::core::folders::app_folder(&name),
         &hash[..12]
     ));
-    crate::bundle::unpack(&bytes, &hash, &bundle)
-        .map_err(|e| Response::error(format!("cannot unpack the bundle: {e}")))?;
+    // Unpacked aside, read, and only then put in its place (where a fetch of the same
+    // bundle may have put it already).
+    let unpacked = crate::bundle::staging_dir(&apps);
     let refuse = |r: Response| {
-        let _ = std::fs::remove_dir_all(&bundle);
+        let _ = std::fs::remove_dir_all(&unpacked);
         Err(r)
     };
-    let (copied, copy_diags) = roboconf_model::app::load_application(&bundle, Limits::default());
+    if let Err(e) = crate::bundle::unpack(&bytes, &hash, &unpacked) {
+        return refuse(Response::error(format!("cannot unpack the bundle: {e}")));
+    }
+    let (copied, copy_diags) = roboconf_model::app::load_application(&unpacked, Limits::default());
     if has_errors(&copy_diags) || shape(&copied) != shape(&model) {
         return refuse(Response::Error {
             message: format!(
@@ -126,19 +133,27 @@ pub(super) fn prepare_bundle(
     {
         return refuse(Response::error(format!("cannot store the bundle: {e}")));
     }
+    if let Err(e) = crate::bundle::settle(&unpacked, &bundle) {
+        return refuse(Response::error(format!("cannot store the bundle: {e}")));
+    }
+    // What was read from the staging folder, now in its place.
+    let copied = roboconf_model::app::Application {
+        dir: bundle.clone(),
+        ..copied
+    };
     let version = copied
         .descriptor
         .as_ref()
         .and_then(|d| d.version.clone())
         .unwrap_or_default();
-    Ok((
-        LoadedApp {
+    Ok(Added::New(
+        Box::new(LoadedApp {
             name,
             version,
             bundle,
             hash,
             model: copied,
-        },
+        }),
         warnings,
     ))
 }
@@ -146,7 +161,7 @@ pub(super) fn prepare_bundle(
 /// The answer to adding an application whose name is taken.
 pub(super) fn already(name: &str) -> Response {
     Response::error(format!(
-        "an application named `{name}` is already registered (`roboconf app remove {name}` first)"
+        "an application named `{name}` is already registered with other content (`roboconf app remove {name}` first)"
     ))
 }
 
@@ -175,10 +190,7 @@ pub(super) fn remove_app_files(data_dir: &Path, name: &str, bundle: Option<&Path
     let _ = std::fs::create_dir_all(&trash);
     let mut moved = Vec::new();
     for (i, p) in gone.into_iter().enumerate() {
-        let to = trash.join(format!(
-            "{}-{i}",
-            STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let to = crate::bundle::staging_dir(&trash).with_extension(i.to_string());
         if std::fs::rename(&p, &to).is_ok() {
             moved.push(to);
         }

@@ -32,7 +32,7 @@ use mesh::SWIM_SUSPECT_FOR;
 /// An application a worker read and bundled for `app add` (or why not), whether to
 /// start it, and whom to answer.
 type Prepared = (
-    Result<(LoadedApp, Vec<String>), Response>,
+    Result<apps::Added, Response>,
     bool,
     oneshot::Sender<Response>,
 );
@@ -191,8 +191,11 @@ impl Loop {
             Request::AppAdd { path, name, start } => {
                 // Reading, copying and packing an application is disk work: it runs on a
                 // worker, and its result comes back as `Prepared`.
-                let registered: std::collections::BTreeSet<String> =
-                    self.core.app_names().map(String::from).collect();
+                let registered: std::collections::BTreeMap<String, String> = self
+                    .core
+                    .app_names()
+                    .filter_map(|n| self.core.app(n).map(|a| (n.to_string(), a.hash.clone())))
+                    .collect();
                 let (data_dir, prepared_tx) = (self.cfg.data_dir.clone(), self.prepared_tx.clone());
                 tokio::spawn(async move {
                     let result = tokio::task::spawn_blocking(move || {
@@ -237,32 +240,57 @@ impl Loop {
     /// meanwhile (then its bundle goes).
     fn prepared(&mut self, prepared: Prepared) {
         let (result, start, reply) = prepared;
-        let (app, warnings) = match result {
-            Ok(p) => p,
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = match result {
             Err(r) => {
                 let _ = reply.send(r);
                 return;
             }
+            // Registered already with this content: `--start` still starts it all.
+            Ok(apps::Added::Same(name)) => {
+                if !start {
+                    let _ = reply.send(Response::ok(format!(
+                        "application `{name}` is already registered with this content"
+                    )));
+                    return;
+                }
+                Command::AppSet {
+                    name,
+                    target: crate::api::Desired::Started,
+                }
+            }
+            Ok(apps::Added::New(app, _)) if self.core.app(&app.name).is_some() => {
+                // Registered meanwhile (fetched from a peer, or another `app add`).
+                if self.core.app(&app.name).is_some_and(|a| a.hash == app.hash) {
+                    if start {
+                        Command::AppSet {
+                            name: app.name,
+                            target: crate::api::Desired::Started,
+                        }
+                    } else {
+                        let _ = reply.send(Response::ok(format!(
+                            "application `{}` is already registered with this content",
+                            app.name
+                        )));
+                        return;
+                    }
+                } else {
+                    let _ = std::fs::remove_dir_all(&app.bundle);
+                    let _ = reply.send(apps::already(&app.name));
+                    return;
+                }
+            }
+            Ok(apps::Added::New(app, warnings)) => {
+                if !warnings.is_empty() {
+                    self.notes.insert(id, warnings);
+                }
+                Command::AppAdd { app, start }
+            }
         };
-        if self.core.app(&app.name).is_some() {
-            let _ = std::fs::remove_dir_all(&app.bundle);
-            let _ = reply.send(apps::already(&app.name));
-            return;
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        if !warnings.is_empty() {
-            self.notes.insert(id, warnings);
-        }
         self.replies.insert(id, reply);
         self.core.step(Input::Now(now_ms()));
-        self.core.step(Input::Command {
-            id,
-            command: Command::AppAdd {
-                app: Box::new(app),
-                start,
-            },
-        });
+        self.core.step(Input::Command { id, command });
     }
 
     /// Writes a batch. Copies of peers' records alone wait for the next write or tick:
