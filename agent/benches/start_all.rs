@@ -65,7 +65,7 @@ fn main() {
             std::env::temp_dir().join(format!("roboconf-start-all-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let app = root.join("app");
-        roboconf_sim::gen::write(&app, &roboconf_sim::gen::tiers(machines, 9, true))
+        roboconf_tests::gen::write(&app, &roboconf_tests::gen::tiers(machines, 9, true))
             .expect("write app");
         let hosts: Vec<String> = (0..=machines)
             .map(|m| format!("\"tiers:/vm{m}\""))

@@ -13,28 +13,14 @@ use rcgen::{
     KeyUsagePurpose, PublicKeyData, SanType, SignatureAlgorithm,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// How long the CA and node certificates are valid (there is no rotation yet).
 const VALID_DAYS: i64 = 3650;
-/// Longest join token lifetime (`mesh token --ttl`, and any `mesh_token` request).
-pub const MAX_TOKEN_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Shortest join token lifetime.
-pub const MIN_TOKEN_TTL_MS: u64 = 1000;
-
-/// Whether a join token may live `ttl_ms`: from 1 s to 7 days, both included. The agent
-/// checks every request with it, whatever client sent it; the CLI checks it too.
-pub fn check_token_ttl(ttl_ms: u64) -> Result<(), String> {
-    if (MIN_TOKEN_TTL_MS..=MAX_TOKEN_TTL_MS).contains(&ttl_ms) {
-        Ok(())
-    } else {
-        Err(format!(
-            "a join token lives from 1 s to 7 days ({MIN_TOKEN_TTL_MS} to {MAX_TOKEN_TTL_MS} ms); {ttl_ms} ms was asked"
-        ))
-    }
-}
+pub use roboconf_core::admission::{
+    check_token_ttl, Token, TokenRecord, MAX_TOKEN_TTL_MS, MIN_TOKEN_TTL_MS,
+};
 
 /// Why admission material could not be made, read or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +29,6 @@ pub enum Error {
     Cert(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
-    #[error("malformed join token (expected rcm1-<16 hex>-<32 hex>)")]
-    MalformedToken,
 }
 
 /// Why a peer's certificate is refused.
@@ -88,7 +72,7 @@ fn cert_err(e: impl std::fmt::Display) -> Error {
     Error::Cert(e.to_string())
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
     let mut b = [0u8; N];
     // The system RNG only fails when the OS has none; nothing sensible can go on then.
@@ -299,63 +283,9 @@ impl Verifier {
     }
 }
 
-/// A join token as the operator copies it: `rcm1-<id>-<secret>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token {
-    pub id: String,
-    secret: [u8; 16],
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Token({})", self.id)
-    }
-}
-
-impl Token {
-    pub fn generate() -> Token {
-        Token {
-            id: hex(&random_bytes::<8>()),
-            secret: random_bytes::<16>(),
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Token, Error> {
-        let mut it = s.trim().splitn(3, '-');
-        let (Some("rcm1"), Some(id), Some(secret)) = (it.next(), it.next(), it.next()) else {
-            return Err(Error::MalformedToken);
-        };
-        let id_ok = id.len() == 16 && unhex(id).is_some();
-        let secret: [u8; 16] = unhex(secret)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(Error::MalformedToken)?;
-        if !id_ok {
-            return Err(Error::MalformedToken);
-        }
-        Ok(Token {
-            id: id.to_ascii_lowercase(),
-            secret,
-        })
-    }
-
-    /// The token as text (this is the secret: print it only to the operator).
-    pub fn reveal(&self) -> String {
-        format!("rcm1-{}-{}", self.id, hex(&self.secret))
-    }
-
-    /// What the replicated state keeps instead of the secret.
-    pub fn hash(&self) -> String {
-        hex(&Sha256::digest(self.secret))
-    }
-}
-
-/// A token as the replicated state knows it (a record of kind `Token`, keyed by its id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    pub hash: String,
-    pub expires_ms: u64,
-    /// The peer that redeemed it.
-    pub used_by: Option<String>,
+/// A new join token, from the system's random source.
+pub fn new_token() -> Token {
+    Token::new(random_bytes::<8>(), random_bytes::<16>())
 }
 
 /// What a member answers a node that proved a token.
@@ -438,39 +368,5 @@ mod tests {
         let b = Keypair::generate_ed25519().public().to_peer_id();
         let cert = back.issue(&b).expect("issue");
         assert_eq!(creds.verifier().check(&b, &cert, now_s()), Ok(()));
-    }
-
-    #[test]
-    fn token_lifetimes_go_from_one_second_to_seven_days() {
-        for ok in [1000, 60_000, 6 * 86_400_000, MAX_TOKEN_TTL_MS] {
-            assert_eq!(check_token_ttl(ok), Ok(()), "{ok}");
-        }
-        let ten_years = 3650 * 86_400_000;
-        for bad in [0, 999, MAX_TOKEN_TTL_MS + 1, ten_years, u64::MAX] {
-            let e = check_token_ttl(bad).expect_err("refused");
-            assert!(
-                e.contains("from 1 s to 7 days") && e.contains(&bad.to_string()),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn tokens_parse_back_and_reject_garbage() {
-        let t = Token::generate();
-        let back = Token::parse(&t.reveal()).expect("parse");
-        assert_eq!(back, t);
-        assert_eq!(back.hash(), t.hash());
-        assert!(!format!("{t:?}").contains(&hex(&t.secret)));
-        for bad in [
-            "",
-            "rcm1",
-            "rcm2-0011223344556677-00112233445566778899aabbccddeeff",
-            "rcm1-0011-00112233445566778899aabbccddeeff",
-            "rcm1-0011223344556677-0011",
-            "rcm1-zz11223344556677-00112233445566778899aabbccddeeff",
-        ] {
-            assert!(Token::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -4,15 +4,16 @@
 //! line.
 
 pub mod admission;
-pub mod api;
 pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod control;
-pub mod core;
-pub mod mesh;
 pub mod meshio;
 pub mod net;
 pub mod runtime;
 pub mod store;
-pub mod swim;
+
+// The sans-IO node lives in `roboconf-core`; the runtime's modules name its parts as
+// before.
+pub use roboconf_core::engine as core;
+pub use roboconf_core::{api, mesh, swim};

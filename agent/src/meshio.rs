@@ -197,7 +197,7 @@ impl MeshIo {
     /// `mesh token`: a fresh token (the core records its hash).
     pub fn new_token(&self) -> Result<Token, Response> {
         match self.mesh_id() {
-            Some(_) => Ok(Token::generate()),
+            Some(_) => Ok(crate::admission::new_token()),
             None => Err(Response::error(
                 "this node is not a member of a mesh: run `roboconf mesh init` or `roboconf join` first",
             )),

@@ -1,9 +1,9 @@
 //! Fuzzes the wire decoder and what a replica does with whatever decodes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use roboconf_agent::mesh::replica::Replica;
-use roboconf_agent::mesh::wire::{decode, Body};
-use roboconf_agent::mesh::NodeId;
+use roboconf_core::mesh::replica::Replica;
+use roboconf_core::mesh::wire::{decode, Body};
+use roboconf_core::mesh::NodeId;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(env) = decode(data, "m") else { return };

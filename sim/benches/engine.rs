@@ -3,9 +3,9 @@
 //! an app server importing it and 9 web apps) on the virtual clock with instant fake plug-ins; the time per state change
 //! is reported (goal <= 50 µs). Run with `cargo bench -p roboconf-sim --bench engine`.
 
-use roboconf_agent::core::Command;
+use roboconf_core::engine::Command;
 use roboconf_sim::engine::{hosting_all, load, started, Harness};
-use roboconf_sim::gen::{tiers, write};
+use roboconf_tests::gen::{tiers, write};
 use std::time::Instant;
 
 const RUNS: usize = 7;

@@ -56,9 +56,9 @@ use chitchat::{
     spawn_chitchat, Chitchat, ChitchatConfig, ChitchatEnvelope, ChitchatHandle, ChitchatId,
     FailureDetectorConfig, KeyChangeEvent, NodeState, ProtocolVersion,
 };
+use roboconf_core::rng::Rng;
 use roboconf_sim::metrics::{Percentiles, Report};
 use roboconf_sim::net::{Cpu, Link, Micros};
-use roboconf_sim::rng::Rng;
 use roboconf_sim::scenario::{run, Kind, Params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -6,7 +6,7 @@
 
 use roboconf_model::dsl::Limits;
 use roboconf_model::validate::validate_path;
-use roboconf_sim::gen::{application, write, Shape};
+use roboconf_tests::gen::{application, write, Shape};
 use std::path::Path;
 use std::time::Instant;
 

@@ -9,13 +9,13 @@
 use crate::metrics::Metrics;
 use crate::net::{Cpu, Link, Micros, Partitions, Processors, Queue};
 use crate::node::Node;
-use crate::rng::Rng;
 use foca::Timer;
-use roboconf_agent::api::Response;
-use roboconf_agent::core::{Command, Event, Input, LoadedApp, Output, RunResult};
-use roboconf_agent::mesh::replica::{Delta, Digest, Entry};
-use roboconf_agent::mesh::NodeId;
-use roboconf_agent::swim::SwimId;
+use roboconf_core::api::Response;
+use roboconf_core::engine::{Command, Event, Input, LoadedApp, Output, RunResult};
+use roboconf_core::mesh::replica::{Delta, Digest, Entry};
+use roboconf_core::mesh::NodeId;
+use roboconf_core::rng::Rng;
+use roboconf_core::swim::SwimId;
 use std::rc::Rc;
 
 /// The wall clock the virtual one starts at (ms since the epoch; any fixed value).
@@ -99,7 +99,7 @@ pub struct Cluster {
     next_gossip: u64,
     next_cmd: u64,
     /// Operator intents sent: command id → (instance path, target).
-    pub intents: std::collections::BTreeMap<u64, (String, roboconf_agent::api::Desired)>,
+    pub intents: std::collections::BTreeMap<u64, (String, roboconf_core::api::Desired)>,
     /// When the last heal happened, until the mesh converged again.
     pub healed_at: Option<Micros>,
     /// FNV-1a over every event handled: two runs with one seed have the same.
@@ -530,7 +530,7 @@ impl Cluster {
                     self.metrics.remote_exports(k, &path, present, now_us);
                 }
                 Output::Event(Event::StateChanged { path, state, .. }) => {
-                    let awaited = if state == roboconf_agent::api::State::DeployedStarted {
+                    let awaited = if state == roboconf_core::api::State::DeployedStarted {
                         self.reachable_from(k)
                     } else {
                         Vec::new()
@@ -563,7 +563,7 @@ impl Cluster {
         }
     }
 
-    fn swim_outputs(&mut self, k: usize, out: roboconf_agent::swim::Outbox) {
+    fn swim_outputs(&mut self, k: usize, out: roboconf_core::swim::Outbox) {
         let life = self.nodes[k].life;
         for (peer, data) in out.sends {
             if let Some(j) = index(&peer) {

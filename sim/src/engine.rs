@@ -1,10 +1,10 @@
 //! The agent core on a virtual clock: a deterministic harness that runs the real
-//! `roboconf_agent::core::Core` with an in-memory store and fake plug-ins (instant,
+//! `roboconf_core::engine::Core` with an in-memory store and fake plug-ins (instant,
 //! delayed or failing, per component and action), delivering plug-in results in virtual
 //! time order. It proves the core is sans-IO, and it is where the simulator grows from.
 
-use roboconf_agent::api::{Response, State};
-use roboconf_agent::core::{
+use roboconf_core::api::{Response, State};
+use roboconf_core::engine::{
     Command, Config, Core, Input, InstanceRecord, LoadedApp, Output, PluginRun, RunResult,
 };
 use roboconf_plugins::Action;

@@ -7,9 +7,7 @@
 
 pub mod cluster;
 pub mod engine;
-pub mod gen;
 pub mod metrics;
 pub mod net;
 pub mod node;
-pub mod rng;
 pub mod scenario;

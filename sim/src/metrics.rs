@@ -5,7 +5,7 @@
 //! commands acknowledged. `Report` is the summary printed as a table or JSON.
 
 use crate::net::Micros;
-use roboconf_agent::api::State;
+use roboconf_core::api::State;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 

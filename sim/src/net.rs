@@ -4,7 +4,7 @@
 //! between arbitrary groups, and a CPU model — each node's own processor, or a few cores
 //! shared by every node (the real benchmark's one machine, used to calibrate).
 
-use crate::rng::Rng;
+use roboconf_core::rng::Rng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 

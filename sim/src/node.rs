@@ -1,14 +1,14 @@
-//! One simulated agent: the real `Core` and the real SWIM (`roboconf_agent::swim`, foca)
+//! One simulated agent: the real `Core` and the real SWIM (`roboconf_core::swim`, foca)
 //! with the runtime's duties done in memory — a store whose copies of peers' records
 //! wait for the next tick as the real runtime's do (and are lost in a crash), the
 //! gossipsub model's state (connected peers, mesh peers, ids already seen), and the
 //! node's clock skew. What crosses the network is the cluster's business.
 
-use roboconf_agent::core::records::{AppRecord, Write};
-use roboconf_agent::core::{Config, Core, InstanceRecord, LoadedApp};
-use roboconf_agent::mesh::replica::Entry;
-use roboconf_agent::mesh::NodeId;
-use roboconf_agent::swim::{self, Swim};
+use roboconf_core::engine::records::{AppRecord, Write};
+use roboconf_core::engine::{Config, Core, InstanceRecord, LoadedApp};
+use roboconf_core::mesh::replica::Entry;
+use roboconf_core::mesh::NodeId;
+use roboconf_core::swim::{self, Swim};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 

@@ -10,9 +10,9 @@
 use crate::cluster::{Cluster, Ev};
 use crate::metrics::Report;
 use crate::net::{Cpu, Link, Micros};
-use crate::rng::Rng;
-use roboconf_agent::api::{Desired, State};
-use roboconf_agent::core::{Command, LoadedApp};
+use roboconf_core::api::{Desired, State};
+use roboconf_core::engine::{Command, LoadedApp};
+use roboconf_core::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Seconds of warm-up before the scenario (the application spreads and starts).

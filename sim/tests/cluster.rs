@@ -2,7 +2,7 @@
 //! invariants hold over many seeds of mixed faults at N = 50, and they do catch a mesh
 //! that cannot converge.
 
-use roboconf_agent::mesh::replica::{Entry, Kind as ReplicaKind};
+use roboconf_core::mesh::replica::{Entry, Kind as ReplicaKind};
 use roboconf_sim::net::{Cpu, Link};
 use roboconf_sim::scenario::{run, Kind, Params};
 
@@ -96,7 +96,7 @@ fn a_mesh_that_cannot_talk_is_caught_and_shrunk() {
 /// exporter's host vanishes without anyone being told, and time passes with nothing run.
 #[test]
 fn an_importer_left_without_its_exporter_is_caught() {
-    use roboconf_agent::core::Command;
+    use roboconf_core::engine::Command;
     use roboconf_sim::cluster::Cluster;
     use roboconf_sim::scenario::{application, Watch, APP};
     let app = application(1);
@@ -132,7 +132,7 @@ fn an_importer_left_without_its_exporter_is_caught() {
         .and_then(|a| a.insts.get("/vm1/web"));
     assert_eq!(
         web.map(|i| i.rec.state),
-        Some(roboconf_agent::api::State::DeployedStarted)
+        Some(roboconf_core::api::State::DeployedStarted)
     );
     c.nodes[0].up = false;
     assert!(watch.step(&c).is_empty(), "within the detection bound");

@@ -4,13 +4,13 @@
 //! undeploy reversing deploy, and a crash in the middle of a start-all converging without
 //! repeating completed steps.
 
-use roboconf_agent::api::{Desired, Response, State};
-use roboconf_agent::core::Command;
+use roboconf_core::api::{Desired, Response, State};
+use roboconf_core::engine::Command;
 use roboconf_plugins::Action;
 use roboconf_sim::engine::{hosting_all, load, started, Behaviour, Harness};
 use std::path::PathBuf;
 
-fn lamp() -> roboconf_agent::core::LoadedApp {
+fn lamp() -> roboconf_core::engine::LoadedApp {
     load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/lamp"))
 }
 

@@ -2,9 +2,9 @@
 //! reordered, anti-entropy between random pairs repairs the rest; once faults stop,
 //! every replica holds the same records. Deterministic from a seed, over many seeds.
 
-use roboconf_agent::mesh::replica::{owner_key, Digest, Entry, Kind, Replica};
-use roboconf_agent::mesh::NodeId;
-use roboconf_sim::rng::Rng;
+use roboconf_core::mesh::replica::{owner_key, Digest, Entry, Kind, Replica};
+use roboconf_core::mesh::NodeId;
+use roboconf_core::rng::Rng;
 
 fn run(seed: u64, nodes: usize, steps: usize, loss: f64) -> bool {
     let mut rng = Rng::new(seed);

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: where the Roboconf corpus and the example
 //! applications are, and how to run the real `roboconf` binary built by this workspace.
 
+pub mod gen;
 pub mod netns;
 
 use std::path::{Path, PathBuf};

@@ -478,7 +478,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             g
         }
     };
-    // Each start is a new life for SWIM (see `Swim::new`).
+    // Each start is a new life for SWIM (see `Swim::seeded`).
     let life = now_ms();
     let networked = !cfg.listen.is_empty() || !cfg.peer.is_empty();
     let mesh = if networked {
@@ -539,10 +539,11 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(64);
     let (swim_timer_tx, mut swim_timer_rx) = mpsc::channel(1024);
     let swim = mesh.as_ref().map(|m| {
-        crate::swim::Swim::new(
+        crate::swim::Swim::seeded(
             m.node_id().as_str(),
             life,
             crate::swim::config(SWIM_SUSPECT_FOR),
+            u64::from_le_bytes(crate::admission::random_bytes::<8>()),
         )
     });
     let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);

@@ -261,7 +261,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Config, Core, Input, Output};
+    use crate::engine::{Config, Core, Input, Output};
     use crate::mesh::replica::Replica;
 
     /// A member known only by its record, which neither a connection nor SWIM vouches for:
@@ -300,7 +300,7 @@ mod tests {
             for out in core.take_outputs() {
                 match out {
                     Output::Announce(n) if n.as_str() == "b" => announces.push(ms),
-                    Output::Event(crate::core::Event::Liveness { dead: true, .. }) => {
+                    Output::Event(crate::engine::Event::Liveness { dead: true, .. }) => {
                         dead_at = Some(ms)
                     }
                     _ => {}

@@ -75,7 +75,7 @@ mod tests {
     use super::TOKEN_EXPIRY_SLACK_MS;
     use crate::admission::{TokenRecord, MAX_TOKEN_TTL_MS};
     use crate::api::Response;
-    use crate::core::{Command, Config, Core, Input};
+    use crate::engine::{Command, Config, Core, Input};
     use crate::mesh::replica::Kind;
 
     fn ask(core: &mut Core, command: Command) -> Response {
@@ -83,7 +83,7 @@ mod tests {
         core.take_outputs()
             .into_iter()
             .find_map(|o| match o {
-                crate::core::Output::Reply { response, .. } => Some(response),
+                crate::engine::Output::Reply { response, .. } => Some(response),
                 _ => None,
             })
             .expect("a reply")

@@ -4,7 +4,7 @@
 //! optional and wildcard imports, default values and random ports; the instances use
 //! nesting, overrides and `count:`.
 
-use crate::rng::Rng;
+use roboconf_core::rng::Rng;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;

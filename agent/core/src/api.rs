@@ -207,7 +207,7 @@ pub struct InstanceView {
     /// After a failure of the agent's environment: the attempt that failed last and when
     /// the next one is due (it is tried again by itself).
     #[serde(default)]
-    pub retry: Option<crate::core::Retry>,
+    pub retry: Option<crate::engine::Retry>,
 }
 
 /// An application's instances.

@@ -213,8 +213,8 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::members::{Liveness, MemberRecord};
-    use crate::core::{Config, Core, Input};
+    use crate::engine::members::{Liveness, MemberRecord};
+    use crate::engine::{Config, Core, Input};
     use crate::mesh::replica::{Kind, Replica};
     use crate::mesh::NodeId;
 

@@ -208,13 +208,8 @@ pub struct Swim {
 impl Swim {
     /// This node's SWIM for the life that started at `bump` (wall ms): a restarted node is
     /// a new identity that wins over the one others may have declared down — nothing on
-    /// disk needed, so a node that lost its disk comes back as fast.
-    pub fn new(me: &str, bump: u64, cfg: Config) -> Swim {
-        Swim::with_rng(me, bump, cfg, StdRng::from_os_rng())
-    }
-
-    /// The same with a seeded random source (the simulator replays runs from a seed), and
-    /// the life's counter (`bump`) given.
+    /// disk needed, so a node that lost its disk comes back as fast. Its randomness comes
+    /// from `seed` (the agent draws it from the OS; the simulator replays runs from one).
     pub fn seeded(me: &str, bump: u64, cfg: Config, seed: u64) -> Swim {
         Swim::with_rng(me, bump, cfg, StdRng::seed_from_u64(seed))
     }
@@ -494,7 +489,8 @@ mod tests {
     fn three(suspect_for: Duration) -> (Nodes, Timers, u64) {
         let mut nodes: Nodes = ["a", "b", "c"]
             .into_iter()
-            .map(|n| (n, Swim::new(n, 0, config(suspect_for))))
+            .zip(1u64..)
+            .map(|(n, seed)| (n, Swim::seeded(n, 0, config(suspect_for), seed)))
             .collect();
         let (mut timers, mut now) = (Vec::new(), 0u64);
         nodes.get_mut("b").expect("b").announce("a");

@@ -534,7 +534,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Config, Input, Output};
+    use crate::engine::{Config, Input, Output};
 
     /// A peer's application record naming something other than a SHA-256 is never
     /// fetched (its name would become a folder name).
