@@ -35,6 +35,23 @@ pub fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Where the application `name` unpacked from the bundle `hash` lives under `apps/`: a
+/// folder of its own per bundle (`<escaped name>@<first 12 hex digits>`), so that an
+/// `app add` and a fetch of the same name never write the same folder; `@` is escaped
+/// in application folders, so no other application's folder looks like it.
+pub fn app_dir(apps: &Path, name: &str, hash: &str) -> std::path::PathBuf {
+    let short = hash.get(..12).unwrap_or(hash);
+    apps.join(format!(
+        "{}@{short}",
+        crate::core::folders::app_folder(name)
+    ))
+}
+
+/// Where the bundle file `hash` is kept (what peers are sent), if `hash` can name one.
+pub fn stored(data_dir: &Path, hash: &str) -> Option<std::path::PathBuf> {
+    is_hash(hash).then(|| data_dir.join("bundles").join(hash))
+}
+
 /// The hex SHA-256 of bytes.
 pub fn hash(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -1,37 +1,56 @@
-//! The runtime's side of the mesh: the node's persistent identity (a libp2p key in the
-//! data dir), the network task, and the translation between the core's replication
-//! inputs/outputs and messages: records are gossiped in envelopes, anti-entropy asks a
-//! peer for what we lack (digest out, delta back) on every new connection and then every
-//! 1 s, backing off to 8 s while rounds bring nothing; members that are not connected
-//! are dialled at their published addresses, bootstrap peers while no one is connected.
-//! It also holds the node's admission credentials: `mesh init` makes them, `join` gets
-//! them from a member, and a join request from another node is answered with a
-//! certificate once the core has redeemed its token. Nothing is dialled or gossiped
-//! before this node is a member.
+//! The runtime's hands on the mesh: the node's persistent identity (a libp2p key in the
+//! data dir), its admission credentials (`mesh init` makes them, `join` gets them from a
+//! member, a join request from another node is answered with a certificate once the
+//! node has redeemed its token), and the I/O behind the node's effects — envelopes,
+//! gossip batches, requests whose answers come back as `Report`s, dials, closes,
+//! datagrams, bundle fetches, and the requests answered from the disk (bundles, other
+//! agents' `logs`). Everything here returns at once: slow work runs in spawned tasks
+//! that report to the event loop. No protocol decision is taken here (those are
+//! `roboconf_core::node`'s).
 
 use crate::admission::{Credentials, Grant, Token};
 use crate::api::Response;
-use crate::core::Input;
-use crate::mesh::replica::{Delta, Digest, Entry};
 use crate::mesh::wire::{decode, encode, Body, Envelope, PROTOCOL_VERSION};
 use crate::mesh::NodeId;
-use crate::net::{self, Event, Net};
+use crate::net::{self, Net};
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long `join` waits for the member's answer.
-const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A finished join attempt and whom to tell.
-pub type Joined = (Result<Grant, String>, oneshot::Sender<Response>);
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Requests answered from the disk at once (bundles, other agents' `logs`).
 const ANSWER_WORKERS: usize = 4;
 
-/// Gossip messages stay well under the transport's limit.
-const GOSSIP_BUDGET: usize = 128 * 1024;
+/// How long a peer told we close our connection has to answer before it is closed.
+const CLOSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Bound of the reports channel.
+pub const REPORTS: usize = 1024;
+
+/// What the tasks spawned here tell the event loop.
+#[derive(Debug)]
+pub enum Report {
+    /// The answer to a request the node made.
+    Response { from: NodeId, body: Body },
+    /// A request the node made got no (readable) answer.
+    Failed { to: NodeId },
+    /// A bundle fetched and read (`None`: it could not be).
+    Fetched {
+        name: String,
+        app: Option<Box<crate::core::LoadedApp>>,
+    },
+    /// `mesh init` or `join` ended: the credentials, already saved, and what to answer
+    /// (or why not).
+    Member {
+        result: Result<(Credentials, String), String>,
+        reply: oneshot::Sender<Response>,
+    },
+}
 
 /// Loads the node's key from `<data-dir>/identity.key`, creating it (owner-only) once.
 pub fn identity(data_dir: &Path) -> std::io::Result<Keypair> {
@@ -48,155 +67,176 @@ pub fn identity(data_dir: &Path) -> std::io::Result<Keypair> {
 
 /// The mesh as the runtime drives it.
 pub struct MeshIo {
-    /// Bundles fetched for applications (name, the application read from it, if it could be).
-    pub fetched: mpsc::Receiver<(String, Option<crate::core::LoadedApp>)>,
-    fetched_tx: mpsc::Sender<(String, Option<crate::core::LoadedApp>)>,
-    data_dir: std::path::PathBuf,
     pub net: Net,
-    pub events: mpsc::Receiver<Event>,
-    pub deltas: mpsc::Receiver<Delta>,
-    deltas_tx: mpsc::Sender<Delta>,
+    data_dir: PathBuf,
     mesh: String,
     me: NodeId,
     bootstrap: Vec<Multiaddr>,
-    turn: usize,
-    announced: bool,
-    /// Ticks (of 250 ms) between anti-entropy rounds: 4 after news, doubling up to 32
-    /// (8 s) while rounds bring nothing, since gossip is the fast path.
-    pub ae_period: u64,
     /// Set once this node is a member.
     creds: Option<Credentials>,
-    pub joined: mpsc::Receiver<Joined>,
-    joined_tx: mpsc::Sender<Joined>,
+    /// Gossip messages stay under this many bytes.
+    max_message: usize,
+    reports_tx: mpsc::Sender<Report>,
     /// The node's store, to answer other agents' `logs` of what it hosts.
-    pub store: Option<std::sync::Arc<dyn crate::store::Store>>,
+    store: Arc<dyn crate::store::Store>,
     /// Workers answering requests from the disk (bundles, runs).
-    answer_workers: std::sync::Arc<tokio::sync::Semaphore>,
+    answer_workers: Arc<tokio::sync::Semaphore>,
+}
+
+/// What the network starts with.
+pub struct Settings<'a> {
+    pub key: Keypair,
+    pub data_dir: &'a Path,
+    pub creds: Option<Credentials>,
+    pub listen: &'a [String],
+    pub peers: &'a [String],
+    pub mdns: bool,
+    pub gossip: &'a roboconf_core::node::GossipSettings,
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl MeshIo {
+    /// Starts the network task; its events come on the returned receiver.
     pub fn start(
-        key: Keypair,
-        data_dir: &Path,
-        creds: Option<Credentials>,
-        listen: &[String],
-        peers: &[String],
-        mdns: bool,
-    ) -> Result<MeshIo, net::Error> {
-        let mesh = creds.as_ref().map(|c| c.mesh.clone()).unwrap_or_default();
-        let me = NodeId::new(key.public().to_peer_id().to_string());
+        s: Settings<'_>,
+        reports_tx: mpsc::Sender<Report>,
+    ) -> Result<(MeshIo, mpsc::Receiver<net::Event>), net::Error> {
+        let mesh = s.creds.as_ref().map(|c| c.mesh.clone()).unwrap_or_default();
+        let me = NodeId::new(s.key.public().to_peer_id().to_string());
         let parse = |l: &[String]| {
             l.iter()
                 .filter_map(|a| a.parse::<Multiaddr>().ok())
                 .collect::<Vec<_>>()
         };
         let cfg = net::Config {
-            listen: parse(listen),
-            verifier: creds.as_ref().map(Credentials::verifier),
-            mdns,
+            listen: parse(s.listen),
+            verifier: s.creds.as_ref().map(Credentials::verifier),
+            mdns: s.mdns,
+            gossip: s.gossip.clone(),
         };
-        let (net, events) = net::spawn(key, cfg)?;
-        let (deltas_tx, deltas) = mpsc::channel(64);
-        let (joined_tx, joined) = mpsc::channel(4);
-        let (fetched_tx, fetched) = mpsc::channel(16);
-        Ok(MeshIo {
-            fetched,
-            fetched_tx,
-            data_dir: data_dir.to_path_buf(),
-            net,
+        let (net, events) = net::spawn(s.key, cfg)?;
+        Ok((
+            MeshIo {
+                net,
+                data_dir: s.data_dir.to_path_buf(),
+                mesh,
+                me,
+                bootstrap: parse(s.peers),
+                creds: s.creds,
+                max_message: s.gossip.max_message,
+                reports_tx,
+                store: s.store,
+                answer_workers: Arc::new(tokio::sync::Semaphore::new(ANSWER_WORKERS)),
+            },
             events,
-            deltas,
-            deltas_tx,
-            mesh: mesh.to_string(),
-            me,
-            bootstrap: parse(peers),
-            turn: 0,
-            announced: false,
-            ae_period: 4,
-            creds,
-            joined,
-            joined_tx,
-            store: None,
-            answer_workers: std::sync::Arc::new(tokio::sync::Semaphore::new(ANSWER_WORKERS)),
-        })
-    }
-
-    /// The mesh this node belongs to, if any.
-    pub fn mesh_id(&self) -> Option<&str> {
-        self.creds.as_ref().map(|c| c.mesh.as_str())
-    }
-
-    fn become_member(&mut self, creds: Credentials, data_dir: &Path) -> Result<(), String> {
-        creds.save(data_dir).map_err(|e| e.to_string())?;
-        self.mesh = creds.mesh.clone();
-        self.creds = Some(creds);
-        Ok(())
-    }
-
-    /// `mesh init`: a new mesh with this node as its first member.
-    pub async fn init(&mut self) -> Response {
-        if let Some(m) = self.mesh_id() {
-            return Response::error(format!("this node is already a member of mesh {m}"));
-        }
-        let creds = match Credentials::init(&self.net.peer_id) {
-            Ok(c) => c,
-            Err(e) => return Response::error(format!("cannot create the mesh: {e}")),
-        };
-        let verifier = creds.verifier();
-        let mesh = creds.mesh.clone();
-        if let Err(e) = self.become_member(creds, &self.data_dir.clone()) {
-            return Response::error(format!("cannot keep the mesh credentials: {e}"));
-        }
-        if self.net.set_credentials(verifier).await.is_err() {
-            return Response::error("the network task has stopped");
-        }
-        Response::ok(format!(
-            "mesh {mesh} created; this node ({}) is its first member",
-            self.net.peer_id
         ))
     }
 
-    /// `join`: presents the token to the member at `addr`; the answer comes back on
-    /// `joined`, to be finished by `finish_join`.
+    /// The mesh this node belongs to (empty before it is a member).
+    pub fn mesh(&self) -> &str {
+        &self.mesh
+    }
+
+    /// Whether this node is a member of a mesh.
+    pub fn is_member(&self) -> bool {
+        self.creds.is_some()
+    }
+
+    fn already_member(&self) -> Option<Response> {
+        self.creds
+            .as_ref()
+            .map(|c| Response::error(format!("this node is already a member of mesh {}", c.mesh)))
+    }
+
+    /// Takes credentials saved by `init` or `join`.
+    pub fn member(&mut self, creds: Credentials) {
+        self.mesh = creds.mesh.clone();
+        self.creds = Some(creds);
+    }
+
+    /// `mesh init`: a new mesh with this node as its first member (reported as
+    /// `Report::Member`).
+    pub fn init(&self, reply: oneshot::Sender<Response>) {
+        if let Some(r) = self.already_member() {
+            let _ = reply.send(r);
+            return;
+        }
+        let (net, data_dir, tx) = (
+            self.net.clone(),
+            self.data_dir.clone(),
+            self.reports_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let me = net.peer_id;
+            let made = tokio::task::spawn_blocking(move || {
+                let creds =
+                    Credentials::init(&me).map_err(|e| format!("cannot create the mesh: {e}"))?;
+                creds
+                    .save(&data_dir)
+                    .map_err(|e| format!("cannot keep the mesh credentials: {e}"))?;
+                Ok::<_, String>(creds)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("worker failed: {e}")));
+            let result = match made {
+                Ok(creds) => match net.set_credentials(creds.verifier()).await {
+                    Ok(()) => {
+                        let text = format!(
+                            "mesh {} created; this node ({me}) is its first member",
+                            creds.mesh
+                        );
+                        Ok((creds, text))
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(Report::Member { result, reply }).await;
+        });
+    }
+
+    /// `join`: presents the token to the member at `addr` (reported as
+    /// `Report::Member`).
     pub fn join(&self, addr: &str, token: String, reply: oneshot::Sender<Response>) {
-        if let Some(m) = self.mesh_id() {
-            let _ = reply.send(Response::error(format!(
-                "this node is already a member of mesh {m}"
-            )));
+        if let Some(r) = self.already_member() {
+            let _ = reply.send(r);
             return;
         }
         let Ok(addr) = addr.parse::<Multiaddr>() else {
             let _ = reply.send(Response::error(format!("`{addr}` is not a multiaddr")));
             return;
         };
-        let (net, tx) = (self.net.clone(), self.joined_tx.clone());
+        let (net, data_dir, tx) = (
+            self.net.clone(),
+            self.data_dir.clone(),
+            self.reports_tx.clone(),
+        );
         tokio::spawn(async move {
-            let r = match tokio::time::timeout(JOIN_TIMEOUT, net.join(addr, token)).await {
+            let grant = match tokio::time::timeout(JOIN_TIMEOUT, net.join(addr, token)).await {
                 Ok(Ok(grant)) => Ok(grant),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("no answer from the member in time".into()),
+                Ok(Err(e)) => Err(format!("join refused: {e}")),
+                Err(_) => Err("join refused: no answer from the member in time".into()),
             };
-            let _ = tx.send((r, reply)).await;
+            let result = match grant {
+                Ok(grant) => tokio::task::spawn_blocking(move || {
+                    let mesh = grant.creds.mesh.clone();
+                    grant
+                        .creds
+                        .save(&data_dir)
+                        .map_err(|e| format!("cannot keep the mesh credentials: {e}"))?;
+                    Ok((grant.creds, format!("joined mesh {mesh}")))
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("worker failed: {e}"))),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(Report::Member { result, reply }).await;
         });
     }
 
-    /// Keeps the credentials a member granted.
-    pub fn finish_join(&mut self, r: Result<Grant, String>) -> Response {
-        match r {
-            Ok(grant) => {
-                let mesh = grant.creds.mesh.clone();
-                match self.become_member(grant.creds, &self.data_dir.clone()) {
-                    Ok(()) => Response::ok(format!("joined mesh {mesh}")),
-                    Err(e) => Response::error(format!("cannot keep the mesh credentials: {e}")),
-                }
-            }
-            Err(e) => Response::error(format!("join refused: {e}")),
-        }
-    }
-
-    /// `mesh token`: a fresh token (the core records its hash).
+    /// `mesh token`: a fresh token (the node records its hash).
     pub fn new_token(&self) -> Result<Token, Response> {
-        match self.mesh_id() {
+        match self.creds {
             Some(_) => Ok(crate::admission::new_token()),
             None => Err(Response::error(
                 "this node is not a member of a mesh: run `roboconf mesh init` or `roboconf join` first",
@@ -204,7 +244,7 @@ impl MeshIo {
         }
     }
 
-    /// Answers a join request the core has ruled on: a certificate for `peer`, or why not.
+    /// Answers a join request the node has ruled on: a certificate for `peer`, or why not.
     pub fn answer_join(&self, id: u64, peer: PeerId, verdict: Result<(), String>) {
         let verdict = verdict.and_then(|()| {
             let creds = self.creds.as_ref().ok_or("not a member")?;
@@ -234,23 +274,38 @@ impl MeshIo {
         .ok()
     }
 
-    /// Dials the bootstrap peers (once a member).
-    pub async fn dial_bootstrap(&self) {
-        if self.creds.is_none() {
-            return;
-        }
+    /// Dials the bootstrap peers (`--peer`).
+    pub fn dial_bootstrap(&self) {
         for a in &self.bootstrap {
-            let _ = self.net.dial(a.clone()).await;
+            self.net.try_dial(a.clone());
+        }
+    }
+
+    /// Dials a member at its published addresses (those a TCP transport can use).
+    pub fn dial(&self, node: &NodeId, addresses: &[String]) {
+        let Ok(peer) = node.as_str().parse::<PeerId>() else {
+            return;
+        };
+        let addrs: Vec<Multiaddr> = addresses
+            .iter()
+            .filter_map(|a| a.parse::<Multiaddr>().ok())
+            .filter(|a| {
+                a.iter()
+                    .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+            })
+            .collect();
+        if !addrs.is_empty() {
+            self.net.try_dial_peer(peer, addrs);
         }
     }
 
     /// Gossips entries, in messages of bounded size. Losses are repaired by anti-entropy.
-    pub fn broadcast(&self, entries: Vec<Entry>) {
-        let mut batches: Vec<Vec<Entry>> = vec![Vec::new()];
+    pub fn publish(&self, entries: Vec<crate::mesh::replica::Entry>) {
+        let mut batches: Vec<Vec<_>> = vec![Vec::new()];
         let mut size = 0;
         for e in entries {
             let len = e.value.as_ref().map_or(0, |v| v.len()) + e.key.len() + 128;
-            if size + len > GOSSIP_BUDGET && !batches.last().is_some_and(Vec::is_empty) {
+            if size + len > self.max_message && !batches.last().is_some_and(Vec::is_empty) {
                 batches.push(Vec::new());
                 size = 0;
             }
@@ -261,169 +316,140 @@ impl MeshIo {
         }
         for batch in batches.into_iter().filter(|b| !b.is_empty()) {
             if let Some(bytes) = self.envelope(Body::Entries(batch)) {
-                self.net.try_publish(bytes);
+                let _ = self.net.try_publish(bytes);
             }
         }
     }
 
-    /// Sends entries straight to every connected peer and waits for each to take them
-    /// (bounded by `timeout`): used for the last words of a node that leaves.
-    pub async fn push(&self, entries: Vec<Entry>, timeout: std::time::Duration) {
-        let Some(bytes) = self.envelope(Body::Entries(entries)) else {
+    /// Sends the node's request to a connected peer; its answer (or failure) comes back
+    /// as a `Report`. `None` when it could not even be queued (the node is told the
+    /// request failed).
+    pub fn request(&self, to: NodeId, body: Body) -> Option<tokio::task::JoinHandle<()>> {
+        let peer = to.as_str().parse::<PeerId>().ok()?;
+        let bytes = self.envelope(body)?;
+        let answer_rx = self.net.try_request(peer, bytes)?;
+        let (tx, mesh) = (self.reports_tx.clone(), self.mesh.clone());
+        Some(tokio::spawn(async move {
+            let report = match answer_rx.await {
+                Ok(Ok(answer)) => match decode(&answer, &mesh) {
+                    Ok(e) => Report::Response {
+                        from: to,
+                        body: e.body,
+                    },
+                    Err(_) => Report::Failed { to },
+                },
+                _ => Report::Failed { to },
+            };
+            let _ = tx.send(report).await;
+        }))
+    }
+
+    /// Closes the connection to `peer` on purpose: tells it first (so that it does not
+    /// take the close for a crash), closes once it answered or after `CLOSE_AFTER`.
+    pub fn close(&self, peer: &NodeId) {
+        let Ok(p) = peer.as_str().parse::<PeerId>() else {
             return;
         };
-        let peers = self.net.peers().await.unwrap_or_default();
-        let sends = peers.into_iter().map(|p| {
-            let (net, bytes) = (self.net.clone(), bytes.clone());
-            async move {
-                let _ = tokio::time::timeout(timeout, net.request(p, bytes)).await;
-            }
-        });
-        futures::future::join_all(sends).await;
-    }
-
-    /// An anti-entropy round ended: back off while they bring nothing.
-    pub fn note_delta(&mut self, empty: bool) {
-        self.ae_period = if empty {
-            (self.ae_period * 2).min(32)
-        } else {
-            4
+        let Some(bytes) = self.envelope(Body::Closing) else {
+            return;
         };
+        let net = self.net.clone();
+        let answer_rx = net.try_request(p, bytes);
+        tokio::spawn(async move {
+            if let Some(rx) = answer_rx {
+                let _ = tokio::time::timeout(CLOSE_AFTER, rx).await;
+            }
+            net.try_disconnect(p);
+        });
     }
 
-    /// Tells a peer that our digests differ.
-    pub fn ask_digest(&self, id: u64) {
-        let bytes = self.envelope(Body::SendDigest).unwrap_or_default();
+    /// Sends a SWIM datagram (dropped when a queue is full: SWIM expects losses).
+    pub fn datagram(&self, to: &NodeId, data: Vec<u8>) {
+        if let Ok(p) = to.as_str().parse::<PeerId>() {
+            self.net.try_swim(p, data);
+        }
+    }
+
+    /// Answers a peer's request that is the runtime's, not the node's (a bundle, the runs
+    /// of an instance hosted here), from the disk on a worker. True when `body` was one.
+    pub fn answer(&self, id: u64, body: &Body) -> bool {
+        match body {
+            Body::BundleRequest(hash) => {
+                // Only a plain hex name can name a bundle file.
+                let file = crate::bundle::stored(&self.data_dir, hash);
+                self.answer_off_loop(id, move || {
+                    Body::Bundle(file.and_then(|f| std::fs::read(f).ok()).unwrap_or_default())
+                });
+                true
+            }
+            Body::RunsRequest { app, path } => {
+                let (store, app, path) = (self.store.clone(), app.clone(), path.clone());
+                self.answer_off_loop(id, move || {
+                    let runs = store.runs(&app, &path).unwrap_or_default();
+                    Body::Runs(crate::core::records::fit_runs(
+                        runs.into_iter().map(Into::into).collect(),
+                    ))
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Answers with the body the node gave.
+    pub fn respond(&self, id: u64, body: Body) {
+        let bytes = self.envelope(body).unwrap_or_default();
         self.net.try_respond(id, bytes);
     }
 
-    /// Answers a peer's digest.
-    pub fn respond(&self, id: u64, delta: Delta) {
-        let bytes = self.envelope(Body::Delta(delta)).unwrap_or_default();
-        self.net.try_respond(id, bytes);
+    /// Answers a request with what `work` reads from disk, on a worker (the event loop
+    /// never waits on the disk): at most `ANSWER_WORKERS` at once; over that, an empty
+    /// answer (the asker tries again or says it got nothing).
+    fn answer_off_loop(&self, id: u64, work: impl FnOnce() -> Body + Send + 'static) {
+        let (net, mesh, me) = (self.net.clone(), self.mesh.clone(), self.me.clone());
+        let seal = move |body: Body| {
+            encode(&Envelope {
+                version: PROTOCOL_VERSION,
+                mesh,
+                sender: me,
+                body,
+            })
+            .unwrap_or_default()
+        };
+        let Ok(permit) = self.answer_workers.clone().try_acquire_owned() else {
+            net.try_respond(id, seal(Body::Bundle(Vec::new())));
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            net.try_respond(id, seal(work()));
+        });
     }
 
-    /// The addresses to publish in the member record, once the listeners are up (once).
-    pub async fn new_addresses(&mut self) -> Option<Vec<String>> {
-        if self.announced {
-            return None;
-        }
-        let addrs = self.net.listening().await.ok()?;
-        if addrs.is_empty() {
-            return None;
-        }
-        self.announced = true;
-        let full: Vec<String> = addrs
+    /// The addresses to publish in the member record.
+    pub fn published(&self, addrs: &[Multiaddr]) -> Vec<String> {
+        addrs
             .iter()
             .map(|a| format!("{a}/p2p/{}", self.net.peer_id))
-            .collect();
-        for a in &full {
-            eprintln!("roboconf agent: listening on {a}");
-        }
-        Some(full)
+            .collect()
     }
 
-    /// Dials members that are not connected (their published addresses).
-    pub async fn dial_members(&self, members: Vec<Vec<String>>) {
-        if self.creds.is_none() {
-            return;
-        }
-        // Peer ids as text once per call (their base58 form is costly to make).
-        let mut connected: std::collections::HashSet<String> = self
-            .net
-            .peers()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(PeerId::to_string)
-            .collect();
-        connected.insert(self.net.peer_id.to_string());
-        for addrs in members {
-            let Some(first) = addrs.first() else { continue };
-            let peer = first.rsplit_once("/p2p/").map_or("", |(_, p)| p);
-            if connected.contains(peer) {
-                continue;
-            }
-            for a in addrs {
-                if let Ok(m) = a.parse::<Multiaddr>() {
-                    let _ = self.net.dial(m).await;
-                }
-            }
-        }
-    }
-
-    /// Asks `peer` (or the next connected peer in turn) for what we lack.
-    pub async fn anti_entropy(&mut self, digest: Digest, peer: Option<PeerId>) {
-        let peer = match peer {
-            Some(p) => p,
-            None => {
-                let peers = self.net.peers().await.unwrap_or_default();
-                if peers.is_empty() {
-                    self.dial_bootstrap().await;
-                    return;
-                }
-                self.turn = self.turn.wrapping_add(1);
-                peers[self.turn % peers.len()]
-            }
-        };
-        let hash = crate::mesh::replica::digest_hash(&digest);
-        let (Some(short), Some(full)) = (
-            self.envelope(Body::DigestHash(hash)),
-            self.envelope(Body::Digest(digest)),
-        ) else {
-            return;
-        };
-        let (net, tx, mesh) = (self.net.clone(), self.deltas_tx.clone(), self.mesh.clone());
-        tokio::spawn(async move {
-            // The fingerprint first; the digest only when they differ.
-            let mut answer = net
-                .request(peer, short)
-                .await
-                .ok()
-                .and_then(|a| decode(&a, &mesh).ok());
-            if matches!(
-                answer,
-                Some(Envelope {
-                    body: Body::SendDigest,
-                    ..
-                })
-            ) {
-                answer = net
-                    .request(peer, full)
-                    .await
-                    .ok()
-                    .and_then(|a| decode(&a, &mesh).ok());
-            }
-            if let Some(Envelope {
-                body: Body::Delta(d),
-                ..
-            }) = answer
-            {
-                let _ = tx.send(d).await;
-            }
-        });
-    }
-
-    /// Fetches, checks and unpacks the bundle of an application, then reads it.
+    /// Fetches, checks and unpacks the bundle of an application, then reads it (reported
+    /// as `Report::Fetched`); asks `from` first, then the other connected peers.
     pub fn fetch(&self, name: String, hash: String, from: &NodeId) {
+        let tx = self.reports_tx.clone();
         // A bundle is named by a SHA-256 in hex: anything else from a peer is refused
-        // before it names a folder (the core tries again later, and it fails again).
-        if !crate::bundle::is_hash(&hash) {
-            let tx = self.fetched_tx.clone();
+        // before it names a folder (the node tries again later, and it fails again).
+        let (Some(_), Some(req)) = (
+            crate::bundle::stored(&self.data_dir, &hash),
+            self.envelope(Body::BundleRequest(hash.clone())),
+        ) else {
             tokio::spawn(async move {
-                let _ = tx.send((name, None)).await;
+                let _ = tx.send(Report::Fetched { name, app: None }).await;
             });
             return;
-        }
-        let (net, tx, mesh, data) = (
-            self.net.clone(),
-            self.fetched_tx.clone(),
-            self.mesh.clone(),
-            self.data_dir.clone(),
-        );
-        let Some(req) = self.envelope(Body::BundleRequest(hash.clone())) else {
-            return;
         };
+        let (net, mesh, data) = (self.net.clone(), self.mesh.clone(), self.data_dir.clone());
         let from: Option<PeerId> = from.as_str().parse().ok();
         tokio::spawn(async move {
             let mut peers: Vec<PeerId> = from.into_iter().collect();
@@ -442,58 +468,24 @@ impl MeshIo {
                 if bytes.is_empty() {
                     continue;
                 }
-                // A folder of its own per bundle: an `app add` of the same name on this node
-                // (which writes `apps/<folder>`) must not race with it. `@` is escaped in
-                // application folders, so no other application's folder looks like it.
-                let dir = data.join("apps").join(format!(
-                    "{}@{}",
-                    crate::core::folders::app_folder(&name),
-                    &hash[..12]
-                ));
                 let read = tokio::task::spawn_blocking({
                     let (name, hash, data) = (name.clone(), hash.clone(), data.clone());
-                    move || -> Option<crate::core::LoadedApp> {
-                        // Unpacked aside, then put in its place (where an `app add` of the
-                        // same bundle may have put it already).
-                        let staging = crate::bundle::staging_dir(&data.join("apps"));
-                        let unpacked = crate::bundle::unpack(&bytes, &hash, &staging)
-                            .and_then(|()| Ok(crate::bundle::settle(&staging, &dir)?));
-                        if unpacked.is_err() {
-                            let _ = std::fs::remove_dir_all(&staging);
-                            return None;
-                        }
-                        let _ = std::fs::create_dir_all(data.join("bundles"));
-                        let _ = std::fs::write(data.join("bundles").join(&hash), &bytes);
-                        let (model, diags) = roboconf_model::app::load_application(
-                            &dir,
-                            roboconf_model::dsl::Limits::default(),
-                        );
-                        if roboconf_model::diag::has_errors(&diags) {
-                            return None;
-                        }
-                        let version = model
-                            .descriptor
-                            .as_ref()
-                            .and_then(|d| d.version.clone())
-                            .unwrap_or_default();
-                        Some(crate::core::LoadedApp {
-                            name,
-                            version,
-                            bundle: dir,
-                            hash,
-                            model,
-                        })
-                    }
+                    move || settle_fetched(&data, name, hash, &bytes)
                 })
                 .await
                 .ok()
                 .flatten();
                 if read.is_some() {
-                    let _ = tx.send((name, read)).await;
+                    let _ = tx
+                        .send(Report::Fetched {
+                            name,
+                            app: read.map(Box::new),
+                        })
+                        .await;
                     return;
                 }
             }
-            let _ = tx.send((name, None)).await;
+            let _ = tx.send(Report::Fetched { name, app: None }).await;
         });
     }
 
@@ -503,7 +495,7 @@ impl MeshIo {
         host: NodeId,
         app: String,
         path: String,
-        timeout: std::time::Duration,
+        timeout: Duration,
         reply: oneshot::Sender<Response>,
     ) {
         let (net, mesh) = (self.net.clone(), self.mesh.clone());
@@ -534,108 +526,43 @@ impl MeshIo {
             let _ = reply.send(answer);
         });
     }
+}
 
-    /// Answers a request with what `work` reads from disk, on a worker (the event loop
-    /// never waits on the disk): at most `ANSWER_WORKERS` at once; over that, an empty
-    /// answer (the asker tries again or says it got nothing).
-    fn answer_off_loop(&self, id: u64, work: impl FnOnce() -> Body + Send + 'static) {
-        let (net, mesh, me) = (self.net.clone(), self.mesh.clone(), self.me.clone());
-        let seal = move |body: Body| {
-            encode(&Envelope {
-                version: PROTOCOL_VERSION,
-                mesh,
-                sender: me,
-                body,
-            })
-            .unwrap_or_default()
-        };
-        let Ok(permit) = self.answer_workers.clone().try_acquire_owned() else {
-            net.try_respond(id, seal(Body::Bundle(Vec::new())));
-            return;
-        };
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            net.try_respond(id, seal(work()));
-        });
+/// Unpacks a fetched bundle aside, puts it in its place (where an `app add` of the same
+/// bundle may have put it already), keeps the bundle file, and reads the application.
+fn settle_fetched(
+    data: &Path,
+    name: String,
+    hash: String,
+    bytes: &[u8],
+) -> Option<crate::core::LoadedApp> {
+    let apps = data.join("apps");
+    let dir = crate::bundle::app_dir(&apps, &name, &hash);
+    let staging = crate::bundle::staging_dir(&apps);
+    let unpacked = crate::bundle::unpack(bytes, &hash, &staging)
+        .and_then(|()| Ok(crate::bundle::settle(&staging, &dir)?));
+    if unpacked.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return None;
     }
-
-    /// Turns a network event into a core input, if it is one. A new connection asks for
-    /// an immediate anti-entropy round (returned as the peer).
-    pub fn on_event(&self, ev: Event, at_ms: u64) -> (Option<Input>, Option<PeerId>) {
-        match ev {
-            Event::Gossip { data, .. } => match decode(&data, &self.mesh) {
-                Ok(Envelope {
-                    body: Body::Entries(entries),
-                    ..
-                }) => (Some(Input::Remote { entries, at_ms }), None),
-                _ => (None, None),
-            },
-            Event::Request { id, data, .. } => match decode(&data, &self.mesh) {
-                Ok(Envelope {
-                    body: Body::DigestHash(hash),
-                    ..
-                }) => (Some(Input::DigestHash { id, hash }), None),
-                Ok(Envelope {
-                    body: Body::Entries(entries),
-                    ..
-                }) => {
-                    self.respond(id, Delta::default());
-                    (Some(Input::Remote { entries, at_ms }), None)
-                }
-                Ok(Envelope {
-                    body: Body::Digest(digest),
-                    ..
-                }) => (Some(Input::Digest { id, digest }), None),
-                Err(d) => {
-                    self.net.dropped.count(&d);
-                    self.respond(id, Delta::default());
-                    (None, None)
-                }
-                Ok(Envelope {
-                    body: Body::BundleRequest(hash),
-                    ..
-                }) => {
-                    // Only a plain hex name can name a bundle file.
-                    let file = crate::bundle::is_hash(&hash)
-                        .then(|| self.data_dir.join("bundles").join(&hash));
-                    self.answer_off_loop(id, move || {
-                        Body::Bundle(file.and_then(|f| std::fs::read(f).ok()).unwrap_or_default())
-                    });
-                    (None, None)
-                }
-                Ok(Envelope {
-                    body: Body::RunsRequest { app, path },
-                    ..
-                }) => {
-                    let store = self.store.clone();
-                    self.answer_off_loop(id, move || {
-                        let runs = store
-                            .and_then(|s| s.runs(&app, &path).ok())
-                            .unwrap_or_default();
-                        Body::Runs(crate::core::records::fit_runs(
-                            runs.into_iter().map(Into::into).collect(),
-                        ))
-                    });
-                    (None, None)
-                }
-                Ok(_) => {
-                    self.respond(id, Delta::default());
-                    (None, None)
-                }
-            },
-            Event::Connected(peer) => (
-                Some(Input::PeerUp(NodeId::new(peer.to_string()))),
-                Some(peer),
-            ),
-            Event::Disconnected(peer) => {
-                (Some(Input::PeerDown(NodeId::new(peer.to_string()))), None)
-            }
-            Event::Swim { .. } => (None, None),
-            // The runtime takes join requests before they get here.
-            Event::JoinRequest { id, .. } => {
-                self.net.join_answer(id, Err("not handled".into()));
-                (None, None)
-            }
-        }
+    let file = crate::bundle::stored(data, &hash)?;
+    let _ = std::fs::create_dir_all(data.join("bundles"));
+    let _ = std::fs::write(file, bytes);
+    let (model, diags) =
+        roboconf_model::app::load_application(&dir, roboconf_model::dsl::Limits::default());
+    if roboconf_model::diag::has_errors(&diags) {
+        return None;
     }
+    let version = model
+        .descriptor
+        .as_ref()
+        .and_then(|d| d.version.clone())
+        .unwrap_or_default();
+    Some(crate::core::LoadedApp {
+        name,
+        version,
+        bundle: dir,
+        hash,
+        model,
+    })
 }

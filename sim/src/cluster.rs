@@ -1,36 +1,38 @@
-//! Many agents on one virtual clock. Each node is the real core and the real SWIM
-//! (`node.rs`); between them, the network model (`net.rs`) and a model of gossipsub as the
-//! real agent configures it: the origin sends a change to every connected peer, each
-//! receiver forwards it once to its gossip-mesh peers, duplicates are dropped by id;
-//! anti-entropy is the real exchange (digest fingerprint, digest, delta) with one peer
-//! per round. Faults (crashes with or without the disk, restarts, partitions, clock skew)
-//! are operations the scenario schedules. Every observation goes to `Metrics`.
+//! Many agents on one virtual clock. Each is the real node (`node.rs`: the
+//! `roboconf_core::node::Node` the agent runs); this file is the simulator's driver of
+//! it, the counterpart of the agent's runtime: it carries out each node's effects
+//! through the network model (`net.rs`) — connections opened and closed as the node's
+//! connection policy asks, SWIM datagrams to any member, requests and answers over
+//! connections, and a model of gossipsub as the agent configures it (the origin sends a
+//! change to every connected peer, each receiver forwards it once to its gossip-mesh
+//! peers, duplicates dropped by id) — and feeds the node what arrives, and the time when
+//! it asked to be woken. Faults (crashes with or without the disk, restarts, partitions,
+//! clock skew) are operations the scenario schedules. Every observation goes to `Metrics`.
 
 use crate::metrics::Metrics;
 use crate::net::{Cpu, Link, Micros, Partitions, Processors, Queue};
-use crate::node::Node;
-use foca::Timer;
+use crate::node::SimNode;
 use roboconf_core::api::Response;
-use roboconf_core::engine::{Command, Event, Input, LoadedApp, Output, RunResult};
-use roboconf_core::mesh::replica::{Delta, Digest, Entry};
+use roboconf_core::engine::{Command, Event, LoadedApp, RunResult};
+use roboconf_core::mesh::replica::Entry;
+use roboconf_core::mesh::wire::Body;
 use roboconf_core::mesh::NodeId;
+use roboconf_core::node::{Effect, Input};
 use roboconf_core::rng::Rng;
-use roboconf_core::swim::SwimId;
 use std::rc::Rc;
 
 /// The wall clock the virtual one starts at (ms since the epoch; any fixed value).
 pub const EPOCH_MS: u64 = 1_767_225_600_000;
-/// The runtime's tick, and anti-entropy every fourth one.
-const TICK_US: Micros = 250_000;
 /// Framing around every message (Noise, Yamux, gossipsub), counted in the bytes.
 const OVERHEAD: usize = 40;
 /// Nodes start within this much of each other.
 pub const BOOT_SPREAD_US: Micros = 5_000_000;
 /// How long after a crash a verdict that the node is dead still concerns that crash.
 const LATE_VERDICT_US: Micros = 15_000_000;
-/// Above this many nodes, each connects to this many random others (below: to all).
-pub const FULL_MESH_UP_TO: usize = 64;
-const PEERS_AT_SCALE: usize = 24;
+/// How many of the first nodes are every node's bootstrap peers.
+const BOOTSTRAP_SEEDS: usize = 3;
+/// A connection the node asked to close is closed this long after it told its peer.
+const CLOSE_AFTER_US: Micros = 1_000_000;
 
 /// A message between agents.
 #[derive(Clone)]
@@ -39,15 +41,15 @@ pub enum Msg {
         id: u64,
         entries: Rc<Vec<Entry>>,
     },
-    Swim(Vec<u8>),
-    AeHash(String),
-    AeSendDigest,
-    AeDigest(Digest),
-    AeDelta(Delta),
-    /// The connection closed (the peer's process died: its sockets were reset).
+    Datagram(Vec<u8>),
+    Request(Body),
+    Response(Body),
+    /// A dial reached its target (the handshake's first half)...
+    Dial,
+    /// ... and the target's acceptance reached the dialler.
+    Accept,
+    /// The connection closed (a crash resets it; a close the node asked for).
     Closed,
-    /// A connection opened (the peer came back).
-    Opened,
 }
 
 /// What the queue holds.
@@ -59,12 +61,8 @@ pub enum Ev {
         msg: Msg,
         handled: bool,
     },
-    Swim {
-        node: usize,
-        life: u32,
-        timer: Timer<SwimId>,
-    },
-    Tick {
+    /// The node asked to be woken now.
+    Wake {
         node: usize,
         life: u32,
     },
@@ -79,6 +77,12 @@ pub enum Ev {
         life: u32,
         name: String,
     },
+    /// A connection a node asked to close goes (if it is still there).
+    Close {
+        node: usize,
+        peer: usize,
+        life: u32,
+    },
     Op(crate::scenario::Op),
     /// A node starts for the first time.
     Boot {
@@ -88,7 +92,7 @@ pub enum Ev {
 
 /// The whole simulation.
 pub struct Cluster {
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<SimNode>,
     pub queue: Queue<Ev>,
     pub rng: Rng,
     pub link: Link,
@@ -120,46 +124,13 @@ impl Cluster {
         apps: Vec<LoadedApp>,
     ) -> Cluster {
         let mut rng = Rng::new(seed);
-        let mut nodes: Vec<Node> = (0..n)
+        let nodes: Vec<SimNode> = (0..n)
             .map(|k| {
                 let skew = rng.below(2 * skew_ms as usize + 1) as i64 - skew_ms as i64;
                 let h = hosts.get(k).cloned().unwrap_or_default();
-                Node::new(&format!("n{k}"), h, skew, rng.next_u64())
+                SimNode::new(&format!("n{k}"), h, skew, rng.next_u64())
             })
             .collect();
-        // Connections: everyone with everyone in a small mesh (members dial members);
-        // at scale a bounded random set each, made symmetric.
-        if n <= FULL_MESH_UP_TO {
-            for (k, node) in nodes.iter_mut().enumerate() {
-                node.peers = (0..n).filter(|&j| j != k).collect();
-            }
-        } else {
-            for k in 0..n {
-                for _ in 0..PEERS_AT_SCALE / 2 {
-                    let j = rng.below(n);
-                    if j != k && !nodes[k].peers.contains(&j) {
-                        nodes[k].peers.push(j);
-                        nodes[j].peers.push(k);
-                    }
-                }
-            }
-        }
-        // The gossip mesh, symmetric as gossipsub's (a graft is mutual): behind a flood
-        // to every peer of a full mesh, degree 1–2 as the agent runs it; with bounded
-        // connections the forwarding has to reach the rest: gossipsub's default 6.
-        let degree = if n <= FULL_MESH_UP_TO { 1 } else { 6 };
-        for k in 0..n {
-            let p = nodes[k].peers.clone();
-            let mut tries = 0;
-            while nodes[k].mesh.len() < degree.min(p.len()) && tries < 4 * degree {
-                tries += 1;
-                let j = p[rng.below(p.len())];
-                if !nodes[k].mesh.contains(&j) && nodes[j].mesh.len() < 2 * degree {
-                    nodes[k].mesh.push(j);
-                    nodes[j].mesh.push(k);
-                }
-            }
-        }
         Cluster {
             cpu: Processors::new(cpu, n),
             nodes,
@@ -183,8 +154,14 @@ impl Cluster {
         (EPOCH_MS as i64 + (self.queue.now / 1000) as i64 + self.nodes[node].skew_ms) as u64
     }
 
+    /// The virtual time at which node `k`'s clock reads `ms`.
+    fn virtual_us(&self, node: usize, ms: u64) -> Micros {
+        let local = ms as i64 - EPOCH_MS as i64 - self.nodes[node].skew_ms;
+        (local.max(0) as u64) * 1000
+    }
+
     /// Starts every node at a random time within `BOOT_SPREAD_US` (a fleet does not
-    /// start in one instant): addresses published, connections up, SWIM announced, ticks.
+    /// start in one instant).
     pub fn boot(&mut self) {
         for k in 0..self.nodes.len() {
             self.nodes[k].up = false;
@@ -193,25 +170,13 @@ impl Cluster {
         }
     }
 
+    /// A node's process starts: it learns its address and runs.
     fn start_node(&mut self, k: usize) {
         let now = self.wall_ms(k);
-        self.nodes[k].core.step(Input::Now(now));
         self.nodes[k]
-            .core
-            .step(Input::Addresses(vec![format!("/sim/{k}")]));
-        for j in self.nodes[k].peers.clone() {
-            if self.nodes[j].up {
-                self.nodes[k]
-                    .core
-                    .step(Input::PeerUp(NodeId::new(format!("n{j}"))));
-                self.nodes[k].swim.announce(&format!("n{j}"));
-                self.send(k, j, Msg::Opened, 0);
-            }
-        }
-        let life = self.nodes[k].life;
-        let first = self.rng.below(TICK_US as usize) as u64;
-        self.queue.after(first, Ev::Tick { node: k, life });
-        self.outputs(k);
+            .node
+            .step(now, Input::Addresses(vec![format!("/sim/{k}")]));
+        self.effects(k);
     }
 
     /// Runs until `until` (virtual µs).
@@ -245,15 +210,15 @@ impl Cluster {
             Ev::Deliver { to, from, msg, .. } => (
                 1 + match msg {
                     Msg::Gossip { id, .. } => 16 * id,
-                    Msg::Swim(d) => 2 + 16 * d.len() as u64,
+                    Msg::Datagram(d) => 2 + 16 * d.len() as u64,
                     _ => 3,
                 },
                 (*to * 65_536 + *from) as u64,
             ),
-            Ev::Swim { node, .. } => (4, *node as u64),
-            Ev::Tick { node, .. } => (5, *node as u64),
+            Ev::Wake { node, .. } => (4, *node as u64),
             Ev::Done { node, run, .. } => (6 + 16 * run, *node as u64),
             Ev::Fetched { node, .. } => (7, *node as u64),
+            Ev::Close { node, peer, .. } => (10, (*node * 65_536 + *peer) as u64),
             Ev::Op(_) => (8, 0),
             Ev::Boot { node } => (9, *node as u64),
         };
@@ -287,28 +252,14 @@ impl Cluster {
                 );
             }
             Ev::Deliver { to, from, msg, .. } => self.deliver(to, from, msg),
-            Ev::Swim { node, life, timer } => {
+            Ev::Wake { node, life } => {
                 if self.live(node, life) {
-                    self.nodes[node].swim.timer(timer);
-                    self.outputs(node);
+                    self.nodes[node].wake_queued = None;
+                    let now = self.wall_ms(node);
+                    self.nodes[node].node.tick(now);
+                    self.graft(node);
+                    self.effects(node);
                 }
-            }
-            Ev::Tick { node, life } => {
-                if !self.live(node, life) {
-                    return;
-                }
-                self.nodes[node].flush_pending();
-                let now = self.wall_ms(node);
-                self.nodes[node].core.step(Input::Now(now));
-                let n = &mut self.nodes[node];
-                n.ae_turn += 1;
-                if n.ae_turn % 4 == 1 && !n.peers.is_empty() {
-                    let peer = n.peers[self.rng.below(n.peers.len())];
-                    let hash = n.core.digest_hash();
-                    self.send(node, peer, Msg::AeHash(hash), 64);
-                }
-                self.outputs(node);
-                self.queue.after(TICK_US, Ev::Tick { node, life });
             }
             Ev::Done {
                 node,
@@ -317,20 +268,31 @@ impl Cluster {
                 result,
             } => {
                 if self.live(node, life) {
+                    let now = self.wall_ms(node);
                     self.nodes[node]
-                        .core
-                        .step(Input::PluginDone { run, result });
-                    self.outputs(node);
+                        .node
+                        .step(now, Input::PluginDone { run, result });
+                    self.effects(node);
                 }
             }
             Ev::Fetched { node, life, name } => {
                 if self.live(node, life) {
                     let app = self.apps.iter().find(|a| a.name == name).cloned();
-                    self.nodes[node].core.step(Input::Fetched {
-                        name,
-                        app: app.map(Box::new),
-                    });
-                    self.outputs(node);
+                    let now = self.wall_ms(node);
+                    self.nodes[node].node.step(
+                        now,
+                        Input::Fetched {
+                            name,
+                            app: app.map(Box::new),
+                        },
+                    );
+                    self.effects(node);
+                }
+            }
+            Ev::Close { node, peer, life } => {
+                if self.live(node, life) && self.nodes[node].conns.contains(&peer) {
+                    self.close(node, peer);
+                    self.effects(node);
                 }
             }
             Ev::Op(op) => crate::scenario::apply(self, op),
@@ -376,9 +338,17 @@ impl Cluster {
         if !self.nodes[to].up {
             return;
         }
-        let at_ms = self.wall_ms(to);
+        let now = self.wall_ms(to);
         let who = NodeId::new(format!("n{from}"));
-        match msg {
+        // What travels on a connection needs the connection.
+        let on_connection = matches!(msg, Msg::Gossip { .. } | Msg::Request(_) | Msg::Response(_));
+        if on_connection && !self.nodes[to].conns.contains(&from) {
+            // Data on a connection this side does not have (it crashed and came back,
+            // or closed it): a reset answers it, as TCP's would.
+            self.send(to, from, Msg::Closed, 0);
+            return;
+        }
+        let input = match msg {
             Msg::Gossip { id, entries } => {
                 // (Copies already seen were dropped on arrival.)
                 let size = entries_size(&entries);
@@ -395,203 +365,277 @@ impl Cluster {
                         );
                     }
                 }
-                self.nodes[to].core.step(Input::Remote {
+                Input::Gossip {
+                    from: who,
                     entries: (*entries).clone(),
-                    at_ms,
-                });
+                }
             }
-            Msg::Swim(data) => {
-                self.nodes[to].swim.handle(&data);
+            Msg::Datagram(data) => Input::Datagram { from: who, data },
+            Msg::Request(body) => {
+                let n = &mut self.nodes[to];
+                let id = n.next_ask;
+                n.next_ask += 1;
+                n.asks.insert(id, from);
+                Input::Request {
+                    id,
+                    from: who,
+                    body,
+                }
             }
-            Msg::AeHash(hash) => {
-                let id = self.nodes[to].next_ask;
-                self.nodes[to].next_ask += 1;
-                self.nodes[to].asks.insert(id, from);
-                self.nodes[to].core.step(Input::DigestHash { id, hash });
+            Msg::Response(body) => Input::Response { from: who, body },
+            Msg::Dial => {
+                self.send(to, from, Msg::Accept, 0);
+                if self.nodes[to].conns.contains(&from) {
+                    return;
+                }
+                self.open(to, from);
+                Input::Connected(who)
             }
-            Msg::AeSendDigest => {
-                let digest = self.nodes[to].core.digest();
-                let size = digest.len() * 24;
-                self.send(to, from, Msg::AeDigest(digest), size);
-            }
-            Msg::AeDigest(digest) => {
-                let id = self.nodes[to].next_ask;
-                self.nodes[to].next_ask += 1;
-                self.nodes[to].asks.insert(id, from);
-                self.nodes[to].core.step(Input::Digest { id, digest });
-            }
-            Msg::AeDelta(delta) => {
-                self.nodes[to]
-                    .core
-                    .step(Input::RemoteDelta { delta, at_ms });
+            Msg::Accept => {
+                if self.nodes[to].conns.contains(&from) || !self.nodes[from].conns.contains(&to) {
+                    return;
+                }
+                self.open(to, from);
+                Input::Connected(who)
             }
             Msg::Closed => {
-                self.nodes[to].swim.suspect(&format!("n{from}"));
-                self.nodes[to].core.step(Input::PeerDown(who));
+                if !self.nodes[to].conns.remove(&from) {
+                    return;
+                }
+                self.nodes[to].mesh.remove(&from);
+                Input::Disconnected(who)
             }
-            Msg::Opened => {
-                self.nodes[to].core.step(Input::PeerUp(who));
-                self.nodes[to].swim.announce(&format!("n{from}"));
-            }
-        }
-        self.outputs(to);
+        };
+        self.nodes[to].node.step(now, input);
+        self.effects(to);
     }
 
-    /// Carries out what node `k`'s core and SWIM asked for (SWIM's verdicts go back to
-    /// the core, whose answers are carried out in turn).
-    pub fn outputs(&mut self, k: usize) {
+    /// One end of a connection opens (the gossip mesh grafts it while it has room).
+    fn open(&mut self, k: usize, peer: usize) {
+        self.nodes[k].conns.insert(peer);
+        let degree = self.nodes[k].node.config().gossip.degree;
+        let high = self.nodes[k].node.config().gossip.degree_high;
+        if self.nodes[k].mesh.len() < degree && self.nodes[peer].mesh.len() < high {
+            self.nodes[k].mesh.insert(peer);
+            self.nodes[peer].mesh.insert(k);
+        }
+    }
+
+    /// Keeps node `k`'s gossip mesh at its degree among its connections (gossipsub's
+    /// heartbeat grafts peers when the mesh is below its low mark).
+    fn graft(&mut self, k: usize) {
+        let g = self.nodes[k].node.config().gossip.clone();
+        if self.nodes[k].mesh.len() >= g.degree_low {
+            return;
+        }
+        let room: Vec<usize> = self.nodes[k]
+            .conns
+            .iter()
+            .copied()
+            .filter(|j| {
+                !self.nodes[k].mesh.contains(j)
+                    && self.nodes[*j].conns.contains(&k)
+                    && self.nodes[*j].mesh.len() < g.degree_high
+            })
+            .collect();
+        for j in room.into_iter().take(g.degree - self.nodes[k].mesh.len()) {
+            self.nodes[k].mesh.insert(j);
+            self.nodes[j].mesh.insert(k);
+        }
+    }
+
+    /// Node `k` closes its connection to `peer` (it told it first: `Body::Closing`).
+    fn close(&mut self, k: usize, peer: usize) {
+        self.nodes[k].conns.remove(&peer);
+        self.nodes[k].mesh.remove(&peer);
+        self.nodes[peer].mesh.remove(&k);
+        self.send(k, peer, Msg::Closed, 0);
+        let now = self.wall_ms(k);
+        self.nodes[k]
+            .node
+            .step(now, Input::Disconnected(NodeId::new(format!("n{peer}"))));
+    }
+
+    /// Carries out what node `k` asked for, until it asks nothing more; then queues its
+    /// next wake-up.
+    pub fn effects(&mut self, k: usize) {
         loop {
-            let outs = self.nodes[k].core.take_outputs();
-            let swim = self.nodes[k].swim.take();
-            if outs.is_empty()
-                && swim.sends.is_empty()
-                && swim.timers.is_empty()
-                && swim.up.is_empty()
-                && swim.down.is_empty()
-                && swim.suspected.is_empty()
-            {
+            let mut ready = self.nodes[k].node.ready();
+            let wake_at = ready.wake_at;
+            if ready.is_empty() {
+                self.queue_wake(k, wake_at);
                 return;
             }
-            self.core_outputs(k, outs);
-            self.swim_outputs(k, swim);
+            let writes = std::mem::take(&mut ready.writes);
+            self.nodes[k].persist(writes);
+            for e in ready.persisted() {
+                self.effect(k, e);
+            }
         }
     }
 
-    fn core_outputs(&mut self, k: usize, outs: Vec<Output>) {
+    fn queue_wake(&mut self, k: usize, wake_at_ms: u64) {
+        let at = self.virtual_us(k, wake_at_ms).max(self.queue.now);
+        if self.nodes[k].wake_queued.is_some_and(|q| q <= at) {
+            return;
+        }
+        self.nodes[k].wake_queued = Some(at);
+        let life = self.nodes[k].life;
+        self.queue.at(at, Ev::Wake { node: k, life });
+    }
+
+    fn effect(&mut self, k: usize, e: Effect) {
         let now_us = self.queue.now;
-        for out in outs {
-            match out {
-                Output::Persist(writes) => self.nodes[k].persist(writes),
-                Output::Broadcast(entries) => {
-                    let id = self.next_gossip;
-                    self.next_gossip += 1;
-                    let size = entries_size(&entries);
-                    let _ = self.nodes[k].first_sight(id, now_us);
-                    let entries = Rc::new(entries);
-                    for j in self.nodes[k].peers.clone() {
-                        self.send(
-                            k,
-                            j,
-                            Msg::Gossip {
-                                id,
-                                entries: entries.clone(),
+        match e {
+            Effect::Publish(entries) => {
+                let id = self.next_gossip;
+                self.next_gossip += 1;
+                let size = entries_size(&entries);
+                let _ = self.nodes[k].first_sight(id, now_us);
+                let entries = Rc::new(entries);
+                for j in self.nodes[k].conns.clone() {
+                    self.send(
+                        k,
+                        j,
+                        Msg::Gossip {
+                            id,
+                            entries: entries.clone(),
+                        },
+                        size,
+                    );
+                }
+            }
+            Effect::Datagram { to, data } => {
+                if let Some(j) = index(to.as_str()) {
+                    let size = data.len();
+                    self.send(k, j, Msg::Datagram(data), size);
+                }
+            }
+            Effect::Request { to, body } => match index(to.as_str()) {
+                Some(j) if self.nodes[k].conns.contains(&j) => {
+                    let size = body_size(&body);
+                    self.send(k, j, Msg::Request(body), size);
+                }
+                _ => {
+                    let now = self.wall_ms(k);
+                    self.nodes[k].node.step(now, Input::RequestFailed { to });
+                }
+            },
+            Effect::Respond { id, body } => {
+                if let Some(to) = self.nodes[k].asks.remove(&id) {
+                    if self.nodes[k].conns.contains(&to) {
+                        let size = body_size(&body);
+                        self.send(k, to, Msg::Response(body), size);
+                    }
+                }
+            }
+            Effect::Dial { node, .. } => {
+                if let Some(j) = index(node.as_str()) {
+                    if j != k && !self.nodes[k].conns.contains(&j) {
+                        self.send(k, j, Msg::Dial, 64);
+                    }
+                }
+            }
+            Effect::DialBootstrap => {
+                // The bootstrap peers an operator gives (`--peer`): the first nodes of
+                // the fleet, as a mesh starts from its first members; one that is up.
+                let seeds: Vec<usize> = (0..self.nodes.len().min(BOOTSTRAP_SEEDS))
+                    .filter(|&j| j != k && self.nodes[j].up && !self.nodes[k].conns.contains(&j))
+                    .collect();
+                for j in seeds {
+                    self.send(k, j, Msg::Dial, 64);
+                }
+            }
+            Effect::Disconnect(peer) => {
+                if let Some(j) = index(peer.as_str()) {
+                    if self.nodes[k].conns.contains(&j) {
+                        self.send(k, j, Msg::Request(Body::Closing), 8);
+                        let life = self.nodes[k].life;
+                        self.queue.after(
+                            CLOSE_AFTER_US,
+                            Ev::Close {
+                                node: k,
+                                peer: j,
+                                life,
                             },
-                            size,
                         );
                     }
                 }
-                Output::Delta { id, delta } => {
-                    if let Some(to) = self.nodes[k].asks.remove(&id) {
-                        let size = entries_size(&delta.entries) + delta.watermarks.len() * 24;
-                        self.send(k, to, Msg::AeDelta(delta), size);
-                    }
-                }
-                Output::SendDigest { id } => {
-                    if let Some(to) = self.nodes[k].asks.remove(&id) {
-                        self.send(k, to, Msg::AeSendDigest, 8);
-                    }
-                }
-                Output::Run(run) => {
-                    let at_ms = self.wall_ms(k) + 2;
-                    let life = self.nodes[k].life;
-                    self.queue.after(
-                        2_000,
-                        Ev::Done {
-                            node: k,
-                            life,
-                            run: run.run,
-                            result: RunResult {
-                                ok: true,
-                                code: Some(0),
-                                error: None,
-                                output: String::new(),
-                                at_ms,
-                                retry: false,
-                            },
+            }
+            Effect::Run(run) => {
+                let at_ms = self.wall_ms(k) + 2;
+                let life = self.nodes[k].life;
+                self.queue.after(
+                    2_000,
+                    Ev::Done {
+                        node: k,
+                        life,
+                        run: run.run,
+                        result: RunResult {
+                            ok: true,
+                            code: Some(0),
+                            error: None,
+                            output: String::new(),
+                            at_ms,
+                            retry: false,
                         },
-                    );
-                }
-                Output::Fetch { name, .. } => {
-                    let life = self.nodes[k].life;
-                    self.queue.after(
-                        5_000,
-                        Ev::Fetched {
-                            node: k,
-                            life,
-                            name,
-                        },
-                    );
-                }
-                Output::Reply { id, response } => {
-                    let ok = matches!(response, Response::Ok { .. });
-                    self.metrics.replied(id, ok, now_us);
-                }
-                Output::Event(Event::RemoteExports { path, present, .. }) => {
-                    self.metrics.remote_exports(k, &path, present, now_us);
-                }
-                Output::Event(Event::StateChanged { path, state, .. }) => {
-                    let awaited = if state == roboconf_core::api::State::DeployedStarted {
-                        self.reachable_from(k)
-                    } else {
-                        Vec::new()
-                    };
-                    self.metrics.state_changed(k, &path, state, now_us, awaited);
-                }
-                Output::Event(Event::Liveness { node, dead }) => {
-                    if let Some(j) = index(node.as_str()) {
-                        // A late verdict on a life that ended lately is not false.
-                        let lately = self.nodes[j]
-                            .crashed_at
-                            .is_some_and(|t| now_us.saturating_sub(t) < LATE_VERDICT_US);
-                        let real = !self.nodes[j].up || !self.parts.connected(k, j) || lately;
-                        self.metrics.liveness(dead, real);
-                        if !real && dead && self.debug {
-                            eprintln!(
-                                "debug: t={} n{k} says n{j} dead (crashed {:?}, life {}, connected {})",
-                                now_us / 1000,
-                                self.nodes[j].crashed_at.map(|t| t / 1000),
-                                self.nodes[j].life,
-                                self.nodes[k].peers.contains(&j)
-                            );
-                        }
+                    },
+                );
+            }
+            Effect::Fetch { name, .. } => {
+                let life = self.nodes[k].life;
+                self.queue.after(
+                    5_000,
+                    Ev::Fetched {
+                        node: k,
+                        life,
+                        name,
+                    },
+                );
+            }
+            Effect::Reply { id, response } => {
+                let ok = matches!(response, Response::Ok { .. });
+                self.metrics.replied(id, ok, now_us);
+            }
+            Effect::Event(Event::RemoteExports { path, present, .. }) => {
+                self.metrics.remote_exports(k, &path, present, now_us);
+            }
+            Effect::Event(Event::StateChanged { path, state, .. }) => {
+                let awaited = if state == roboconf_core::api::State::DeployedStarted {
+                    self.reachable_from(k)
+                } else {
+                    Vec::new()
+                };
+                self.metrics.state_changed(k, &path, state, now_us, awaited);
+            }
+            Effect::Event(Event::Liveness { node, dead }) => {
+                if let Some(j) = index(node.as_str()) {
+                    // A late verdict on a life that ended lately is not false.
+                    let lately = self.nodes[j]
+                        .crashed_at
+                        .is_some_and(|t| now_us.saturating_sub(t) < LATE_VERDICT_US);
+                    let real = !self.nodes[j].up || !self.parts.connected(k, j) || lately;
+                    self.metrics.liveness(dead, real);
+                    if !real && dead && self.debug {
+                        eprintln!(
+                            "debug: t={} n{k} says n{j} dead (crashed {:?}, life {}, connected {})",
+                            now_us / 1000,
+                            self.nodes[j].crashed_at.map(|t| t / 1000),
+                            self.nodes[j].life,
+                            self.nodes[k].conns.contains(&j)
+                        );
                     }
                 }
-                // It left: its process stops (its connections close) until the calm.
-                Output::Left => self.crash(k, false),
-                Output::Announce(node) => self.nodes[k].swim.announce(node.as_str()),
             }
-        }
-    }
-
-    fn swim_outputs(&mut self, k: usize, out: roboconf_core::swim::Outbox) {
-        let life = self.nodes[k].life;
-        for (peer, data) in out.sends {
-            if let Some(j) = index(&peer) {
-                let size = data.len();
-                self.send(k, j, Msg::Swim(data), size);
+            Effect::Suspected(p) => {
+                if let Some(j) = index(p.as_str()) {
+                    let real = !self.nodes[j].up || !self.parts.connected(k, j);
+                    self.metrics.suspected(real);
+                }
             }
-        }
-        for (timer, after) in out.timers {
-            self.queue.after(
-                after.as_micros() as u64,
-                Ev::Swim {
-                    node: k,
-                    life,
-                    timer,
-                },
-            );
-        }
-        for p in out.suspected {
-            if let Some(j) = index(&p) {
-                let real = !self.nodes[j].up || !self.parts.connected(k, j);
-                self.metrics.suspected(real);
-            }
-        }
-        for p in out.down {
-            self.nodes[k].core.step(Input::SwimDown(NodeId::new(p)));
-        }
-        for p in out.up {
-            self.nodes[k].core.step(Input::SwimUp(NodeId::new(p)));
+            // It left: its process stops (its connections close) until the calm.
+            Effect::Down(_) => {}
+            Effect::Left => self.crash(k, false),
         }
     }
 
@@ -600,9 +644,8 @@ impl Cluster {
         let id = self.next_cmd;
         self.next_cmd += 1;
         let now = self.wall_ms(k);
-        self.nodes[k].core.step(Input::Now(now));
-        self.nodes[k].core.step(Input::Command { id, command });
-        self.outputs(k);
+        self.nodes[k].node.step(now, Input::Command { id, command });
+        self.effects(k);
         id
     }
 
@@ -611,11 +654,13 @@ impl Cluster {
         if !self.nodes[k].up {
             return;
         }
+        let peers: Vec<usize> = self.nodes[k].conns.iter().copied().collect();
         self.nodes[k].crash(lose_disk);
         self.nodes[k].crashed_at = Some(self.queue.now);
         let survivors = self.reachable_from(k);
         self.metrics.crashed(k, self.queue.now, survivors);
-        for j in self.nodes[k].peers.clone() {
+        for j in peers {
+            self.nodes[j].mesh.remove(&k);
             self.send(k, j, Msg::Closed, 0);
         }
     }
@@ -651,11 +696,28 @@ impl Cluster {
             .nodes
             .iter()
             .filter(|n| n.up)
-            .map(|n| n.core.digest_hash());
+            .map(|n| n.node.engine().digest_hash());
         let Some(first) = digests.next() else {
             return true;
         };
         digests.all(|d| d == first)
+    }
+
+    /// Connections per node that is up: (max, p99).
+    pub fn connection_counts(&self) -> (usize, usize) {
+        let mut counts: Vec<usize> = self
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .map(|n| n.conns.len())
+            .collect();
+        counts.sort_unstable();
+        let max = counts.last().copied().unwrap_or(0);
+        let p99 = counts
+            .get((counts.len() * 99 / 100).min(counts.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0);
+        (max, p99)
     }
 }
 
@@ -670,4 +732,15 @@ fn entries_size(entries: &[Entry]) -> usize {
         .iter()
         .map(|e| e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48)
         .sum()
+}
+
+/// Bytes of a request or an answer on the wire, approximately.
+fn body_size(body: &Body) -> usize {
+    match body {
+        Body::Entries(e) => entries_size(e),
+        Body::Digest(d) => d.len() * 24,
+        Body::Delta(d) => entries_size(&d.entries) + d.watermarks.len() * 24,
+        Body::DigestHash(h) => h.len() + 8,
+        _ => 16,
+    }
 }

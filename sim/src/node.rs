@@ -1,30 +1,23 @@
-//! One simulated agent: the real `Core` and the real SWIM (`roboconf_core::swim`, foca)
-//! with the runtime's duties done in memory — a store whose copies of peers' records
-//! wait for the next tick as the real runtime's do (and are lost in a crash), the
-//! gossipsub model's state (connected peers, mesh peers, ids already seen), and the
-//! node's clock skew. What crosses the network is the cluster's business.
+//! One simulated agent: the real node (`roboconf_core::node::Node`: engine, SWIM,
+//! anti-entropy schedule, connection policy, batching of peers' writes) with the
+//! runtime's duties done in memory — a store (what a `Ready` says to write is durable
+//! at once; the node itself holds back copies of peers' records, lost in a crash), the
+//! gossipsub model's state (ids already seen, the gossip mesh among the connections) and
+//! the node's clock skew. What crosses the network is the cluster's business.
 
 use roboconf_core::engine::records::{AppRecord, Write};
-use roboconf_core::engine::{Config, Core, InstanceRecord, LoadedApp};
+use roboconf_core::engine::{InstanceRecord, LoadedApp};
 use roboconf_core::mesh::replica::Entry;
 use roboconf_core::mesh::NodeId;
-use roboconf_core::swim::{self, Swim};
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::time::Duration;
+use roboconf_core::node::{Config, Node, Restored};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 /// The store: a map per tree.
 pub type Store = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
 
-/// How long SWIM lets a suspect refute (the real agent's setting).
-pub const SUSPECT_FOR: Duration = Duration::from_secs(3);
-
-/// How long a gossip id is remembered (gossipsub's duplicate cache).
-const SEEN_FOR_US: u64 = 60_000_000;
-
-pub struct Node {
+pub struct SimNode {
     pub name: String,
-    pub core: Core,
-    pub swim: Swim,
+    pub node: Node,
     pub up: bool,
     /// Bumped at each crash: events of a previous life are ignored.
     pub life: u32,
@@ -32,51 +25,56 @@ pub struct Node {
     pub crashed_at: Option<u64>,
     pub skew_ms: i64,
     pub generation: u64,
-    /// What survived the last flush.
+    /// What the node made durable.
     pub durable: Store,
-    /// Copies of peers' records not written yet (lost in a crash).
-    pub pending: Vec<Write>,
-    /// Nodes this one has a connection with, and the gossip mesh among them.
-    pub peers: Vec<usize>,
-    pub mesh: Vec<usize>,
+    /// Open connections (symmetric: the cluster keeps both ends in step), and the
+    /// gossip mesh among them.
+    pub conns: BTreeSet<usize>,
+    pub mesh: BTreeSet<usize>,
     seen: HashSet<u64>,
     seen_order: VecDeque<(u64, u64)>,
-    /// Anti-entropy requests answered through the core: request id → asker.
+    /// Requests answered through the node: request id → asker.
     pub asks: BTreeMap<u64, usize>,
     pub next_ask: u64,
-    pub ae_turn: usize,
+    /// When the node's next wake-up is queued (virtual µs), to queue no duplicates.
+    pub wake_queued: Option<u64>,
     pub hosts: Vec<(String, String)>,
 }
 
-impl Node {
-    pub fn new(name: &str, hosts: Vec<(String, String)>, skew_ms: i64, seed: u64) -> Node {
+impl SimNode {
+    pub fn new(name: &str, hosts: Vec<(String, String)>, skew_ms: i64, seed: u64) -> SimNode {
         let generation = 1;
-        Node {
+        SimNode {
             name: name.to_string(),
-            core: Core::new(config(name, &hosts, generation)),
-            swim: Swim::seeded(name, 0, swim::config(SUSPECT_FOR), seed),
+            node: Node::new(
+                config(name, &hosts, generation),
+                Restored::default(),
+                true,
+                0,
+                seed,
+            ),
             up: true,
             life: 0,
             crashed_at: None,
             skew_ms,
             generation,
             durable: Store::new(),
-            pending: Vec::new(),
-            peers: Vec::new(),
-            mesh: Vec::new(),
+            conns: BTreeSet::new(),
+            mesh: BTreeSet::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             asks: BTreeMap::new(),
             next_ask: 1,
-            ae_turn: 0,
+            wake_queued: None,
             hosts,
         }
     }
 
-    /// First sight of gossip `id` at `now`.
+    /// First sight of gossip `id` at `now` (µs), within the node's `seen_for`.
     pub fn first_sight(&mut self, id: u64, now: u64) -> bool {
+        let keep_us = self.node.config().gossip.seen_for.as_micros() as u64;
         while let Some(&(at, old)) = self.seen_order.front() {
-            if now.saturating_sub(at) < SEEN_FOR_US {
+            if now.saturating_sub(at) < keep_us {
                 break;
             }
             self.seen_order.pop_front();
@@ -89,37 +87,28 @@ impl Node {
         true
     }
 
-    /// Carries out a batch of writes as the runtime does: peers' copies alone wait.
+    /// Makes writes durable.
     pub fn persist(&mut self, writes: Vec<Write>) {
-        if writes.iter().all(|w| matches!(w, Write::Peer { .. })) {
-            self.pending.extend(writes);
-            return;
-        }
-        let mut all = std::mem::take(&mut self.pending);
-        all.extend(writes);
-        apply(&mut self.durable, all);
+        apply(&mut self.durable, writes);
     }
 
-    /// The tick's write of waiting copies.
-    pub fn flush_pending(&mut self) {
-        let w = std::mem::take(&mut self.pending);
-        apply(&mut self.durable, w);
-    }
-
-    /// A crash: what was not written is gone; with `lose_disk`, everything is.
+    /// A crash: what the node held back is gone; with `lose_disk`, everything is.
     pub fn crash(&mut self, lose_disk: bool) {
         self.up = false;
         self.life += 1;
-        self.pending.clear();
         self.seen.clear();
         self.seen_order.clear();
         self.asks.clear();
+        self.conns.clear();
+        self.mesh.clear();
+        self.wake_queued = None;
         if lose_disk {
             self.durable.clear();
         }
     }
 
-    /// A restart from the durable store (a new generation when it is empty).
+    /// A restart from the durable store (a new generation when it is empty), at
+    /// `now_ms` (its new SWIM life).
     pub fn restart(&mut self, apps: &[LoadedApp], seed: u64, now_ms: u64) {
         if self.durable.is_empty() {
             self.generation = now_ms.max(self.generation + 1);
@@ -149,22 +138,24 @@ impl Node {
             .filter(|a| known.contains(&a.name))
             .cloned()
             .collect();
-        self.core = Core::restore_with(cfg, apps, instances, replica);
-        // A new SWIM life, named by the start time as the agent does.
-        let bump = now_ms;
-        self.swim = Swim::seeded(&self.name, bump, swim::config(SUSPECT_FOR), seed);
+        let restored = Restored {
+            apps,
+            instances,
+            replica,
+        };
+        self.node = Node::new(cfg, restored, true, now_ms, seed);
         self.up = true;
     }
 }
 
+/// A simulated node's settings: the agent's defaults, this node's name and hosts.
 fn config(name: &str, hosts: &[(String, String)], generation: u64) -> Config {
-    Config {
-        node: name.to_string(),
-        node_id: NodeId::new(name),
-        hosts: hosts.to_vec(),
-        generation,
-        ..Config::default()
-    }
+    let mut cfg = Config::default();
+    cfg.engine.node = name.to_string();
+    cfg.engine.node_id = NodeId::new(name);
+    cfg.engine.hosts = hosts.to_vec();
+    cfg.engine.generation = generation;
+    cfg
 }
 
 /// Applies writes to an in-memory store, in order.

@@ -455,6 +455,23 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         say(t, &c);
     }
     let traffic_s = (end + SETTLE_S * 1_000_000 - warm) as f64 / 1e6;
+    if std::env::var_os("SIM_DEBUG").is_some() {
+        for (k, n) in c.nodes.iter().enumerate() {
+            eprintln!(
+                "debug: n{k} up {} sync {:?} conns {:?} node-connected {:?} digest {} members {:?}",
+                n.up,
+                n.node.sync_counts(),
+                n.conns,
+                n.node.connected(),
+                &n.node.engine().digest_hash()[..8],
+                n.node
+                    .engine()
+                    .member_liveness()
+                    .map(|(id, l)| format!("{id}:{l:?}"))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
     violations.extend(check(&c));
     if c.healed_at.is_some() {
         violations.push("the mesh did not converge after the heal".into());
@@ -510,7 +527,7 @@ impl Watch {
         // Any exporter instance (those scaled out too) on a machine the node hosts.
         let started = |j: usize| {
             c.nodes[j].up
-                && c.nodes[j].core.app(APP).is_some_and(|a| {
+                && c.nodes[j].node.engine().app(APP).is_some_and(|a| {
                     a.insts.iter().any(|(path, i)| {
                         i.rec.component == "Src"
                             && i.rec.state == State::DeployedStarted
@@ -524,7 +541,9 @@ impl Watch {
         let exporters: Vec<usize> = (0..c.nodes.len()).filter(|&j| started(j)).collect();
         let mut now_orphaned = Vec::new();
         for (k, n) in c.nodes.iter().enumerate().filter(|(_, n)| n.up) {
-            let Some(a) = n.core.app(APP) else { continue };
+            let Some(a) = n.node.engine().app(APP) else {
+                continue;
+            };
             for (root_app, root) in &n.hosts {
                 if root_app != APP {
                     continue;
@@ -575,7 +594,8 @@ pub fn check(c: &Cluster) -> Vec<String> {
     for (path, (_, target)) in &last {
         for n in c.nodes.iter().filter(|n| n.up) {
             let held = n
-                .core
+                .node
+                .engine()
                 .app(APP)
                 .and_then(|a| a.insts.get(path))
                 .map(|i| i.rec.desired);

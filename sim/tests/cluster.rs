@@ -127,7 +127,8 @@ fn an_importer_left_without_its_exporter_is_caught() {
         "all is well while the exporter runs"
     );
     let web = c.nodes[1]
-        .core
+        .node
+        .engine()
         .app(APP)
         .and_then(|a| a.insts.get("/vm1/web"));
     assert_eq!(
@@ -170,7 +171,10 @@ fn only_the_adder_and_the_hosts_share_an_application() {
             writers.len()
         );
         assert!(
-            node.core.app(roboconf_sim::scenario::APP).is_some(),
+            node.node
+                .engine()
+                .app(roboconf_sim::scenario::APP)
+                .is_some(),
             "{} has not registered the application",
             node.name
         );

@@ -10,5 +10,6 @@ pub mod admission;
 pub mod api;
 pub mod engine;
 pub mod mesh;
+pub mod node;
 pub mod rng;
 pub mod swim;

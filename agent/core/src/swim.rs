@@ -201,6 +201,10 @@ pub struct Swim {
     /// The suspicions this node holds a down timer for, told to the suspect directly
     /// (`tell_suspect`) until they are refuted or expire.
     told: Vec<(SwimId, Incarnation)>,
+    /// Members suspected because their connection closed: once one refutes (alive at a
+    /// higher incarnation), it is reported up — the engine took the close for a sign of
+    /// death, and with bounded connections no new connection may come to say otherwise.
+    watched: Vec<(SwimId, Incarnation)>,
     /// Datagrams foca refused (malformed, too big).
     pub rejected: u64,
 }
@@ -223,6 +227,7 @@ impl Swim {
             token: None,
             foca: Foca::new(id, cfg, rng, PostcardCodec),
             out: Outbox::default(),
+            watched: Vec::new(),
             rejected: 0,
         }
     }
@@ -247,6 +252,7 @@ impl Swim {
             .map(|m| foca::Member::new(m.id().clone(), m.incarnation(), foca::State::Suspect));
         let Some(m) = known else { return };
         let (id, incarnation) = (m.id().clone(), m.incarnation());
+        self.watched.push((id.clone(), incarnation));
         let _ = self
             .foca
             .apply_many(std::iter::once(m), true, &mut self.out);
@@ -406,6 +412,20 @@ impl Swim {
         for (id, incarnation) in held {
             self.hold(id, incarnation);
         }
+        // Suspicions of closed connections that were refuted: those members are up.
+        let mut watched = std::mem::take(&mut self.watched);
+        watched.retain(|(id, incarnation)| {
+            let now = self.foca.iter_members().find(|m| m.id() == id);
+            match now {
+                Some(m) if m.state() == State::Alive && m.incarnation() > *incarnation => {
+                    self.out.up.push(id.peer.to_string());
+                    false
+                }
+                Some(m) => m.state() == State::Suspect,
+                None => false,
+            }
+        });
+        self.watched = watched;
         let mut out = std::mem::take(&mut self.out);
         let scaled = probe_suspect_for(self.suspect_for, self.foca.num_members() + 1);
         for (t, after) in &mut out.timers {

@@ -36,6 +36,9 @@ pub struct Config {
     pub verifier: Option<Verifier>,
     /// Discover peers on the LAN with mDNS (members dial what they find).
     pub mdns: bool,
+    /// The gossip mesh's degrees and memory (the node's settings, which the simulator
+    /// runs too).
+    pub gossip: roboconf_core::node::GossipSettings,
 }
 
 /// Why a network operation failed.
@@ -50,10 +53,10 @@ pub enum Error {
 /// What the network tells the agent.
 #[derive(Debug)]
 pub enum Event {
-    /// A gossip message that passed the envelope checks (its bytes).
+    /// A gossip message that passed the envelope checks (decoded once, there).
     Gossip {
         from: PeerId,
-        data: Vec<u8>,
+        envelope: crate::mesh::wire::Envelope,
     },
     /// A request from a peer; answer with `Net::respond(id, ...)`.
     Request {
@@ -75,6 +78,8 @@ pub enum Event {
     /// A peer was admitted, or the last connection of an admitted peer closed.
     Connected(PeerId),
     Disconnected(PeerId),
+    /// The addresses the node listens on, once it does (and each time they change).
+    Listening(Vec<Multiaddr>),
 }
 
 pub(crate) enum Command {
@@ -83,6 +88,12 @@ pub(crate) enum Command {
     Credentials(Verifier),
     Swim(PeerId, Vec<u8>),
     Dial(Multiaddr, oneshot::Sender<Result<(), Error>>),
+    /// Dials without telling how it went (the connection, if any, says it).
+    TryDial(Multiaddr),
+    /// Dials a peer at these addresses unless it is connected or being dialled.
+    DialPeer(PeerId, Vec<Multiaddr>),
+    /// Closes every connection to a peer.
+    Disconnect(PeerId),
     Publish(Vec<u8>, oneshot::Sender<Result<(), Error>>),
     Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, Error>>),
     Respond(u64, Vec<u8>),
@@ -100,6 +111,9 @@ pub struct Net {
     pub dropped: Arc<Counters>,
     /// Peers refused at admission (and requests of peers not admitted).
     pub refused: Arc<AtomicU64>,
+    /// Events dropped because the agent's queue was full (gossip, requests: the peers
+    /// repair it; connections and datagrams are counted too).
+    pub overflow: Arc<AtomicU64>,
 }
 
 impl Net {
@@ -133,6 +147,35 @@ impl Net {
             .send(Command::Respond(id, data))
             .await
             .map_err(|_| Error::Stopped)
+    }
+
+    /// Dials without waiting (dropped when the queue is full: the policy dials again).
+    pub fn try_dial(&self, addr: Multiaddr) {
+        let _ = self.cmd_tx.try_send(Command::TryDial(addr));
+    }
+
+    /// Dials `peer` at `addrs` unless connected or dialling already, without waiting.
+    pub fn try_dial_peer(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let _ = self.cmd_tx.try_send(Command::DialPeer(peer, addrs));
+    }
+
+    /// Closes the connections to `peer`, without waiting.
+    pub fn try_disconnect(&self, peer: PeerId) {
+        let _ = self.cmd_tx.try_send(Command::Disconnect(peer));
+    }
+
+    /// Sends a request without waiting for the queue: `None` when it is full (the
+    /// request is then as good as lost); the answer comes on the receiver.
+    pub fn try_request(
+        &self,
+        peer: PeerId,
+        data: Vec<u8>,
+    ) -> Option<oneshot::Receiver<Result<Vec<u8>, Error>>> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd_tx
+            .try_send(Command::Request(peer, data, tx))
+            .ok()
+            .map(|()| rx)
     }
 
     /// Publishes without waiting: false when the network task's queue is full or it

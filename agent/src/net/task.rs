@@ -59,21 +59,25 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         )
         .map_err(|e| fail(&e))?
         .with_behaviour(|key| {
-            // The fast path is the origin's own send to every member (flood publish over
-            // the full mesh of connections members keep); the gossipsub mesh is a second
-            // path (each node forwards once more), IHAVE gossip at each heartbeat a third,
-            // anti-entropy the fourth. A wider mesh only multiplies the copies each node
-            // receives: at 30 agents each extra degree cost ~2 ms of CPU per change and
-            // bought no latency (docs/BENCHMARKS.md).
+            // The fast path is the origin's own send to every connected peer (flood
+            // publish over the bounded set of connections the node's policy keeps); each
+            // receiver forwards once to its gossipsub mesh (the node's `GossipSettings`
+            // degrees, the same the simulator runs), IHAVE gossip at each heartbeat is a
+            // third path, anti-entropy the fourth. With a full mesh of connections a
+            // degree of 1 was enough (each extra degree cost ~2 ms of CPU per change at
+            // 30 agents); with bounded connections the forwarding carries a change past
+            // the origin's neighbours, so the degrees are the simulated ones.
             // Messages are not signed: authenticity is per connection (admission), and
             // gossipsub checks a signature on every copy before dropping duplicates,
             // which was the largest cost of a change. Ids are content hashes; entries
             // carry sequence numbers, so two different messages never share one.
+            let g = &cfg.gossip;
             let gossip_cfg = gossipsub::ConfigBuilder::default()
-                .mesh_n(1)
-                .mesh_n_low(1)
-                .mesh_n_high(2)
+                .mesh_n(g.degree)
+                .mesh_n_low(g.degree_low)
+                .mesh_n_high(g.degree_high)
                 .mesh_outbound_min(0)
+                .duplicate_cache_time(g.seen_for)
                 .flood_publish(true)
                 .validation_mode(ValidationMode::Anonymous)
                 .message_id_fn(|m: &gossipsub::Message| {
@@ -128,6 +132,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
     let (event_tx, event_rx) = mpsc::channel(QUEUE);
     let dropped = Arc::new(Counters::default());
     let refused = Arc::new(AtomicU64::new(0));
+    let overflow = Arc::new(AtomicU64::new(0));
     let mut task = Task {
         swarm,
         topic: None,
@@ -136,6 +141,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         event_tx,
         dropped: dropped.clone(),
         refused: refused.clone(),
+        overflow: overflow.clone(),
         pending: HashMap::new(),
         inbound: HashMap::new(),
         next_inbound: 1,
@@ -159,6 +165,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
             peer_id,
             dropped,
             refused,
+            overflow,
         },
         event_rx,
     ))
@@ -173,6 +180,7 @@ pub(super) struct Task {
     pub(super) event_tx: mpsc::Sender<Event>,
     dropped: Arc<Counters>,
     pub(super) refused: Arc<AtomicU64>,
+    overflow: Arc<AtomicU64>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, Error>>>,
     inbound: HashMap<u64, ResponseChannel<Vec<u8>>>,
     pub(super) next_inbound: u64,
@@ -222,7 +230,7 @@ impl Task {
                 Some((from, data)) = datagram_rx.recv() => {
                     // Only members' datagrams reach the agent; best effort, like datagrams.
                     if self.admitted.contains(&from) {
-                        let _ = self.event_tx.try_send(Event::Swim { from, data });
+                        self.tell(Event::Swim { from, data });
                     }
                 }
                 _ = sweep.tick() => {
@@ -267,14 +275,26 @@ impl Task {
         let id = self.next_inbound;
         self.next_inbound += 1;
         self.inbound.insert(id, channel);
-        let _ = self
-            .event_tx
-            .send(Event::Request {
-                from: peer,
-                id,
-                data: request,
-            })
-            .await;
+        // Never wait for the agent: a request it has no room for is dropped (the peer's
+        // times out and it asks again).
+        let ev = Event::Request {
+            from: peer,
+            id,
+            data: request,
+        };
+        if self.event_tx.try_send(ev).is_err() {
+            self.inbound.remove(&id);
+            self.overflow
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Hands an event to the agent without waiting; counts it when there is no room.
+    fn tell(&self, ev: Event) {
+        if self.event_tx.try_send(ev).is_err() {
+            self.overflow
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     async fn command(&mut self, c: Command) {
@@ -304,6 +324,19 @@ impl Task {
                         .dial(addr)
                         .map_err(|e| Error::Failed(e.to_string())),
                 );
+            }
+            Command::TryDial(addr) => {
+                let _ = self.swarm.dial(addr);
+            }
+            Command::DialPeer(peer, addrs) => {
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .addresses(addrs)
+                    .build();
+                let _ = self.swarm.dial(opts);
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Publish(data, tx) => {
                 let r = match &self.topic {
@@ -351,10 +384,11 @@ impl Task {
                 message_id,
                 message,
             })) => {
-                let verdict = match decode(&message.data, &self.mesh) {
+                let decoded = decode(&message.data, &self.mesh);
+                let verdict = match &decoded {
                     Ok(_) => MessageAcceptance::Accept,
                     Err(d) => {
-                        self.dropped.count(&d);
+                        self.dropped.count(d);
                         MessageAcceptance::Reject
                     }
                 };
@@ -364,15 +398,10 @@ impl Task {
                     .gossipsub
                     .inner
                     .report_message_validation_result(&message_id, &propagation_source, verdict);
-                if accepted {
+                if let (true, Ok(envelope)) = (accepted, decoded) {
                     let from = message.source.unwrap_or(propagation_source);
-                    let _ = self
-                        .event_tx
-                        .send(Event::Gossip {
-                            from,
-                            data: message.data,
-                        })
-                        .await;
+                    // Never wait for the agent: anti-entropy repairs a dropped message.
+                    self.tell(Event::Gossip { from, envelope });
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
@@ -457,6 +486,10 @@ impl Task {
                 if let Some((_, tx)) = self.join_dials.remove(&connection_id) {
                     let _ = tx.send(Err(Error::Failed(error.to_string())));
                 }
+            }
+            SwarmEvent::NewListenAddr { .. } | SwarmEvent::ExpiredListenAddr { .. } => {
+                let addrs: Vec<libp2p::Multiaddr> = self.swarm.listeners().cloned().collect();
+                self.tell(Event::Listening(addrs));
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

@@ -19,6 +19,7 @@ fn start(key: Keypair, creds: Option<&Credentials>) -> (Net, mpsc::Receiver<Even
         listen: listen(),
         verifier: creds.map(Credentials::verifier),
         mdns: false,
+        gossip: Default::default(),
     };
     spawn(key, cfg).expect("network")
 }
@@ -77,7 +78,9 @@ async fn next_gossip(events: &mut mpsc::Receiver<Event>) -> (PeerId, Vec<u8>) {
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             match events.recv().await {
-                Some(Event::Gossip { from, data }) => return (from, data),
+                Some(Event::Gossip { from, envelope }) => {
+                    return (from, crate::mesh::wire::encode(&envelope).expect("encode"))
+                }
                 Some(_) => continue,
                 None => panic!("events ended"),
             }

@@ -101,11 +101,7 @@ pub(super) fn prepare_bundle(
         Some(_) => return Err(already(&name)),
         None => {}
     }
-    let bundle = apps.join(format!(
-        "{}@{}",
-        crate::core::folders::app_folder(&name),
-        &hash[..12]
-    ));
+    let bundle = crate::bundle::app_dir(&apps, &name, &hash);
     // Unpacked aside, read, and only then put in its place (where a fetch of the same
     // bundle may have put it already).
     let unpacked = crate::bundle::staging_dir(&apps);

@@ -413,7 +413,12 @@ impl Core {
         i.running = None;
         let retry = (!result.ok && result.retry).then(|| {
             let attempt = i.rec.retry.map_or(0, |r| r.attempt).saturating_add(1);
-            super::records::Retry::after(attempt, self.now_ms)
+            super::records::Retry::after(
+                attempt,
+                self.now_ms,
+                self.cfg.timing.retry_first_ms,
+                self.cfg.timing.retry_max_ms,
+            )
         });
         i.rec.retry = retry;
         let next = if result.ok {

@@ -1,14 +1,14 @@
 //! Membership, first version: every node publishes a member record (its name, addresses,
 //! hosted roots, version, and whether it left); liveness comes from the runtime's
 //! connections: a member whose connection drops is *suspect*, and *dead* if it does not
-//! come back within `DEAD_AFTER_MS`. A dead member's exports are withdrawn here, so
+//! come back within `Timing::dead_after_ms`. A dead member's exports are withdrawn here, so
 //! importers run `update` or stop, and its roots show PROBLEM; when it comes back its
 //! records count again. A member that left is dropped at once. SWIM (`crate::swim`) adds
 //! the members that went silent with their connections still open (a partition): one it
 //! declares down is dead here too until it declares it alive again; one it finds alive
 //! counts as reachable without a connection of its own (where connections are bounded),
 //! and its word lifts a death by silence. A member merely unreachable — never connected
-//! here, no word from SWIM yet — gets SWIM's time (`UNREACHED_DEAD_AFTER_MS`) before it is
+//! here, no word from SWIM yet — gets SWIM's time (`Timing::unreached_dead_after_ms`) before it is
 //! dead. Each change of verdict is an `Event::Liveness`.
 
 use super::mesh::{split_exports_key, SharedExports};
@@ -16,15 +16,6 @@ use super::Core;
 use crate::mesh::replica::{owner_key, Kind};
 use crate::mesh::NodeId;
 use serde::{Deserialize, Serialize};
-
-/// How long a suspect member whose connection closed has to come back.
-pub const DEAD_AFTER_MS: u64 = 1_500;
-/// How long a member that is merely unreachable (no connection of ours — connections are
-/// bounded at scale — and no word from SWIM yet) waits before it is dead: SWIM's time to
-/// find it (its membership spreads in a few probe periods) or to declare it down.
-pub const UNREACHED_DEAD_AFTER_MS: u64 = 10_000;
-/// From half-way through that grace, how often SWIM announces itself to such a member.
-pub const ANNOUNCE_EVERY_MS: u64 = 1_000;
 
 /// A member as published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,31 +67,52 @@ impl Core {
 
     /// Every member known, with its liveness.
     pub fn members(&self) -> Vec<(NodeId, MemberRecord, Liveness)> {
-        let me = self.replica.origin().node.clone();
         self.replica
             .all(Kind::Member)
             .into_iter()
             .filter_map(|(key, e)| {
                 let rec: MemberRecord = serde_json::from_slice(e.value.as_ref()?).ok()?;
                 let id = NodeId::new(key);
-                let live = if rec.left {
-                    Liveness::Left
-                } else if id != me && self.successor(&id).is_some() {
-                    Liveness::Retired
-                } else if id == me {
-                    Liveness::Alive
-                } else if self.dead.contains(&id) || self.swim_down.contains(&id) {
-                    Liveness::Dead
-                } else if self.suspects.contains_key(&id) {
-                    Liveness::Suspect
-                } else if self.connected.contains(&id) || self.swim_alive.contains(&id) {
-                    Liveness::Alive
-                } else {
-                    Liveness::Suspect
-                };
+                let live = self.liveness(&id);
                 Some((id, rec, live))
             })
             .collect()
+    }
+
+    /// Every member known, with its liveness, without reading their records (cheap
+    /// enough to ask every second in a mesh of thousands).
+    pub fn member_liveness(&self) -> impl Iterator<Item = (&NodeId, Liveness)> {
+        self.member_info.keys().map(|id| (id, self.liveness(id)))
+    }
+
+    /// The addresses a member published.
+    pub fn member_addresses(&self, id: &NodeId) -> Vec<String> {
+        self.replica
+            .get(Kind::Member, id.as_str())
+            .and_then(|e| e.value.as_ref())
+            .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
+            .map(|r| r.addresses)
+            .unwrap_or_default()
+    }
+
+    /// A member's liveness as this node sees it.
+    pub fn liveness(&self, id: &NodeId) -> Liveness {
+        let me = &self.replica.origin().node;
+        if self.has_left(id.as_str()) {
+            Liveness::Left
+        } else if id != me && self.successor(id).is_some() {
+            Liveness::Retired
+        } else if id == me {
+            Liveness::Alive
+        } else if self.dead.contains(id) || self.swim_down.contains(id) {
+            Liveness::Dead
+        } else if self.suspects.contains_key(id) {
+            Liveness::Suspect
+        } else if self.connected.contains(id) || self.swim_alive.contains(id) {
+            Liveness::Alive
+        } else {
+            Liveness::Suspect
+        }
     }
 
     /// Whether records owned by `node` count (it is not dead and has not left).
@@ -194,14 +206,15 @@ impl Core {
             .filter(|id| !self.has_left(id.as_str()))
             .collect();
         // Given SWIM's time: they are suspects as of later than now.
-        let later = now + (UNREACHED_DEAD_AFTER_MS - DEAD_AFTER_MS);
+        let t = self.cfg.timing.clone();
+        let later = now + (t.unreached_dead_after_ms - t.dead_after_ms);
         for id in unreachable {
             self.suspects.insert(id, later);
         }
         // From half-way through their grace, members still unreached are asked to answer
         // SWIM (a join this node missed is then known in a round trip), again every
         // second: on a lossy link one announce or its answer may be lost.
-        let halfway = now + (UNREACHED_DEAD_AFTER_MS / 2 - DEAD_AFTER_MS);
+        let halfway = now + (t.unreached_dead_after_ms / 2 - t.dead_after_ms);
         let due: Vec<NodeId> = self
             .suspects
             .iter()
@@ -211,7 +224,7 @@ impl Core {
                     && self
                         .announced
                         .get(*n)
-                        .is_none_or(|at| now.saturating_sub(*at) >= ANNOUNCE_EVERY_MS)
+                        .is_none_or(|at| now.saturating_sub(*at) >= t.announce_every_ms)
             })
             .map(|(n, _)| n.clone())
             .collect();
@@ -224,7 +237,7 @@ impl Core {
         let expired: Vec<NodeId> = self
             .suspects
             .iter()
-            .filter(|(_, since)| now.saturating_sub(**since) >= DEAD_AFTER_MS)
+            .filter(|(_, since)| now.saturating_sub(**since) >= t.dead_after_ms)
             .map(|(n, _)| n.clone())
             .collect();
         for n in expired {

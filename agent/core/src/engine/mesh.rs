@@ -243,13 +243,22 @@ impl Core {
     }
 
     pub(super) fn answer_digest(&mut self, id: u64, digest: Digest) {
-        let delta = self.replica.delta_for(&digest, 5_000);
+        let delta = self
+            .replica
+            .delta_for(&digest, self.cfg.timing.sync_max_entries);
         self.out.push(Output::Delta { id, delta });
     }
 
     /// The digest to send to a peer for anti-entropy.
     pub fn digest(&self) -> Digest {
         self.replica.digest()
+    }
+
+    /// Whether a peer with `theirs` holds writes this node lacks.
+    pub fn lacks_from(&self, theirs: &Digest) -> bool {
+        theirs
+            .iter()
+            .any(|(origin, w)| self.replica.watermark(origin) < *w)
     }
 
     /// Its fingerprint (kept up to date; nothing is built).

@@ -43,6 +43,39 @@ pub struct Config {
     /// This node in the mesh (its peer id), and the generation of its store.
     pub node_id: crate::mesh::NodeId,
     pub generation: u64,
+    pub timing: Timing,
+}
+
+/// The engine's times and sizes (a node's `Config` holds them with the rest).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// How long a suspect member whose connection closed has to come back.
+    pub dead_after_ms: u64,
+    /// How long a member that is merely unreachable (no connection of ours — connections
+    /// are bounded — and no word from SWIM yet) waits before it is dead: SWIM's time to
+    /// find it (its membership spreads in a few probe periods) or to declare it down.
+    pub unreached_dead_after_ms: u64,
+    /// From half-way through that grace, how often SWIM announces itself to such a member.
+    pub announce_every_ms: u64,
+    /// First wait before an action whose environment failed is tried again; it doubles
+    /// with each failure up to `retry_max_ms`.
+    pub retry_first_ms: u64,
+    pub retry_max_ms: u64,
+    /// Most records in one anti-entropy answer (the rest comes with the next round).
+    pub sync_max_entries: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            dead_after_ms: 1_500,
+            unreached_dead_after_ms: 10_000,
+            announce_every_ms: 1_000,
+            retry_first_ms: 1_000,
+            retry_max_ms: 5 * 60 * 1_000,
+            sync_max_entries: 5_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -57,6 +90,7 @@ impl Default for Config {
             forbidden_ports: BTreeSet::new(),
             node_id: crate::mesh::NodeId::new("local"),
             generation: 1,
+            timing: Timing::default(),
         }
     }
 }
@@ -169,6 +203,9 @@ pub enum Input {
     /// The network's view: a peer connected, or its last connection closed.
     PeerUp(crate::mesh::NodeId),
     PeerDown(crate::mesh::NodeId),
+    /// The connection closed, and the peer said it would (the connection policy): no
+    /// sign of a crash.
+    PeerClosed(crate::mesh::NodeId),
     /// SWIM's verdict on a member: declared down (after suspicion), or alive again.
     SwimDown(crate::mesh::NodeId),
     SwimUp(crate::mesh::NodeId),
@@ -484,6 +521,10 @@ impl Core {
                 self.reconcile();
             }
             Input::PeerDown(n) => self.peer_down(n),
+            Input::PeerClosed(n) => {
+                self.connected.remove(&n);
+                self.members_touched.insert(n);
+            }
             Input::SwimDown(n) => self.swim_verdict(n, false),
             Input::SwimUp(n) => self.swim_verdict(n, true),
             Input::Fetched { name, app } => {

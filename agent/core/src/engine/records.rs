@@ -82,18 +82,15 @@ pub struct Retry {
     pub at_ms: u64,
 }
 
-/// First wait before an action whose environment failed is tried again; it doubles with
-/// each failure up to `RETRY_MAX_MS`. Retries go on until the action succeeds or an
-/// operator changes what the instance should be.
-pub const RETRY_FIRST_MS: u64 = 1_000;
-pub const RETRY_MAX_MS: u64 = 5 * 60 * 1_000;
-
 impl Retry {
-    /// The retry after `attempt` failures, the last at `now_ms`.
-    pub fn after(attempt: u32, now_ms: u64) -> Retry {
-        let wait = RETRY_FIRST_MS
+    /// The retry after `attempt` failures, the last at `now_ms`: the first wait doubles
+    /// with each failure up to the most (`Timing::retry_first_ms`, `retry_max_ms`).
+    /// Retries go on until the action succeeds or an operator changes what the instance
+    /// should be.
+    pub fn after(attempt: u32, now_ms: u64, first_ms: u64, max_ms: u64) -> Retry {
+        let wait = first_ms
             .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-            .min(RETRY_MAX_MS);
+            .min(max_ms);
         Retry {
             attempt,
             at_ms: now_ms.saturating_add(wait),

@@ -37,6 +37,9 @@ pub enum Body {
     RunsRequest { app: String, path: String },
     /// The runs kept for it, oldest first (empty: none here).
     Runs(Vec<crate::api::RunView>),
+    /// "I am closing our connection (the connection policy), I am not dying": the
+    /// close that follows is no sign of a crash.
+    Closing,
 }
 
 /// A message.

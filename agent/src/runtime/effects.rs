@@ -1,0 +1,157 @@
+//! Carrying out a `Ready`: its writes applied as one store transaction on a blocking
+//! worker and awaited (the event loop's thread never waits on the disk), then — and
+//! only then, as `Ready::persisted` enforces — every effect, in order, in one `match`.
+
+use super::{apps, now_ms, Error, Loop};
+use crate::api::Response;
+use crate::core::{Event, RunResult};
+use roboconf_core::node::{Effect, Input};
+
+impl Loop {
+    /// Makes the node's writes durable, then carries out its effects.
+    pub(super) async fn flush(&mut self) -> Result<(), Error> {
+        let mut ready = self.node.ready();
+        let writes = std::mem::take(&mut ready.writes);
+        self.wake_at = ready.wake_at;
+        if !writes.is_empty() {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.apply(&writes))
+                .await
+                .map_err(|e| Error::Worker(e.to_string()))??;
+        }
+        let effects = ready.persisted();
+        let leaving = effects.iter().any(|e| matches!(e, Effect::Left));
+        for effect in effects {
+            self.effect(effect, leaving);
+        }
+        Ok(())
+    }
+
+    fn effect(&mut self, effect: Effect, leaving: bool) {
+        match effect {
+            Effect::Publish(entries) => {
+                if let Some(m) = &self.mesh {
+                    m.publish(entries);
+                }
+            }
+            Effect::Datagram { to, data } => {
+                if let Some(m) = &self.mesh {
+                    m.datagram(&to, data);
+                }
+            }
+            Effect::Request { to, body } => {
+                let sent = self.mesh.as_ref().and_then(|m| m.request(to.clone(), body));
+                match sent {
+                    // The last words of a node that leaves: it waits for them.
+                    Some(task) if leaving => self.last_words.push(task),
+                    Some(_) => {}
+                    None => self.node.step(now_ms(), Input::RequestFailed { to }),
+                }
+            }
+            Effect::Respond { id, body } => {
+                if let Some(m) = &self.mesh {
+                    m.respond(id, body);
+                }
+            }
+            Effect::Dial { node, addresses } => {
+                if let Some(m) = &self.mesh {
+                    m.dial(&node, &addresses);
+                }
+            }
+            Effect::DialBootstrap => {
+                if let Some(m) = &self.mesh {
+                    m.dial_bootstrap();
+                }
+            }
+            Effect::Disconnect(peer) => {
+                if let Some(m) = &self.mesh {
+                    m.close(&peer);
+                }
+            }
+            Effect::Run(run) => self.run(*run),
+            Effect::Fetch { name, hash, from } => {
+                if let Some(m) = &self.mesh {
+                    m.fetch(name, hash, &from);
+                }
+            }
+            Effect::Reply { id, response } => self.reply(id, response),
+            Effect::Event(Event::RemoteExports { app, path, present }) => {
+                let way = if present { "in" } else { "out" };
+                eprintln!("{} {app} {path} exports-{way}", now_ms());
+            }
+            Effect::Event(Event::StateChanged { app, path, state }) => {
+                eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
+            }
+            Effect::Event(Event::Liveness { node, dead }) => {
+                let word = if dead { "dead" } else { "alive" };
+                eprintln!("{} member {node} {word}", now_ms());
+            }
+            Effect::Suspected(p) => eprintln!("roboconf agent: SWIM suspects {p}"),
+            Effect::Down(p) => eprintln!("roboconf agent: SWIM declared {p} down"),
+            Effect::Left => self.stop = true,
+        }
+    }
+
+    /// Runs a plug-in on a worker (at most `max_parallel_scripts` at once); its result
+    /// comes back on `done_rx`.
+    fn run(&self, run: crate::core::PluginRun) {
+        let (workers, done_tx, script, logger) = (
+            self.workers.clone(),
+            self.done_tx.clone(),
+            self.script.clone(),
+            self.logger.clone(),
+        );
+        tokio::spawn(async move {
+            let Ok(_permit) = workers.acquire_owned().await else {
+                return;
+            };
+            let id = run.run;
+            let result = tokio::task::spawn_blocking(move || apps::execute(&run, &script, &logger))
+                .await
+                .unwrap_or_else(|e| RunResult {
+                    ok: false,
+                    code: None,
+                    error: Some(format!("worker failed: {e}")),
+                    output: String::new(),
+                    at_ms: now_ms(),
+                    retry: true,
+                });
+            let _ = done_tx.send((id, result)).await;
+        });
+    }
+
+    /// The node's answer to a command: a join request's verdict, or an operator's answer
+    /// finished with what the runtime kept aside (the token, notes, files to delete).
+    fn reply(&mut self, id: u64, mut response: Response) {
+        if let Some((net_id, peer)) = self.joins.remove(&id) {
+            if let Some(m) = &self.mesh {
+                let verdict = match response {
+                    Response::Ok { .. } => Ok(()),
+                    Response::Error { message, .. } => Err(message),
+                    _ => Err("unexpected answer".into()),
+                };
+                m.answer_join(net_id, peer, verdict);
+            }
+            return;
+        }
+        if let (Some((token, ttl_ms)), Response::Ok { .. }) = (self.tokens.remove(&id), &response) {
+            response = Response::ok(format!(
+                "join token (single use, valid {} s): {token}",
+                ttl_ms / 1000
+            ));
+        }
+        if let (Some(notes), Response::Ok { message }) = (self.notes.remove(&id), &mut response) {
+            for n in notes {
+                message.push('\n');
+                message.push_str(&n);
+            }
+        }
+        if let (Some((name, bundle)), Response::Ok { .. }) = (self.removals.remove(&id), &response)
+        {
+            apps::remove_app_files(&self.cfg.data_dir, &name, bundle.as_deref());
+        }
+        if let Some(tx) = self.replies.remove(&id) {
+            let _ = tx.send(response);
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Operator requests: each becomes a node command once the runtime did its I/O part
+//! (`app add` reads and bundles on a worker first; `mesh init` and `join` make or get
+//! credentials in a task; `logs` reads the store or asks the host), and join requests of
+//! other nodes become token redemptions. What the node answers is finished in
+//! `effects` (a token printed, notes added, removed applications' files deleted).
+
+use super::{apps, now_ms, Loop, Prepared};
+use crate::api::{Desired, Request, Response};
+use crate::core::Command;
+use roboconf_core::node::Input;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How long `logs` waits for the agent that hosts the instance.
+const RUNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn no_network() -> Response {
+    Response::error(
+        "this agent has no network: start it with --listen (e.g. /ip4/0.0.0.0/tcp/7400)",
+    )
+}
+
+impl Loop {
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// An operator's request.
+    pub(super) fn request(&mut self, req: Request, reply: oneshot::Sender<Response>) {
+        if let Err(e) = req.check_bounds() {
+            let _ = reply.send(Response::error(e));
+            return;
+        }
+        let id = self.next_id();
+        let command = match req {
+            Request::MeshInit => {
+                match &self.mesh {
+                    Some(m) => m.init(reply),
+                    None => {
+                        let _ = reply.send(no_network());
+                    }
+                }
+                return;
+            }
+            Request::Join { addr, token } => {
+                match &self.mesh {
+                    Some(m) => m.join(&addr, token, reply),
+                    None => {
+                        let _ = reply.send(no_network());
+                    }
+                }
+                return;
+            }
+            Request::MeshToken { ttl_ms } => {
+                if let Err(e) = crate::admission::check_token_ttl(ttl_ms) {
+                    let _ = reply.send(Response::error(e));
+                    return;
+                }
+                let token = match self.mesh.as_ref().map(|m| m.new_token()) {
+                    Some(Ok(t)) => t,
+                    Some(Err(r)) => {
+                        let _ = reply.send(r);
+                        return;
+                    }
+                    None => {
+                        let _ = reply.send(no_network());
+                        return;
+                    }
+                };
+                self.tokens.insert(id, (token.reveal(), ttl_ms));
+                Command::TokenIssue {
+                    id: token.id.clone(),
+                    hash: token.hash(),
+                    expires_ms: now_ms().saturating_add(ttl_ms),
+                }
+            }
+            Request::Logs { app, path } => {
+                self.logs(app, path, reply);
+                return;
+            }
+            Request::AppAdd { path, name, start } => {
+                // Reading, copying and packing an application is disk work: it runs on a
+                // worker, and its result comes back as `Prepared`.
+                let engine = self.node.engine();
+                let registered: std::collections::BTreeMap<String, String> = engine
+                    .app_names()
+                    .filter_map(|n| engine.app(n).map(|a| (n.to_string(), a.hash.clone())))
+                    .collect();
+                let (data_dir, prepared_tx) = (self.cfg.data_dir.clone(), self.prepared_tx.clone());
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || {
+                        apps::prepare_bundle(&data_dir, &path, name, &registered)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Response::error(format!("worker failed: {e}"))));
+                    let _ = prepared_tx.send((result, start, reply)).await;
+                });
+                return;
+            }
+            Request::AppList => Command::AppList,
+            Request::Members => Command::Members,
+            Request::InstanceBind { app, root, node } => Command::Bind { app, root, node },
+            Request::Leave => Command::Leave,
+            Request::AppRemove { name } => {
+                let bundle = self.node.engine().app(&name).map(|a| a.bundle.clone());
+                self.removals.insert(id, (name.clone(), bundle));
+                Command::AppRemove { name }
+            }
+            Request::AppSet { name, target } => Command::AppSet { name, target },
+            Request::InstanceCreate {
+                app,
+                path,
+                component,
+            } => Command::InstanceCreate {
+                app,
+                path,
+                component,
+            },
+            Request::InstanceDelete { app, path } => Command::InstanceDelete { app, path },
+            Request::InstanceSet { app, path, target } => {
+                Command::InstanceSet { app, path, target }
+            }
+            Request::Status { app } => Command::Status { app },
+        };
+        self.replies.insert(id, reply);
+        self.node.step(now_ms(), Input::Command { id, command });
+    }
+
+    /// An application prepared by a worker: registered, unless its name was taken
+    /// meanwhile (then its bundle goes).
+    pub(super) fn prepared(&mut self, prepared: Prepared) {
+        let (result, start, reply) = prepared;
+        let already = |name: &str| {
+            Response::ok(format!(
+                "application `{name}` is already registered with this content"
+            ))
+        };
+        let start_all = |name: String| Command::AppSet {
+            name,
+            target: Desired::Started,
+        };
+        let id = self.next_id();
+        let command = match result {
+            Err(r) => {
+                let _ = reply.send(r);
+                return;
+            }
+            // Registered already with this content: `--start` still starts it all.
+            Ok(apps::Added::Same(name)) if start => start_all(name),
+            Ok(apps::Added::Same(name)) => {
+                let _ = reply.send(already(&name));
+                return;
+            }
+            Ok(apps::Added::New(app, _)) if self.node.engine().app(&app.name).is_some() => {
+                // Registered meanwhile (fetched from a peer, or another `app add`).
+                let same = self
+                    .node
+                    .engine()
+                    .app(&app.name)
+                    .is_some_and(|a| a.hash == app.hash);
+                match (same, start) {
+                    (true, true) => start_all(app.name),
+                    (true, false) => {
+                        let _ = reply.send(already(&app.name));
+                        return;
+                    }
+                    (false, _) => {
+                        // Its folder is its own (named by its hash) unless it is the same.
+                        let bundle = app.bundle.clone();
+                        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bundle));
+                        let _ = reply.send(apps::already(&app.name));
+                        return;
+                    }
+                }
+            }
+            Ok(apps::Added::New(app, warnings)) => {
+                if !warnings.is_empty() {
+                    self.notes.insert(id, warnings);
+                }
+                Command::AppAdd { app, start }
+            }
+        };
+        self.replies.insert(id, reply);
+        self.node.step(now_ms(), Input::Command { id, command });
+    }
+
+    /// `logs`: the runs kept here for an instance hosted here (read on a worker), else
+    /// those its host keeps (asked over the mesh, answered within `RUNS_TIMEOUT`).
+    fn logs(&mut self, app: String, path: String, reply: oneshot::Sender<Response>) {
+        let host = match self.node.engine().runs_host(&app, &path) {
+            Err(e) => {
+                let _ = reply.send(Response::error(e));
+                return;
+            }
+            Ok(host) => host,
+        };
+        match (host, &self.mesh) {
+            (None, _) => {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    let answer = match store.runs(&app, &path) {
+                        Ok(runs) => Response::Logs {
+                            runs: runs.into_iter().map(Into::into).collect(),
+                        },
+                        Err(e) => Response::error(e.to_string()),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
+            (Some(host), Some(m)) => m.ask_runs(host, app, path, RUNS_TIMEOUT, reply),
+            (Some(_), None) => {
+                let _ = reply.send(Response::error("this agent has no network"));
+            }
+        }
+    }
+
+    /// A node asks to join: the node redeems its token, `effects` answers.
+    pub(super) fn join_request(&mut self, from: libp2p::PeerId, net_id: u64, token: &str) {
+        let Some(m) = &self.mesh else { return };
+        let Ok(t) = crate::admission::Token::parse(token) else {
+            m.answer_join(net_id, from, Err("malformed token".into()));
+            return;
+        };
+        let id = self.next_id();
+        self.joins.insert(id, (net_id, from));
+        let command = Command::TokenRedeem {
+            id: t.id.clone(),
+            hash: t.hash(),
+            node: from.to_string(),
+        };
+        self.node.step(now_ms(), Input::Command { id, command });
+    }
+}
