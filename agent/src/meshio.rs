@@ -26,9 +26,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests answered from the disk at once (bundles, other agents' `logs`).
 const ANSWER_WORKERS: usize = 4;
 
-/// How long a peer told we close our connection has to answer before it is closed.
-const CLOSE_AFTER: Duration = Duration::from_secs(1);
-
 /// Bound of the reports channel.
 pub const REPORTS: usize = 1024;
 
@@ -345,8 +342,8 @@ impl MeshIo {
     }
 
     /// Closes the connection to `peer` on purpose: tells it first (so that it does not
-    /// take the close for a crash), closes once it answered or after `CLOSE_AFTER`.
-    pub fn close(&self, peer: &NodeId) {
+    /// take the close for a crash), closes once it answered or after `after`.
+    pub fn close(&self, peer: &NodeId, after: Duration) {
         let Ok(p) = peer.as_str().parse::<PeerId>() else {
             return;
         };
@@ -357,17 +354,21 @@ impl MeshIo {
         let answer_rx = net.try_request(p, bytes);
         tokio::spawn(async move {
             if let Some(rx) = answer_rx {
-                let _ = tokio::time::timeout(CLOSE_AFTER, rx).await;
+                let _ = tokio::time::timeout(after, rx).await;
             }
             net.try_disconnect(p);
         });
     }
 
-    /// Sends a SWIM datagram (dropped when a queue is full: SWIM expects losses).
-    pub fn datagram(&self, to: &NodeId, data: Vec<u8>) {
-        if let Ok(p) = to.as_str().parse::<PeerId>() {
-            self.net.try_swim(p, data);
-        }
+    /// Sends a SWIM datagram (dropped when a queue is full: SWIM expects losses): over
+    /// the connection to `to` if there is one, else over UDP to the first UDP address
+    /// among those it published.
+    pub fn datagram(&self, to: &NodeId, data: Vec<u8>, published: &[String]) {
+        let Ok(p) = to.as_str().parse::<PeerId>() else {
+            return;
+        };
+        let udp = published.iter().find_map(|a| udp_address(a));
+        self.net.try_swim(p, data, udp);
     }
 
     /// Answers a peer's request that is the runtime's, not the node's (a bundle, the runs
@@ -426,12 +427,20 @@ impl MeshIo {
         });
     }
 
-    /// The addresses to publish in the member record.
+    /// The addresses to publish in the member record: those listened on, and beside
+    /// each IPv4 one the UDP address of SWIM's socket.
     pub fn published(&self, addrs: &[Multiaddr]) -> Vec<String> {
-        addrs
-            .iter()
-            .map(|a| format!("{a}/p2p/{}", self.net.peer_id))
-            .collect()
+        use libp2p::multiaddr::Protocol;
+        let me = self.net.peer_id;
+        let mut out: Vec<String> = addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect();
+        if let Some(port) = self.net.udp_port {
+            for a in addrs {
+                if let Some(Protocol::Ip4(ip)) = a.iter().next() {
+                    out.push(format!("/ip4/{ip}/udp/{port}/p2p/{me}"));
+                }
+            }
+        }
+        out
     }
 
     /// Fetches, checks and unpacks the bundle of an application, then reads it (reported
@@ -525,6 +534,17 @@ impl MeshIo {
             };
             let _ = reply.send(answer);
         });
+    }
+}
+
+/// The socket address of a published `/ip4/…/udp/…` address.
+fn udp_address(published: &str) -> Option<std::net::SocketAddr> {
+    use libp2p::multiaddr::Protocol;
+    let a: Multiaddr = published.parse().ok()?;
+    let mut parts = a.iter();
+    match (parts.next(), parts.next()) {
+        (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) => Some((ip, port).into()),
+        _ => None,
     }
 }
 

@@ -31,8 +31,6 @@ pub const BOOT_SPREAD_US: Micros = 5_000_000;
 const LATE_VERDICT_US: Micros = 15_000_000;
 /// How many of the first nodes are every node's bootstrap peers.
 const BOOTSTRAP_SEEDS: usize = 3;
-/// A connection the node asked to close is closed this long after it told its peer.
-const CLOSE_AFTER_US: Micros = 1_000_000;
 
 /// A message between agents.
 #[derive(Clone)]
@@ -552,7 +550,7 @@ impl Cluster {
                         self.send(k, j, Msg::Request(Body::Closing), 8);
                         let life = self.nodes[k].life;
                         self.queue.after(
-                            CLOSE_AFTER_US,
+                            self.nodes[k].node.config().peers.close_after.as_micros() as Micros,
                             Ev::Close {
                                 node: k,
                                 peer: j,

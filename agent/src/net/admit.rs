@@ -312,6 +312,9 @@ impl Task {
         let _ = self.swarm.behaviour_mut().gossipsub.inner.subscribe(&topic);
         self.topic = Some(topic);
         self.mesh = v.mesh.clone();
+        if let Some(u) = &self.udp {
+            u.set_mesh(&v.mesh);
+        }
         self.verifier = Some(v);
     }
 }

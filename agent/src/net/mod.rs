@@ -14,6 +14,7 @@ mod gate;
 mod task;
 #[cfg(test)]
 mod tests;
+mod udp;
 
 pub use task::spawn;
 
@@ -86,7 +87,9 @@ pub(crate) enum Command {
     Join(Multiaddr, String, oneshot::Sender<Result<Grant, Error>>),
     JoinAnswer(u64, Result<Grant, String>),
     Credentials(Verifier),
-    Swim(PeerId, Vec<u8>),
+    /// A SWIM datagram: over the peer's stream when connected, else over UDP to this
+    /// address (if it published one).
+    Swim(PeerId, Vec<u8>, Option<std::net::SocketAddr>),
     Dial(Multiaddr, oneshot::Sender<Result<(), Error>>),
     /// Dials without telling how it went (the connection, if any, says it).
     TryDial(Multiaddr),
@@ -114,6 +117,9 @@ pub struct Net {
     /// Events dropped because the agent's queue was full (gossip, requests: the peers
     /// repair it; connections and datagrams are counted too).
     pub overflow: Arc<AtomicU64>,
+    /// The UDP port SWIM's datagrams to members without a connection arrive on (bound
+    /// on the IP of the first IPv4 TCP listen address), if any.
+    pub udp_port: Option<u16>,
 }
 
 impl Net {
@@ -211,10 +217,11 @@ impl Net {
             .map_err(|_| Error::Stopped)
     }
 
-    /// Sends a SWIM datagram to an admitted peer, without waiting (dropped when the
-    /// queue is full: SWIM expects losses).
-    pub fn try_swim(&self, peer: PeerId, data: Vec<u8>) {
-        let _ = self.cmd_tx.try_send(Command::Swim(peer, data));
+    /// Sends a SWIM datagram, without waiting (dropped when the queue is full: SWIM
+    /// expects losses): over the connection to an admitted peer, else signed over UDP to
+    /// `udp` (the address the member published).
+    pub fn try_swim(&self, peer: PeerId, data: Vec<u8>, udp: Option<std::net::SocketAddr>) {
+        let _ = self.cmd_tx.try_send(Command::Swim(peer, data, udp));
     }
 
     /// Peers refused so far.

@@ -5,6 +5,7 @@ use super::admit::Waiting;
 use super::codec::Frames;
 use super::datagrams::Datagrams;
 use super::gate::Gate;
+use super::udp::Udp;
 use super::{Command, Config, Error, Event, Net, QUEUE};
 use crate::admission::{Grant, Verifier};
 use crate::mesh::wire::{decode, Counters};
@@ -50,6 +51,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
     } else {
         None
     };
+    let udp_key = key.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -132,6 +134,23 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
     let (event_tx, event_rx) = mpsc::channel(QUEUE);
     let dropped = Arc::new(Counters::default());
     let refused = Arc::new(AtomicU64::new(0));
+    // SWIM's UDP socket, on the IP of the first IPv4 TCP listen address.
+    let udp_ip = cfg.listen.iter().find_map(|a| {
+        let mut parts = a.iter();
+        match (parts.next(), parts.next()) {
+            (
+                Some(libp2p::multiaddr::Protocol::Ip4(ip)),
+                Some(libp2p::multiaddr::Protocol::Tcp(_)),
+            ) => Some(std::net::IpAddr::V4(ip)),
+            _ => None,
+        }
+    });
+    let (udp_tx, udp_rx) = mpsc::channel(QUEUE);
+    let udp = match udp_ip {
+        Some(ip) => Some(Udp::bind(ip, udp_key, udp_tx, refused.clone()).map_err(|e| fail(&e))?),
+        None => None,
+    };
+    let udp_port = udp.as_ref().map(|u| u.port);
     let overflow = Arc::new(AtomicU64::new(0));
     let mut task = Task {
         swarm,
@@ -154,11 +173,12 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         held_requests: HashMap::new(),
         lan_peers: HashMap::new(),
         datagrams,
+        udp,
     };
     if let Some(v) = cfg.verifier {
         task.set_verifier(v);
     }
-    tokio::spawn(task.run(cmd_rx, datagram_rx));
+    tokio::spawn(task.run(cmd_rx, datagram_rx, udp_rx));
     Ok((
         Net {
             cmd_tx,
@@ -166,6 +186,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
             dropped,
             refused,
             overflow,
+            udp_port,
         },
         event_rx,
     ))
@@ -199,6 +220,8 @@ pub(super) struct Task {
     /// Peers found on the LAN by mDNS, with their addresses (bounded).
     lan_peers: HashMap<PeerId, Vec<libp2p::Multiaddr>>,
     datagrams: Datagrams,
+    /// SWIM's datagrams to and from members without a connection.
+    pub(super) udp: Option<Udp>,
     /// Sync requests of peers not admitted yet.
     pub(super) held_requests: HashMap<PeerId, Vec<HeldRequest>>,
 }
@@ -217,6 +240,7 @@ impl Task {
         mut self,
         mut cmd_rx: mpsc::Receiver<Command>,
         mut datagram_rx: mpsc::Receiver<(PeerId, Vec<u8>)>,
+        mut udp_rx: mpsc::Receiver<(PeerId, Vec<u8>)>,
     ) {
         let mut sweep = tokio::time::interval(Duration::from_millis(500));
         let mut ticks = 0u64;
@@ -233,6 +257,8 @@ impl Task {
                         self.tell(Event::Swim { from, data });
                     }
                 }
+                // Signed by a key of this mesh's member (the runtime checks membership).
+                Some((from, data)) = udp_rx.recv() => self.tell(Event::Swim { from, data }),
                 _ = sweep.tick() => {
                     self.sweep();
                     ticks += 1;
@@ -313,9 +339,11 @@ impl Task {
             }
             Command::JoinAnswer(id, verdict) => self.join_answer(id, verdict).await,
             Command::Credentials(v) => self.set_verifier(v),
-            Command::Swim(peer, data) => {
+            Command::Swim(peer, data, udp) => {
                 if self.admitted.contains(&peer) {
                     self.datagrams.send(peer, data);
+                } else if let (Some(u), Some(to)) = (&self.udp, udp) {
+                    u.send(to, &data);
                 }
             }
             Command::Dial(addr, tx) => {

@@ -36,7 +36,12 @@ impl Loop {
             }
             Effect::Datagram { to, data } => {
                 if let Some(m) = &self.mesh {
-                    m.datagram(&to, data);
+                    // A member without a connection is reached at its published UDP address.
+                    let published = match self.node.connected().contains(&to) {
+                        true => Vec::new(),
+                        false => self.node.engine().member_addresses(&to),
+                    };
+                    m.datagram(&to, data, &published);
                 }
             }
             Effect::Request { to, body } => {
@@ -65,7 +70,7 @@ impl Loop {
             }
             Effect::Disconnect(peer) => {
                 if let Some(m) = &self.mesh {
-                    m.close(&peer);
+                    m.close(&peer, self.node.config().peers.close_after);
                 }
             }
             Effect::Run(run) => self.run(*run),

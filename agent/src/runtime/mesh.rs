@@ -39,10 +39,15 @@ impl Loop {
                 self.join_request(from, id, &token);
                 return;
             }
-            Event::Swim { from, data } => Input::Datagram {
-                from: node_id(&from),
-                data,
-            },
+            Event::Swim { from, data } => {
+                // Over a connection the peer was admitted; over UDP its signature was
+                // checked, and it must be a member.
+                let from = node_id(&from);
+                if !self.node.connected().contains(&from) && !self.node.engine().is_member(&from) {
+                    return;
+                }
+                Input::Datagram { from, data }
+            }
             Event::Connected(p) => Input::Connected(node_id(&p)),
             Event::Disconnected(p) => Input::Disconnected(node_id(&p)),
             Event::Listening(addrs) => {

@@ -348,7 +348,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     if lp.stop {
         // Leaving: make sure the peers heard it before going.
         let words = futures::future::join_all(std::mem::take(&mut lp.last_words));
-        let _ = tokio::time::timeout(LAST_WORDS_FOR, words).await;
+        let _ = tokio::time::timeout(lp.node.config().peers.last_words_for, words).await;
     }
     let held = lp.node.take_peer_writes();
     if !held.is_empty() {
@@ -358,9 +358,6 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     eprintln!("roboconf agent: stopped");
     Ok(())
 }
-
-/// How long a node that leaves waits for its peers to take its last words.
-const LAST_WORDS_FOR: Duration = Duration::from_secs(3);
 
 impl Loop {
     /// Acts on what the loop received; false to stop.

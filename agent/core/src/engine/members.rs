@@ -85,6 +85,11 @@ impl Core {
         self.member_info.keys().map(|id| (id, self.liveness(id)))
     }
 
+    /// Whether `id` has a member record here.
+    pub fn is_member(&self, id: &NodeId) -> bool {
+        self.member_info.contains_key(id)
+    }
+
     /// The addresses a member published.
     pub fn member_addresses(&self, id: &NodeId) -> Vec<String> {
         self.replica

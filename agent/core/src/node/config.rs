@@ -91,6 +91,11 @@ pub struct PeerSettings {
     pub rotate_every: Duration,
     /// A dial with no connection after this long has failed.
     pub dial_timeout: Duration,
+    /// A connection closed on purpose is closed once the peer acknowledged the
+    /// `Closing` notice, or after this long.
+    pub close_after: Duration,
+    /// A node that leaves waits this long at most for its peers to take its last words.
+    pub last_words_for: Duration,
 }
 
 impl Default for PeerSettings {
@@ -103,6 +108,8 @@ impl Default for PeerSettings {
             every: Duration::from_secs(1),
             rotate_every: Duration::from_secs(30),
             dial_timeout: Duration::from_secs(10),
+            close_after: Duration::from_secs(1),
+            last_words_for: Duration::from_secs(3),
         }
     }
 }
