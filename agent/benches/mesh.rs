@@ -109,6 +109,19 @@ fn tcp_bytes() -> std::collections::HashMap<u32, u64> {
     per_pid
 }
 
+/// An agent's counters (`roboconf stats --json`).
+fn stats(data: &Path) -> std::collections::HashMap<String, u64> {
+    let o = cli(data, &["stats", "--json"]);
+    serde_json::from_slice(&o.stdout).unwrap_or_default()
+}
+
+/// UDP bytes in and out so far (SWIM's datagrams to members without a connection).
+fn udp_bytes(data: &Path) -> u64 {
+    let s = stats(data);
+    s.get("udp_sent_bytes").copied().unwrap_or(0)
+        + s.get("udp_received_bytes").copied().unwrap_or(0)
+}
+
 /// One run's figures.
 struct Figures {
     prop_p50: f64,
@@ -119,6 +132,10 @@ struct Figures {
     rss_p50: f64,
     rss_max: f64,
     traffic_p50: f64,
+    udp_p50: f64,
+    conns_max: f64,
+    conns_p99: f64,
+    conns_bound: u64,
     false_suspicions: usize,
 }
 
@@ -333,22 +350,41 @@ fn run(n: usize, idle: Duration) -> Figures {
     };
     let suspicions_before = suspicions();
     let mut rss: Vec<f64> = agents.0.iter().map(|c| rss_mb(c.id())).collect();
-    // Idle traffic: all TCP bytes (in and out) of each agent over a quiet interval.
+    // Idle traffic: all TCP bytes (in and out) of each agent over a quiet interval, plus
+    // its UDP bytes (SWIM's datagrams to members it holds no connection to).
+    let udp_before: Vec<u64> = dirs.iter().map(|d| udp_bytes(d)).collect();
     let before = tcp_bytes();
     std::thread::sleep(idle);
     let after = tcp_bytes();
+    let udp_after: Vec<u64> = dirs.iter().map(|d| udp_bytes(d)).collect();
+    let mut udp: Vec<f64> = (0..n)
+        .map(|k| udp_after[k].saturating_sub(udp_before[k]) as f64 / idle.as_secs_f64())
+        .collect();
     let mut traffic: Vec<f64> = agents
         .0
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(k, c)| {
             (after
                 .get(&c.id())
                 .copied()
                 .unwrap_or(0)
                 .saturating_sub(before.get(&c.id()).copied().unwrap_or(0))) as f64
                 / idle.as_secs_f64()
+                + udp[k]
         })
         .collect();
+    // Connections each agent holds (admitted peers), against the policy's bound.
+    let all_stats: Vec<_> = dirs.iter().map(|d| stats(d)).collect();
+    let mut conns: Vec<f64> = all_stats
+        .iter()
+        .map(|s| s.get("connections").copied().unwrap_or(0) as f64)
+        .collect();
+    let conns_bound = all_stats
+        .iter()
+        .map(|s| s.get("connections_target").copied().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
     let false_suspicions = suspicions() - suspicions_before;
     // Dead-node detection: kill the exporter's agent; every survivor withdraws its exports.
     let mark = (1..n)
@@ -389,14 +425,18 @@ fn run(n: usize, idle: Duration) -> Figures {
         rss_p50: pct(&mut rss.clone(), 0.5),
         rss_max: pct(&mut rss, 1.0),
         traffic_p50: pct(&mut traffic.clone(), 0.5),
+        udp_p50: pct(&mut udp, 0.5),
+        conns_max: pct(&mut conns.clone(), 1.0),
+        conns_p99: pct(&mut conns, 0.99),
+        conns_bound,
         false_suspicions,
     };
     println!(
         "mesh N={n}: propagation to all {} others ({ROUNDS} rounds) p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms, \
          CPU of all agents per export change {:.1} ms; \
          reconfiguration p50 {:.0} ms, max {:.0} ms; kill -9 detection median {:.0} ms, max {:.0} ms; \
-         idle RSS median {:.1} MB, max {:.1} MB; idle traffic median {:.0} B/s, max {:.0} B/s over {} s; \
-         SWIM suspicions while idle: {}",
+         idle RSS median {:.1} MB, max {:.1} MB; idle traffic median {:.0} B/s (UDP {:.0}), max {:.0} B/s over {} s; \
+         connections per agent p99 {:.0}, max {:.0} (target {}); SWIM suspicions while idle: {}",
         n - 1,
         f.cpu_per_change,
         f.reconf_p50,
@@ -406,8 +446,12 @@ fn run(n: usize, idle: Duration) -> Figures {
         f.rss_p50,
         f.rss_max,
         f.traffic_p50,
+        f.udp_p50,
         pct(&mut traffic, 1.0),
         idle.as_secs(),
+        f.conns_p99,
+        f.conns_max,
+        f.conns_bound,
         f.false_suspicions,
     );
     f
@@ -433,7 +477,7 @@ fn main() {
         let med = |f: fn(&Figures) -> f64| pct(&mut all.iter().map(f).collect::<Vec<_>>(), 0.5);
         println!(
             "mesh N={n}, median of {runs} runs: propagation p50 {:.0} ms, p99 {:.0} ms; CPU per change {:.1} ms; reconfiguration p50 {:.0} ms; \
-             detection {:.0} ms; idle RSS {:.1} MB (max {:.1}); idle traffic {:.0} B/s; SWIM suspicions while idle: {} in all",
+             detection {:.0} ms; idle RSS {:.1} MB (max {:.1}); idle traffic {:.0} B/s; connections max {:.0} (target {}); SWIM suspicions while idle: {} in all",
             med(|f| f.prop_p50),
             med(|f| f.prop_p99),
             med(|f| f.cpu_per_change),
@@ -442,6 +486,8 @@ fn main() {
             med(|f| f.rss_p50),
             med(|f| f.rss_max),
             med(|f| f.traffic_p50),
+            med(|f| f.conns_max),
+            all.iter().map(|f| f.conns_bound).max().unwrap_or(0),
             all.iter().map(|f| f.false_suspicions).sum::<usize>(),
         );
     }

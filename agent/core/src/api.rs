@@ -127,6 +127,8 @@ pub enum Request {
         path: String,
     },
     Members,
+    /// This agent's counters (connections, anti-entropy rounds, datagrams, drops).
+    Stats,
     /// Stop what this agent hosts, announce the departure, then stop the agent.
     Leave,
     /// Which node hosts a root instance.
@@ -174,6 +176,7 @@ impl Request {
             Request::Status { app: a } => a.as_deref().map_or(Ok(()), app),
             Request::AppList
             | Request::Members
+            | Request::Stats
             | Request::Leave
             | Request::MeshInit
             | Request::MeshToken { .. }
@@ -262,6 +265,10 @@ pub enum Response {
     },
     Members {
         members: Vec<MemberView>,
+    },
+    /// Named counters, in a stable order.
+    Stats {
+        counters: Vec<(String, u64)>,
     },
 }
 

@@ -281,6 +281,24 @@ pub fn members(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode
     }
 }
 
+pub fn stats(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    match call(&d, &Request::Stats) {
+        Ok(Response::Stats { counters }) => {
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    counters.into_iter().map(|(k, v)| (k, v.into())).collect();
+                out(&format!("{}\n", serde_json::to_string_pretty(&map)?));
+            } else {
+                let text: String = counters.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+                out(&text);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => finish(other, json),
+    }
+}
+
 /// Sends one request and prints its answer.
 pub fn simple(data_dir: Option<PathBuf>, req: &Request) -> anyhow::Result<ExitCode> {
     let d = dir(data_dir);

@@ -71,6 +71,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// This agent's counters: connections, members, anti-entropy rounds, SWIM datagrams
+    /// (UDP and over connections), messages dropped and why.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop what this agent hosts, announce the departure to the mesh, stop the agent.
     Leave,
     /// Create a mesh, or issue join tokens for it.
@@ -226,6 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
         Command::Members { json } => client::members(data_dir, json),
+        Command::Stats { json } => client::stats(data_dir, json),
         Command::Leave => client::leave(data_dir),
         Command::Mesh(MeshCommand::Init) => client::simple(data_dir, &Request::MeshInit),
         Command::Mesh(MeshCommand::Token { ttl }) => {

@@ -16,6 +16,8 @@ mod task;
 mod tests;
 mod udp;
 
+pub use udp::Counters as UdpCounters;
+
 pub use task::spawn;
 
 use crate::admission::{Grant, Verifier};
@@ -120,6 +122,8 @@ pub struct Net {
     /// The UDP port SWIM's datagrams to members without a connection arrive on (bound
     /// on the IP of the first IPv4 TCP listen address), if any.
     pub udp_port: Option<u16>,
+    /// What went through the UDP socket.
+    pub udp: Arc<UdpCounters>,
 }
 
 impl Net {

@@ -146,8 +146,11 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         }
     });
     let (udp_tx, udp_rx) = mpsc::channel(QUEUE);
+    let udp_counters = Arc::new(super::UdpCounters::default());
     let udp = match udp_ip {
-        Some(ip) => Some(Udp::bind(ip, udp_key, udp_tx, refused.clone()).map_err(|e| fail(&e))?),
+        Some(ip) => {
+            Some(Udp::bind(ip, udp_key, udp_tx, udp_counters.clone()).map_err(|e| fail(&e))?)
+        }
         None => None,
     };
     let udp_port = udp.as_ref().map(|u| u.port);
@@ -187,6 +190,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
             refused,
             overflow,
             udp_port,
+            udp: udp_counters,
         },
         event_rx,
     ))

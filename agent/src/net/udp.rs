@@ -16,6 +16,7 @@
 use libp2p::identity::{Keypair, PublicKey};
 use libp2p::PeerId;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -100,6 +101,21 @@ pub fn open(bytes: &[u8], mesh: &str, now_ms: u64) -> Result<(PeerId, Vec<u8>), 
     Ok((peer, payload.to_vec()))
 }
 
+/// What went through the UDP socket.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub sent_bytes: AtomicU64,
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+    /// Datagrams that failed `open` (or came before this node was a member).
+    pub refused: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
 /// The node's UDP socket for SWIM.
 pub struct Udp {
     socket: Arc<tokio::net::UdpSocket>,
@@ -107,23 +123,24 @@ pub struct Udp {
     /// The mesh this node is a member of (empty before: nothing is sent nor taken).
     mesh: Arc<RwLock<String>>,
     pub port: u16,
+    counters: Arc<Counters>,
 }
 
 impl Udp {
     /// Binds a socket on `ip` (any port) and reads it in a task: what passes `open` goes
-    /// to `in_tx` (dropped when it is full); what does not is counted in `refused`.
+    /// to `in_tx` (dropped when it is full); everything is counted in `counters`.
     pub fn bind(
         ip: std::net::IpAddr,
         key: Keypair,
         in_tx: mpsc::Sender<(PeerId, Vec<u8>)>,
-        refused: Arc<std::sync::atomic::AtomicU64>,
+        counters: Arc<Counters>,
     ) -> std::io::Result<Udp> {
         let std_socket = std::net::UdpSocket::bind((ip, 0))?;
         std_socket.set_nonblocking(true)?;
         let port = std_socket.local_addr()?.port();
         let socket = Arc::new(tokio::net::UdpSocket::from_std(std_socket)?);
         let mesh = Arc::new(RwLock::new(String::new()));
-        let (reader, known) = (socket.clone(), mesh.clone());
+        let (reader, known, seen) = (socket.clone(), mesh.clone(), counters.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; MAX_PACKET];
             loop {
@@ -133,17 +150,14 @@ impl Udp {
                     }
                     continue;
                 };
+                add(&seen.received, 1);
+                add(&seen.received_bytes, len as u64);
                 let mesh = known.read().map(|m| m.clone()).unwrap_or_default();
-                if mesh.is_empty() {
-                    continue;
-                }
                 match open(&buf[..len], &mesh, now_ms()) {
-                    Ok(d) => {
+                    Ok(d) if !mesh.is_empty() => {
                         let _ = in_tx.try_send(d);
                     }
-                    Err(_) => {
-                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    _ => add(&seen.refused, 1),
                 }
                 if in_tx.is_closed() {
                     return;
@@ -155,6 +169,7 @@ impl Udp {
             key,
             mesh,
             port,
+            counters,
         })
     }
 
@@ -172,7 +187,10 @@ impl Udp {
             return;
         }
         if let Some(bytes) = seal(&self.key, &mesh, now_ms(), payload) {
-            let _ = self.socket.try_send_to(&bytes, to);
+            if self.socket.try_send_to(&bytes, to).is_ok() {
+                add(&self.counters.sent, 1);
+                add(&self.counters.sent_bytes, bytes.len() as u64);
+            }
         }
     }
 }

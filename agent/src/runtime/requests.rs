@@ -99,6 +99,12 @@ impl Loop {
                 });
                 return;
             }
+            Request::Stats => {
+                let _ = reply.send(Response::Stats {
+                    counters: self.stats(),
+                });
+                return;
+            }
             Request::AppList => Command::AppList,
             Request::Members => Command::Members,
             Request::InstanceBind { app, root, node } => Command::Bind { app, root, node },
@@ -126,6 +132,42 @@ impl Loop {
         };
         self.replies.insert(id, reply);
         self.node.step(now_ms(), Input::Command { id, command });
+    }
+
+    /// The counters `roboconf stats` shows.
+    fn stats(&self) -> Vec<(String, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (started, ended, timed_out) = self.node.sync_counts();
+        let members = self.node.engine().member_liveness().count() as u64;
+        let mut c: Vec<(&str, u64)> = vec![
+            ("members", members),
+            ("connections", self.node.connected().len() as u64),
+            (
+                "connections_target",
+                self.node.config().peers.target(members as usize) as u64,
+            ),
+            ("sync_rounds_started", started),
+            ("sync_rounds_ended", ended),
+            ("sync_rounds_timed_out", timed_out),
+            ("swim_datagrams_unreadable", self.node.swim_rejected()),
+        ];
+        if let Some(m) = &self.mesh {
+            let (d, u) = (&m.net.dropped, &m.net.udp);
+            c.extend([
+                ("dropped_too_large", d.too_large.load(Relaxed)),
+                ("dropped_malformed", d.malformed.load(Relaxed)),
+                ("dropped_wrong_version", d.wrong_version.load(Relaxed)),
+                ("dropped_wrong_mesh", d.wrong_mesh.load(Relaxed)),
+                ("peers_refused", m.net.refused_count()),
+                ("events_overflowed", m.net.overflow.load(Relaxed)),
+                ("udp_sent", u.sent.load(Relaxed)),
+                ("udp_sent_bytes", u.sent_bytes.load(Relaxed)),
+                ("udp_received", u.received.load(Relaxed)),
+                ("udp_received_bytes", u.received_bytes.load(Relaxed)),
+                ("udp_refused", u.refused.load(Relaxed)),
+            ]);
+        }
+        c.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
     /// An application prepared by a worker: registered, unless its name was taken
