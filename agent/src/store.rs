@@ -19,10 +19,14 @@ pub enum Error {
     Sled(#[from] sled::Error),
     #[error("store transaction failed: {0}")]
     Transaction(String),
+    /// A write named a tree the store does not have (a bug: nothing of its batch is
+    /// written).
+    #[error("no tree `{0}` in the store")]
+    UnknownTree(String),
 }
 
-/// A put (`Some` value) or a delete, on a tree.
-type PlainWrite<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+/// A put (`Some` value) or a delete, on a tree (its index in `Sled::TREES`).
+type PlainWrite = (usize, Vec<u8>, Option<Vec<u8>>);
 
 /// What the runtime needs of a store.
 pub trait Store: Send + Sync {
@@ -70,13 +74,24 @@ impl Sled {
         })
     }
 
-    fn tree(&self, name: &str) -> &sled::Tree {
-        match name {
-            TREE_APPS => &self.apps,
-            TREE_INSTANCES => &self.instances,
-            TREE_REPLICA => &self.replica,
-            _ => &self.runs,
-        }
+    /// The trees writes may name, in the order of `apply`'s transaction.
+    const TREES: [&'static str; 4] = [TREE_APPS, TREE_INSTANCES, TREE_RUNS, TREE_REPLICA];
+
+    /// The index of a tree in `TREES`; an unknown name is an error, never another tree.
+    fn index(name: &str) -> Result<usize, Error> {
+        Self::TREES
+            .iter()
+            .position(|t| *t == name)
+            .ok_or_else(|| Error::UnknownTree(name.to_string()))
+    }
+
+    fn tree(&self, name: &str) -> Result<&sled::Tree, Error> {
+        Ok(match Self::index(name)? {
+            0 => &self.apps,
+            1 => &self.instances,
+            2 => &self.runs,
+            _ => &self.replica,
+        })
     }
 }
 
@@ -108,13 +123,14 @@ impl Store for Sled {
         for w in writes {
             match w {
                 Write::Put { tree, key, value } | Write::Peer { tree, key, value } => {
-                    plain.push((tree, key.clone(), Some(value.clone())))
+                    plain.push((Self::index(tree)?, key.clone(), Some(value.clone())))
                 }
-                Write::Delete { tree, key } => plain.push((tree, key.clone(), None)),
+                Write::Delete { tree, key } => plain.push((Self::index(tree)?, key.clone(), None)),
                 Write::DeletePrefix { tree, prefix } => {
-                    for kv in self.tree(tree).scan_prefix(prefix) {
+                    let i = Self::index(tree)?;
+                    for kv in self.tree(tree)?.scan_prefix(prefix) {
                         let (k, _) = kv?;
-                        plain.push((tree, k.to_vec(), None));
+                        plain.push((i, k.to_vec(), None));
                     }
                 }
             }
@@ -123,10 +139,10 @@ impl Store for Sled {
             .transaction(|(apps, instances, runs, replica)| {
                 for (tree, key, value) in &plain {
                     let t = match *tree {
-                        TREE_APPS => apps,
-                        TREE_INSTANCES => instances,
-                        TREE_REPLICA => replica,
-                        _ => runs,
+                        0 => apps,
+                        1 => instances,
+                        2 => runs,
+                        _ => replica,
                     };
                     match value {
                         Some(v) => {
@@ -193,6 +209,23 @@ mod tests {
             state: State::DeployedStarted,
             ..InstanceRecord::new("a", path, "x", "C", Desired::Started)
         }
+    }
+
+    #[test]
+    fn a_write_to_an_unknown_tree_fails_its_whole_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Sled::open(dir.path()).expect("open");
+        let r = s.apply(&[
+            Write::put(TREE_INSTANCES, instance_key("a", "/vm"), &rec("/vm")),
+            Write::Put {
+                tree: "nope",
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+        ]);
+        assert!(matches!(r, Err(Error::UnknownTree(t)) if t == "nope"));
+        assert!(s.instances().expect("instances").is_empty());
+        assert_eq!(s.runs.len(), 0);
     }
 
     #[test]

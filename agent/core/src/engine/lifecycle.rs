@@ -71,12 +71,14 @@ impl Core {
         }
     }
 
-    fn set_state(&mut self, app: &str, path: &str, state: State) {
+    /// Moves an instance to `state`, persisting it and telling observers; false when it
+    /// was in that state already (nothing written).
+    fn set_state(&mut self, app: &str, path: &str, state: State) -> bool {
         let Some(i) = self.apps.get_mut(app).and_then(|a| a.insts.get_mut(path)) else {
-            return;
+            return false;
         };
         if i.rec.state == state {
-            return;
+            return false;
         }
         i.rec.state = state;
         self.persist_instance(app, path);
@@ -86,6 +88,7 @@ impl Core {
             path: path.into(),
             state,
         }));
+        true
     }
 
     /// Re-examines every instance marked dirty, parents first, until nothing changes.
@@ -109,7 +112,9 @@ impl Core {
                         self.mark(&app, &c);
                     }
                 }
-                Step::Set(s) => self.set_state(&app, &path, s),
+                Step::Set(s) => {
+                    self.set_state(&app, &path, s);
+                }
                 Step::Run(action, changed) => self.start_run(&app, &path, action, changed),
             }
         }
@@ -389,7 +394,9 @@ impl Core {
         }
         self.runs.insert(run, pending);
         match transient {
-            Some(s) => self.set_state(app_name, path, s),
+            Some(s) => {
+                self.set_state(app_name, path, s);
+            }
             None => self.persist_instance(app_name, path),
         }
         self.out.push(Output::Run(Box::new(plugin_run)));
@@ -519,8 +526,10 @@ impl Core {
             self.retries
                 .insert((r.at_ms, p.app.clone(), p.path.clone()));
         }
-        self.persist_instance(&p.app, &p.path);
-        self.set_state(&p.app, &p.path, next);
+        // Written once: by `set_state` when the state changes, else here.
+        if !self.set_state(&p.app, &p.path, next) {
+            self.persist_instance(&p.app, &p.path);
+        }
         self.mark_family(&p.app, &p.path);
     }
 
