@@ -539,6 +539,7 @@ fn our_side(n: usize, link: Link, seed: u64) -> Ours {
             recv_us: 100,
             send_us: 20,
         },
+        duplicate_us: None,
         skew_ms: 50,
         kind: Kind::Idle,
         exporters: n.saturating_sub(1).max(1),

@@ -234,7 +234,7 @@ impl Cluster {
                 // of a gossip message it already has costs the processor and stops there.
                 if let Msg::Gossip { id, .. } = &msg {
                     if !self.nodes[to].up || !self.nodes[to].first_sight(*id, self.queue.now) {
-                        self.cpu.receive(to, self.queue.now);
+                        self.cpu.duplicate(to, self.queue.now);
                         return;
                     }
                 }

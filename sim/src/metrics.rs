@@ -191,6 +191,9 @@ impl Metrics {
             msgs_per_node_per_s: (per_node(&self.msgs) * 10.0).round() / 10.0,
             convergence_after_heal_ms: Percentiles::of(&self.convergence_after_heal_us),
             invariant_violations: violations,
+            connections_max: 0,
+            connections_p99: 0,
+            connections_bound: 0,
         }
     }
 }
@@ -242,4 +245,9 @@ pub struct Report {
     pub msgs_per_node_per_s: f64,
     pub convergence_after_heal_ms: Percentiles,
     pub invariant_violations: Vec<String>,
+    /// Connections per node that is up, at the end: max and p99, and the policy's bound
+    /// (its target plus the slack kept for connections others opened).
+    pub connections_max: usize,
+    pub connections_p99: usize,
+    pub connections_bound: usize,
 }

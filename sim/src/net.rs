@@ -50,6 +50,8 @@ pub enum Cpu {
 pub struct Processors {
     model: Cpu,
     free_at: Vec<Micros>,
+    /// The cost of a duplicate gossip copy, if not that of a received message.
+    pub duplicate_us: Option<Micros>,
 }
 
 impl Processors {
@@ -61,6 +63,7 @@ impl Processors {
         Processors {
             model,
             free_at: vec![0; n],
+            duplicate_us: None,
         }
     }
 
@@ -89,6 +92,14 @@ impl Processors {
             Cpu::PerNode { recv_us, .. } | Cpu::Shared { recv_us, .. } => recv_us,
         };
         self.run(node, at, cost)
+    }
+
+    /// `node` drops a copy of a gossip message it has seen: when it is done.
+    pub fn duplicate(&mut self, node: usize, at: Micros) -> Micros {
+        match self.duplicate_us {
+            Some(cost) => self.run(node, at, cost),
+            None => self.receive(node, at),
+        }
     }
 
     /// `node` sends a message at `at`: when it leaves.

@@ -58,6 +58,10 @@ pub struct Params {
     pub duration_s: u64,
     pub link: Link,
     pub cpu: Cpu,
+    /// Processor time for a copy of a gossip message the node has already seen (the
+    /// real agent's gossipsub drops it by its id, before decoding); `None`: the same as
+    /// a new message.
+    pub duplicate_us: Option<u64>,
     pub skew_ms: u64,
     pub kind: Kind,
     /// Nodes hosting an exporter (the first ones).
@@ -396,6 +400,7 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         hosts,
         vec![app.clone()],
     );
+    c.cpu.duplicate_us = p.duplicate_us;
     c.boot();
     let mut app = Some(app);
     let ops = plan(p, &mut rng);
@@ -476,7 +481,10 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
     if c.healed_at.is_some() {
         violations.push("the mesh did not converge after the heal".into());
     }
-    let report = c.metrics.report(p.agents, traffic_s, violations);
+    let mut report = c.metrics.report(p.agents, traffic_s, violations);
+    (report.connections_max, report.connections_p99) = c.connection_counts();
+    let policy = roboconf_core::node::PeerSettings::default();
+    report.connections_bound = policy.target(p.agents) + policy.slack;
     let trace = c.fingerprint();
     (report, trace, c)
 }

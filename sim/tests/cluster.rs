@@ -21,6 +21,7 @@ fn params(agents: usize, seed: u64, kind: Kind, duration_s: u64, loss: f64) -> P
             recv_us: 100,
             send_us: 20,
         },
+        duplicate_us: None,
         skew_ms: 50,
         kind,
         exporters: 5,

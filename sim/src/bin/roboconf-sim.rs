@@ -45,6 +45,10 @@ struct Args {
     /// Processor time to handle one received message, in µs.
     #[arg(long, default_value_t = 100)]
     recv_us: u64,
+    /// Processor time to drop a copy of a gossip message already seen, in µs (default:
+    /// `--recv-us`).
+    #[arg(long)]
+    dup_us: Option<u64>,
     /// Processor time to send one message, in µs.
     #[arg(long, default_value_t = 20)]
     send_us: u64,
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
                 send_us: a.send_us,
             }
         },
+        duplicate_us: a.dup_us,
         skew_ms: a.skew,
         kind,
         exporters: a.exporters,
@@ -168,6 +173,10 @@ fn main() -> ExitCode {
         println!(
             "convergence after heal    {}",
             pc(&r.convergence_after_heal_ms)
+        );
+        println!(
+            "connections per node      p99 {}, max {} (bound {})",
+            r.connections_p99, r.connections_max, r.connections_bound
         );
         println!("invariant violations      {}", r.invariant_violations.len());
         for v in &r.invariant_violations {
