@@ -8,8 +8,9 @@
 //! for one to a random member not connected to, so that two parts of the mesh that lost
 //! their connections (a partition) are joined again; a member that comes back to life
 //! is dialled at once when there is room. The driver's bootstrap peers are dialled when
-//! there is no connection at all, and at each rotation (nodes that started while those
-//! peers were away would otherwise stay an island of their own).
+//! there is no connection at all, and at a rotation when every member known is
+//! connected already (nodes that started while those peers were away would otherwise
+//! stay an island of their own).
 
 use super::{Effect, Node};
 use crate::engine::members::Liveness;
@@ -72,12 +73,7 @@ impl Node {
         }
         let connected = &self.connected;
         self.peers.since.retain(|p, _| connected.contains(p));
-        // The bootstrap peers: with no connection at all, and at each rotation — nodes
-        // that started while those peers were away must not stay an island of their own.
         let rotation_due = now >= self.peers.next_rotation;
-        if (self.connected.is_empty() && self.peers.dialing.is_empty()) || rotation_due {
-            self.effects.push(Effect::DialBootstrap);
-        }
         // Who could be dialled: members not connected (nor being dialled), live ones
         // first.
         let me = self.id().clone();
@@ -100,6 +96,14 @@ impl Node {
             (members, live, dead)
         };
         let target = s.target(members);
+        // The bootstrap peers: with no connection at all, and at a rotation when every
+        // member this node knows is connected already — nodes that started while those
+        // peers were away must not stay an island of their own. (Not at every rotation
+        // of every node: at N = 1,000 that made the bootstrap peers everyone's.)
+        let alone = self.connected.is_empty() && self.peers.dialing.is_empty();
+        if alone || (rotation_due && live.is_empty()) {
+            self.effects.push(Effect::DialBootstrap);
+        }
         let busy = self.connected.len() + self.peers.dialing.len();
         let revived: Vec<NodeId> = std::mem::take(&mut self.peers.revived)
             .into_iter()
@@ -142,11 +146,11 @@ impl Node {
         if rotation_due {
             self.peers.next_rotation = now + s.rotate_every.as_millis() as u64;
         }
-        // Too many (others dialled us): close random ones down to the target.
+        // Too many (others dialled us): close random ones down to the bound.
         let excess = self.connected.len().saturating_sub(target + s.slack);
         if excess > 0 {
             let mut list: Vec<NodeId> = self.connected.iter().cloned().collect();
-            for _ in 0..excess + s.slack {
+            for _ in 0..excess {
                 if list.is_empty() {
                     break;
                 }
