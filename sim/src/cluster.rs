@@ -95,6 +95,8 @@ pub struct Cluster {
     pub rng: Rng,
     pub link: Link,
     pub cpu: Processors,
+    /// When the last message on each (from, to) link is delivered (links keep order).
+    fifo: std::collections::HashMap<(usize, usize), Micros>,
     pub parts: Partitions,
     pub apps: Vec<LoadedApp>,
     pub metrics: Metrics,
@@ -131,6 +133,7 @@ impl Cluster {
             .collect();
         Cluster {
             cpu: Processors::new(cpu, n),
+            fifo: std::collections::HashMap::new(),
             nodes,
             queue: Queue::default(),
             rng,
@@ -318,8 +321,17 @@ impl Cluster {
         } else {
             1
         };
+        // What travels on a connection keeps its order, as on a TCP stream: an `Accept`
+        // is never overtaken by the data sent after it (which the dialer would take for
+        // data on a connection it does not have, and reset).
+        let ordered = !matches!(msg, Msg::Datagram(_));
         for _ in 0..copies {
-            let at = leaves + self.link.delay(&mut self.rng);
+            let mut at = leaves + self.link.delay(&mut self.rng);
+            if ordered {
+                let last = self.fifo.entry((from, to)).or_insert(0);
+                at = at.max(*last);
+                *last = at;
+            }
             self.queue.at(
                 at,
                 Ev::Deliver {
@@ -413,7 +425,11 @@ impl Cluster {
         self.nodes[k].conns.insert(peer);
         let degree = self.nodes[k].node.config().gossip.degree;
         let high = self.nodes[k].node.config().gossip.degree_high;
-        if self.nodes[k].mesh.len() < degree && self.nodes[peer].mesh.len() < high {
+        // A mesh edge needs the connection at both ends (the dialer's opens on `Accept`).
+        if self.nodes[peer].conns.contains(&k)
+            && self.nodes[k].mesh.len() < degree
+            && self.nodes[peer].mesh.len() < high
+        {
             self.nodes[k].mesh.insert(peer);
             self.nodes[peer].mesh.insert(k);
         }
