@@ -21,6 +21,7 @@ const VALID_DAYS: i64 = 3650;
 pub use roboconf_core::admission::{
     check_token_ttl, Token, TokenRecord, MAX_TOKEN_TTL_MS, MIN_TOKEN_TTL_MS,
 };
+use roboconf_core::admission::{hex, unhex};
 
 /// Why admission material could not be made, read or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -80,20 +81,6 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
         .fill(&mut b)
         .unwrap_or_else(|_| std::process::abort());
     b
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 mod hex_bytes {

@@ -54,10 +54,7 @@ pub fn stored(data_dir: &Path, hash: &str) -> Option<std::path::PathBuf> {
 
 /// The hex SHA-256 of bytes.
 pub fn hash(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    roboconf_core::admission::hex(&Sha256::digest(bytes))
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u32, Vec<u8>)>) -> std::io::Result<()> {

@@ -165,17 +165,10 @@ impl MeshIo {
         );
         tokio::spawn(async move {
             let me = net.peer_id;
-            let made = tokio::task::spawn_blocking(move || {
-                let creds =
-                    Credentials::init(&me).map_err(|e| format!("cannot create the mesh: {e}"))?;
-                creds
-                    .save(&data_dir)
-                    .map_err(|e| format!("cannot keep the mesh credentials: {e}"))?;
-                Ok::<_, String>(creds)
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("worker failed: {e}")));
-            let result = match made {
+            let made = keep(data_dir, move || {
+                Credentials::init(&me).map_err(|e| format!("cannot create the mesh: {e}"))
+            });
+            let result = match made.await {
                 Ok(creds) => match net.set_credentials(creds.verifier()).await {
                     Ok(()) => {
                         let text = format!(
@@ -215,16 +208,10 @@ impl MeshIo {
                 Err(_) => Err("join refused: no answer from the member in time".into()),
             };
             let result = match grant {
-                Ok(grant) => tokio::task::spawn_blocking(move || {
-                    let mesh = grant.creds.mesh.clone();
-                    grant
-                        .creds
-                        .save(&data_dir)
-                        .map_err(|e| format!("cannot keep the mesh credentials: {e}"))?;
-                    Ok((grant.creds, format!("joined mesh {mesh}")))
-                })
-                .await
-                .unwrap_or_else(|e| Err(format!("worker failed: {e}"))),
+                Ok(grant) => keep(data_dir, move || Ok(grant.creds)).await.map(|creds| {
+                    let text = format!("joined mesh {}", creds.mesh);
+                    (creds, text)
+                }),
                 Err(e) => Err(e),
             };
             let _ = tx.send(Report::Member { result, reply }).await;
@@ -535,6 +522,22 @@ impl MeshIo {
             let _ = reply.send(answer);
         });
     }
+}
+
+/// Makes (or takes) credentials and saves them in the data dir, on a blocking worker.
+async fn keep(
+    data_dir: PathBuf,
+    make: impl FnOnce() -> Result<Credentials, String> + Send + 'static,
+) -> Result<Credentials, String> {
+    tokio::task::spawn_blocking(move || {
+        let creds = make()?;
+        creds
+            .save(&data_dir)
+            .map_err(|e| format!("cannot keep the mesh credentials: {e}"))?;
+        Ok(creds)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("worker failed: {e}")))
 }
 
 /// The socket address of a published `/ip4/…/udp/…` address.

@@ -11,11 +11,13 @@ use sha2::{Digest as _, Sha256};
 #[error("malformed join token (expected rcm1-<16 hex>-<32 hex>)")]
 pub struct MalformedToken;
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+/// Hex (an even number of hex digits) as bytes.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
