@@ -37,6 +37,10 @@ pub struct Config {
     pub runs_kept: u64,
     /// Ports never given to `random[port]` variables (as Roboconf's preference).
     pub forbidden_ports: Vec<u16>,
+    /// How often withdrawn exports are acknowledged and collected, in seconds.
+    pub collect_every_secs: u64,
+    /// How long a withdrawal stands before it is acknowledged for collection, in seconds.
+    pub collect_after_secs: u64,
     /// `--reset-store`: start although the store is gone while the data dir still holds
     /// applications or instance folders (a one-time decision, never read from the file).
     #[serde(skip)]
@@ -58,6 +62,8 @@ impl Default for Config {
             script_output_limit: 64 * 1024,
             runs_kept: 20,
             forbidden_ports: Vec::new(),
+            collect_every_secs: 30,
+            collect_after_secs: 60,
             reset_store: false,
         }
     }
@@ -156,6 +162,11 @@ impl Config {
         if self.script_timeout_secs == 0 {
             return Err(Error::Invalid(
                 "script-timeout-secs must be at least 1".into(),
+            ));
+        }
+        if self.collect_every_secs == 0 || self.collect_after_secs == 0 {
+            return Err(Error::Invalid(
+                "collect-every-secs and collect-after-secs must be at least 1".into(),
             ));
         }
         if self.max_parallel_scripts == 0 {

@@ -540,6 +540,7 @@ fn our_side(n: usize, link: Link, seed: u64) -> Ours {
             send_us: 20,
         },
         duplicate_us: None,
+        collect_ms: None,
         skew_ms: 50,
         kind: Kind::Idle,
         exporters: n.saturating_sub(1).max(1),

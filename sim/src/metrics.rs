@@ -194,6 +194,7 @@ impl Metrics {
             connections_max: 0,
             connections_p99: 0,
             connections_bound: 0,
+            collected: 0,
         }
     }
 }
@@ -250,4 +251,7 @@ pub struct Report {
     pub connections_max: usize,
     pub connections_p99: usize,
     pub connections_bound: usize,
+    /// Tombstones collected (and records dropped behind a floor), summed over the nodes
+    /// up at the end.
+    pub collected: u64,
 }

@@ -39,15 +39,22 @@ pub struct SimNode {
     /// When the node's next wake-up is queued (virtual µs), to queue no duplicates.
     pub wake_queued: Option<u64>,
     pub hosts: Vec<(String, String)>,
+    /// Tombstone collection's round and age (ms): the agent's unless a scenario
+    /// compresses them (`Cluster::compress_collection`).
+    pub collect_ms: (u64, u64),
+    /// The seed the node was first built with.
+    seed: u64,
 }
 
 impl SimNode {
     pub fn new(name: &str, hosts: Vec<(String, String)>, skew_ms: i64, seed: u64) -> SimNode {
         let generation = 1;
+        let t = roboconf_core::engine::Timing::default();
+        let collect_ms = (t.collect_every_ms, t.collect_after_ms);
         SimNode {
             name: name.to_string(),
             node: Node::new(
-                config(name, &hosts, generation),
+                config(name, &hosts, generation, collect_ms),
                 Restored::default(),
                 true,
                 0,
@@ -67,7 +74,16 @@ impl SimNode {
             next_ask: 1,
             wake_queued: None,
             hosts,
+            collect_ms,
+            seed,
         }
+    }
+
+    /// Tombstone collection on other timings (before the node starts).
+    pub fn set_collection(&mut self, every_ms: u64, after_ms: u64) {
+        self.collect_ms = (every_ms, after_ms);
+        let cfg = config(&self.name, &self.hosts, self.generation, self.collect_ms);
+        self.node = Node::new(cfg, Restored::default(), true, 0, self.seed);
     }
 
     /// First sight of gossip `id` at `now` (µs), within the node's `seen_for`.
@@ -113,7 +129,7 @@ impl SimNode {
         if self.durable.is_empty() {
             self.generation = now_ms.max(self.generation + 1);
         }
-        let cfg = config(&self.name, &self.hosts, self.generation);
+        let cfg = config(&self.name, &self.hosts, self.generation, self.collect_ms);
         let read = |tree: &str| -> Vec<Vec<u8>> {
             self.durable
                 .get(tree)
@@ -149,8 +165,15 @@ impl SimNode {
 }
 
 /// A simulated node's settings: the agent's defaults, this node's name and hosts.
-fn config(name: &str, hosts: &[(String, String)], generation: u64) -> Config {
+fn config(
+    name: &str,
+    hosts: &[(String, String)],
+    generation: u64,
+    (every_ms, after_ms): (u64, u64),
+) -> Config {
     let mut cfg = Config::default();
+    cfg.engine.timing.collect_every_ms = every_ms;
+    cfg.engine.timing.collect_after_ms = after_ms;
     cfg.engine.node = name.to_string();
     cfg.engine.node_id = NodeId::new(name);
     cfg.engine.hosts = hosts.to_vec();

@@ -66,6 +66,8 @@ pub struct Params {
     pub kind: Kind,
     /// Nodes hosting an exporter (the first ones).
     pub exporters: usize,
+    /// Tombstone collection's round and age in ms (`None`: the agent's, 30 s and 60 s).
+    pub collect_ms: Option<(u64, u64)>,
 }
 
 /// What a scenario does at a time.
@@ -400,6 +402,9 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         hosts,
         vec![app.clone()],
     );
+    if let Some((every, after)) = p.collect_ms {
+        c.compress_collection(every, after);
+    }
     c.cpu.duplicate_us = p.duplicate_us;
     c.boot();
     let mut app = Some(app);
@@ -485,6 +490,12 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
     (report.connections_max, report.connections_p99) = c.connection_counts();
     let policy = roboconf_core::node::PeerSettings::default();
     report.connections_bound = policy.target(p.agents) + policy.slack;
+    report.collected = c
+        .nodes
+        .iter()
+        .filter(|n| n.up)
+        .map(|n| n.node.engine().collected())
+        .sum();
     let trace = c.fingerprint();
     (report, trace, c)
 }
@@ -590,6 +601,7 @@ pub fn check(c: &Cluster) -> Vec<String> {
     if !c.converged() {
         v.push("convergence: live nodes hold different records after the faults stopped".into());
     }
+    v.extend(no_resurrection(c));
     // The last acknowledged intent per instance is what every live node holds.
     let mut last: BTreeMap<String, (u64, Desired)> = BTreeMap::new();
     for (id, (path, target)) in &c.intents {
@@ -613,6 +625,39 @@ pub fn check(c: &Cluster) -> Vec<String> {
                     n.name
                 ));
                 break;
+            }
+        }
+    }
+    v
+}
+
+/// §3: a deleted record never comes back. Once settled, every live node holds of each
+/// live member's own records (exports, observed states) exactly what that member holds:
+/// not a withdrawn export it held before a collection, not one the owner no longer has.
+/// (Digests alone would not show it: a resurrected record moves no watermark.)
+pub fn no_resurrection(c: &Cluster) -> Vec<String> {
+    use roboconf_core::mesh::replica::Kind as Rk;
+    let up: Vec<&crate::node::SimNode> = c.nodes.iter().filter(|n| n.up).collect();
+    let mut v = Vec::new();
+    for owner in &up {
+        let id = owner.node.id().clone();
+        for kind in [Rk::Exports, Rk::Observed] {
+            let values = |n: &crate::node::SimNode| -> Vec<(String, Option<Vec<u8>>)> {
+                n.node
+                    .engine()
+                    .replica()
+                    .owned_by(kind, &id)
+                    .into_iter()
+                    .map(|(k, e)| (k.to_string(), e.value.as_deref().map(<[u8]>::to_vec)))
+                    .collect()
+            };
+            let truth = values(owner);
+            if let Some(n) = up.iter().find(|n| values(n) != truth) {
+                v.push(format!(
+                    "resurrection: {} holds {kind:?} records of {} that {} does not hold as such",
+                    n.name, owner.name, owner.name
+                ));
+                return v;
             }
         }
     }

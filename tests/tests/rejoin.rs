@@ -182,3 +182,72 @@ fn logs_and_counts_answer_for_the_whole_mesh() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("which is dead"), "{err}");
 }
+
+fn counter(a: &Agent, name: &str) -> u64 {
+    let o = a.cli(&["stats", "--json"]);
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default()[name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Tombstones are collected while a member is down (issue 15): node-c, which hosts the
+/// importer, is killed; the database stops (its exports are withdrawn); the two live
+/// agents collect the withdrawal; node-c comes back from its disk — which still holds
+/// the exports — and must not take them for current: the database's origin reaches it
+/// whole, and its importer goes UNRESOLVED as it would have, had it been up.
+#[test]
+fn a_member_down_across_a_collection_does_not_bring_a_withdrawal_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let conf = tmp.path().join("agent.toml");
+    std::fs::write(&conf, "collect-every-secs = 1\ncollect-after-secs = 2\n").expect("conf");
+    let conf = conf.display().to_string();
+    let start = |dir: &str, extra: &[&str]| {
+        let mut v = vec![
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--config",
+            conf.as_str(),
+        ];
+        v.extend_from_slice(extra);
+        Agent::start(&tmp.path().join(dir), &v, &[])
+    };
+    let a = start("a", &["--host", "shop:/vm-db", "--node", "node-a"]);
+    a.init_mesh();
+    let b = start("b", &["--node", "node-b"]);
+    b.join(&a);
+    let mut c = start("c", &["--host", "shop:/vm-app", "--node", "node-c"]);
+    c.join(&a);
+    ok(&a.cli(&[
+        "app",
+        "add",
+        &app(tmp.path()).display().to_string(),
+        "--start",
+    ]));
+    for agent in [&a, &b, &c] {
+        agent.wait_states("shop", &["/vm-db/db", "/vm-app/app"], "DEPLOYED_STARTED");
+    }
+    // node-c's importer started on the database's exports: its own write of that state
+    // was made durable with the copy of the exports it started on.
+    c.kill9();
+    ok(&a.cli(&["instance", "stop", "shop", "/vm-db/db"]));
+    for agent in [&a, &b] {
+        agent.wait_until("the withdrawal collected", Duration::from_secs(60), |x| {
+            counter(x, "tombstones_collected") >= 1
+        });
+    }
+    let c = start("c", &["--host", "shop:/vm-app", "--node", "node-c"]);
+    // Once node-c has node-a alive and its word on the database, the importer is
+    // UNRESOLVED, and stays so: nothing it held of the exports counts again.
+    c.wait_until("node-a alive", Duration::from_secs(30), |x| {
+        member_states(x)
+            .iter()
+            .any(|(n, _, st)| n == "node-a" && st == "alive")
+    });
+    c.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STOPPED");
+    c.wait_states("shop", &["/vm-app/app"], "UNRESOLVED");
+    let watch = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < watch {
+        assert_eq!(c.state("shop", "/vm-app/app"), "UNRESOLVED");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

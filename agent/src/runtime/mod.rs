@@ -243,6 +243,11 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             hosts: cfg.hosts()?,
             runs_kept: cfg.runs_kept,
             forbidden_ports: cfg.forbidden_ports.iter().copied().collect(),
+            timing: core::Timing {
+                collect_every_ms: cfg.collect_every_secs.saturating_mul(1000),
+                collect_after_ms: cfg.collect_after_secs.saturating_mul(1000),
+                ..core::Timing::default()
+            },
             ..core::Config::default()
         },
         networked,

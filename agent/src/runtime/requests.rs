@@ -150,6 +150,7 @@ impl Loop {
             ("sync_rounds_ended", ended),
             ("sync_rounds_timed_out", timed_out),
             ("swim_datagrams_unreadable", self.node.swim_rejected()),
+            ("tombstones_collected", self.node.engine().collected()),
         ];
         if let Some(m) = &self.mesh {
             let (d, u) = (&m.net.dropped, &m.net.udp);

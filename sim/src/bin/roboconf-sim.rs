@@ -49,6 +49,13 @@ struct Args {
     /// `--recv-us`).
     #[arg(long)]
     dup_us: Option<u64>,
+    /// Tombstone collection's round (the agent's: 30s), e.g. `2s`: a short run then
+    /// sees collections.
+    #[arg(long, value_parser = duration_ms)]
+    collect_every: Option<u64>,
+    /// How long a deletion stands before it is acknowledged (default: twice the round).
+    #[arg(long, value_parser = duration_ms)]
+    collect_after: Option<u64>,
     /// Processor time to send one message, in µs.
     #[arg(long, default_value_t = 20)]
     send_us: u64,
@@ -131,6 +138,9 @@ fn main() -> ExitCode {
         skew_ms: a.skew,
         kind,
         exporters: a.exporters,
+        collect_ms: a
+            .collect_every
+            .map(|every| (every, a.collect_after.unwrap_or(2 * every))),
     };
     let (r, trace, cluster) = play(&p, true);
     // The process ends below: the cluster's memory goes back with it, without freeing
@@ -178,6 +188,7 @@ fn main() -> ExitCode {
             "connections per node      p99 {}, max {} (bound {})",
             r.connections_p99, r.connections_max, r.connections_bound
         );
+        println!("tombstones collected      {}", r.collected);
         println!("invariant violations      {}", r.invariant_violations.len());
         for v in &r.invariant_violations {
             println!("  {v}");

@@ -216,7 +216,12 @@ impl Core {
         let mut touched = BTreeSet::new();
         for e in entries {
             if let Ok(true) = self.replica.apply(e.clone(), self.now_ms) {
-                self.writes.push(peer_write(&e));
+                if self.replica.holds(&e) {
+                    self.writes.push(peer_write(&e));
+                } else {
+                    // A tombstone below its origin's floor: what it deleted goes.
+                    self.forget_stored(vec![e.clone()]);
+                }
                 touched.insert((e.kind, e.key));
             }
         }
@@ -232,13 +237,20 @@ impl Core {
             .iter()
             .map(|e| (e.origin.clone(), self.replica.watermark(&e.origin)))
             .collect();
-        let (_, _) = self.replica.apply_delta(delta, self.now_ms);
+        let applied = self.replica.apply_delta(delta, self.now_ms);
         for e in entries {
             let have = self.replica.get(e.kind, &e.key).is_some_and(|x| x == &e);
-            if have || before.get(&e.origin).copied().unwrap_or(0) < e.seq {
+            if !self.replica.holds(&e) {
+                if e.collectible_tombstone() && e.seq <= self.replica.floor(&e.origin) {
+                    self.forget_stored(vec![e]);
+                }
+            } else if have || before.get(&e.origin).copied().unwrap_or(0) < e.seq {
                 self.writes.push(peer_write(&e));
             }
         }
+        let mut keys = keys;
+        keys.extend(applied.removed.iter().map(|e| (e.kind, e.key.clone())));
+        self.forget_stored(applied.removed);
         self.refresh(keys);
     }
 
@@ -285,6 +297,10 @@ impl Core {
             }
             if kind == Kind::Application {
                 self.scan_apps = true;
+            }
+            if kind == Kind::Ack {
+                self.took_ack(&key);
+                continue;
             }
             if kind == Kind::Member {
                 let id = NodeId::new(key.clone());

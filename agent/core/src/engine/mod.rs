@@ -6,6 +6,7 @@
 //! the runtime makes the writes durable before it acts on anything after them.
 
 mod app;
+pub mod collect;
 pub mod folders;
 mod lifecycle;
 pub mod members;
@@ -63,6 +64,11 @@ pub struct Timing {
     pub retry_max_ms: u64,
     /// Most records in one anti-entropy answer (the rest comes with the next round).
     pub sync_max_entries: usize,
+    /// How often tombstones are acknowledged and collected (`collect`; 0: never).
+    pub collect_every_ms: u64,
+    /// How long a deletion stands before it is acknowledged for collection (one written
+    /// over soon — exports withdrawn during a restart — is never collected at all).
+    pub collect_after_ms: u64,
 }
 
 impl Default for Timing {
@@ -74,6 +80,8 @@ impl Default for Timing {
             retry_first_ms: 1_000,
             retry_max_ms: 5 * 60 * 1_000,
             sync_max_entries: 5_000,
+            collect_every_ms: 30_000,
+            collect_after_ms: 60_000,
         }
     }
 }
@@ -337,6 +345,7 @@ pub struct Core {
     /// How many members have a name of each hash (names are shared only by rebuilt
     /// machines, or by mistake).
     name_counts: BTreeMap<u64, u32>,
+    collector: collect::Collector,
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +381,7 @@ impl Core {
             retries: BTreeSet::new(),
             member_info: BTreeMap::new(),
             name_counts: BTreeMap::new(),
+            collector: Default::default(),
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),
@@ -403,6 +413,15 @@ impl Core {
             replica,
         );
         core.note_all_members();
+        let acks: Vec<String> = core
+            .replica
+            .all(crate::mesh::replica::Kind::Ack)
+            .into_keys()
+            .map(str::to_string)
+            .collect();
+        for key in acks {
+            core.took_ack(&key);
+        }
         for app in apps {
             let name = app.name.clone();
             core.apps.insert(name, AppState::new(app));
@@ -512,6 +531,7 @@ impl Core {
                 self.now_ms = self.now_ms.max(ms);
                 self.retries_due();
                 self.expire_suspects();
+                self.collect_due();
                 self.fetch_missing();
                 self.reconcile();
                 self.check_left();

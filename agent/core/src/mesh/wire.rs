@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The version of this protocol; messages of another version are dropped.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest message accepted (gossip messages must also fit the transport's own limit).
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
