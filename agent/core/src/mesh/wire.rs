@@ -155,11 +155,11 @@ mod tests {
         let bytes = encode(&msg).unwrap();
         assert_eq!(decode(&bytes, "m1").unwrap(), msg);
         assert_eq!(decode(&bytes, "other"), Err(Dropped::WrongMesh));
-        let mut v2 = msg.clone();
-        v2.version = 2;
+        let mut other = msg.clone();
+        other.version = PROTOCOL_VERSION + 1;
         assert_eq!(
-            decode(&encode(&v2).unwrap(), "m1"),
-            Err(Dropped::WrongVersion(2))
+            decode(&encode(&other).unwrap(), "m1"),
+            Err(Dropped::WrongVersion(PROTOCOL_VERSION + 1))
         );
         assert!(matches!(
             decode(&bytes[..bytes.len() - 1], "m1"),
