@@ -113,6 +113,14 @@ impl Core {
         self.forget_stored(gone);
     }
 
+    /// A peer's entry that the replica did not keep: a tombstone below its origin's
+    /// floor, collected on arrival — the write it deleted leaves the store too.
+    pub(super) fn collected_on_arrival(&mut self, e: &Entry) {
+        if e.collectible_tombstone() && e.seq <= self.replica.floor(&e.origin) {
+            self.forget_stored(vec![e.clone()]);
+        }
+    }
+
     /// Collected entries leave the store.
     pub(super) fn forget_stored(&mut self, gone: Vec<Entry>) {
         self.collector.collected += gone.len() as u64;

@@ -219,8 +219,7 @@ impl Core {
                 if self.replica.holds(&e) {
                     self.writes.push(peer_write(&e));
                 } else {
-                    // A tombstone below its origin's floor: what it deleted goes.
-                    self.forget_stored(vec![e.clone()]);
+                    self.collected_on_arrival(&e);
                 }
                 touched.insert((e.kind, e.key));
             }
@@ -230,7 +229,7 @@ impl Core {
 
     pub(super) fn remote_delta(&mut self, delta: Delta) {
         let entries = delta.entries.clone();
-        let keys: BTreeSet<(Kind, String)> =
+        let mut keys: BTreeSet<(Kind, String)> =
             entries.iter().map(|e| (e.kind, e.key.clone())).collect();
         // The watermarks before, of the origins the delta brings (not the whole digest).
         let before: std::collections::BTreeMap<_, u64> = entries
@@ -239,16 +238,15 @@ impl Core {
             .collect();
         let applied = self.replica.apply_delta(delta, self.now_ms);
         for e in entries {
-            let have = self.replica.get(e.kind, &e.key).is_some_and(|x| x == &e);
             if !self.replica.holds(&e) {
-                if e.collectible_tombstone() && e.seq <= self.replica.floor(&e.origin) {
-                    self.forget_stored(vec![e]);
-                }
-            } else if have || before.get(&e.origin).copied().unwrap_or(0) < e.seq {
+                self.collected_on_arrival(&e);
+                continue;
+            }
+            let have = self.replica.get(e.kind, &e.key).is_some_and(|x| x == &e);
+            if have || before.get(&e.origin).copied().unwrap_or(0) < e.seq {
                 self.writes.push(peer_write(&e));
             }
         }
-        let mut keys = keys;
         keys.extend(applied.removed.iter().map(|e| (e.kind, e.key.clone())));
         self.forget_stored(applied.removed);
         self.refresh(keys);
