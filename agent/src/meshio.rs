@@ -187,7 +187,7 @@ impl MeshIo {
 
     /// `join`: presents the token to the member at `addr` (reported as
     /// `Report::Member`).
-    pub fn join(&self, addr: &str, token: String, reply: oneshot::Sender<Response>) {
+    pub fn join(&self, addr: &str, token: String, name: String, reply: oneshot::Sender<Response>) {
         if let Some(r) = self.already_member() {
             let _ = reply.send(r);
             return;
@@ -202,7 +202,8 @@ impl MeshIo {
             self.reports_tx.clone(),
         );
         tokio::spawn(async move {
-            let grant = match tokio::time::timeout(JOIN_TIMEOUT, net.join(addr, token)).await {
+            let grant = match tokio::time::timeout(JOIN_TIMEOUT, net.join(addr, token, name)).await
+            {
                 Ok(Ok(grant)) => Ok(grant),
                 Ok(Err(e)) => Err(format!("join refused: {e}")),
                 Err(_) => Err("join refused: no answer from the member in time".into()),

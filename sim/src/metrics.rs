@@ -20,6 +20,8 @@ struct Pending {
 pub struct Metrics {
     bytes: Vec<u64>,
     msgs: Vec<u64>,
+    /// Bytes sent by kind of message (`cluster::Msg::kind`), all nodes together.
+    by_kind: BTreeMap<&'static str, u64>,
     propagating: Vec<Pending>,
     detecting: Vec<Pending>,
     /// Exporting paths now, and their host.
@@ -46,9 +48,10 @@ impl Metrics {
         }
     }
 
-    pub fn sent(&mut self, node: usize, bytes: usize) {
+    pub fn sent(&mut self, node: usize, kind: &'static str, bytes: usize) {
         self.bytes[node] += bytes as u64;
         self.msgs[node] += 1;
+        *self.by_kind.entry(kind).or_insert(0) += bytes as u64;
     }
 
     /// Forgets what the warm-up measured: traffic, and changes followed so far.
@@ -68,6 +71,7 @@ impl Metrics {
     pub fn reset_traffic(&mut self) {
         self.bytes.iter_mut().for_each(|b| *b = 0);
         self.msgs.iter_mut().for_each(|m| *m = 0);
+        self.by_kind.clear();
     }
 
     pub fn suspected(&mut self, real: bool) {
@@ -189,6 +193,16 @@ impl Metrics {
             unfinished: self.unfinished(),
             bytes_per_node_per_s: per_node(&self.bytes).round(),
             msgs_per_node_per_s: (per_node(&self.msgs) * 10.0).round() / 10.0,
+            bytes_by_kind: self
+                .by_kind
+                .iter()
+                .map(|(k, b)| {
+                    (
+                        k.to_string(),
+                        (*b as f64 / nodes.max(1) as f64 / seconds.max(1e-9)).round(),
+                    )
+                })
+                .collect(),
             convergence_after_heal_ms: Percentiles::of(&self.convergence_after_heal_us),
             invariant_violations: violations,
             connections_max: 0,
@@ -244,6 +258,9 @@ pub struct Report {
     pub unfinished: usize,
     pub bytes_per_node_per_s: f64,
     pub msgs_per_node_per_s: f64,
+    /// Bytes per node per second by kind of message (SWIM, gossip, anti-entropy's
+    /// digests and deltas, connections).
+    pub bytes_by_kind: BTreeMap<String, f64>,
     pub convergence_after_heal_ms: Percentiles,
     pub invariant_violations: Vec<String>,
     /// Connections per node that is up, at the end: max and p99, and the policy's bound

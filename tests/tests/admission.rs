@@ -1,6 +1,6 @@
 //! Admission with real agents on loopback: `mesh init`, `mesh token`, `join`; a token
 //! admits one node once before it expires; a forged, replayed or expired token is
-//! refused; a node of another mesh that dials a member is refused, logged, and nothing it
+//! refused, and so is a node under the name of a live member; a node of another mesh that dials a member is refused, logged, and nothing it
 //! has (applications, instances, records) reaches the mesh.
 
 use roboconf_tests::Agent;
@@ -101,8 +101,21 @@ fn tokens_admit_once_and_bad_ones_are_refused() {
         !log.contains(&token[5..]),
         "a token's secret reached the log"
     );
-    // A fresh token joins c through b (any member admits).
-    let o = c.cli(&["join", &b.address(), "--token", &a.token()]);
+    // A second live member of one name is refused, and the token is not spent.
+    let mut args = vec!["--node", "node-b"];
+    args.extend_from_slice(&LISTEN);
+    let twin = Agent::start(&root.join("twin"), &args, &[]);
+    let fresh = a.token();
+    let o = twin.cli(&["join", &addr, "--token", &fresh]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("a live member is already named `node-b`"),
+        "{}",
+        stderr(&o)
+    );
+    drop(twin);
+    // That token joins c through b (any member admits).
+    let o = c.cli(&["join", &b.address(), "--token", &fresh]);
     assert!(o.status.success(), "{}", stderr(&o));
     a.wait_until("c is a member", Duration::from_secs(20), |a| {
         member_names(a).contains(&"node-c".to_string())

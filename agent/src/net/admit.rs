@@ -22,8 +22,15 @@ const MAX_ADMIT: usize = 64 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Request {
-    Hello { mesh: String, cert: Vec<u8> },
-    Join { token: String },
+    Hello {
+        mesh: String,
+        cert: Vec<u8>,
+    },
+    /// A node without credentials presents a token, and the name it will be known by.
+    Join {
+        token: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,12 +93,13 @@ impl Task {
         &mut self,
         peer: PeerId,
         token: String,
+        name: String,
         tx: oneshot::Sender<Result<Grant, Error>>,
     ) {
         self.unadmitted.entry(peer).or_insert_with(Instant::now);
         // Closing the connection of a refused earlier attempt would close this one too.
         self.closing.retain(|(p, _)| *p != peer);
-        let req = encode(&Request::Join { token });
+        let req = encode(&Request::Join { token, name });
         let id = self.swarm.behaviour_mut().admit.send_request(&peer, req);
         self.waiting.insert(id, Waiting::Joined(peer, tx));
     }
@@ -153,7 +161,7 @@ impl Task {
                         };
                         self.answer(channel, &answer);
                     }
-                    Some(Request::Join { token }) if self.verifier.is_some() => {
+                    Some(Request::Join { token, name }) if self.verifier.is_some() => {
                         // A new attempt gets its answer: the close a refused earlier one
                         // scheduled would cut it off. Not past the time limit on being
                         // admitted: a peer refused for that stays refused.
@@ -169,6 +177,7 @@ impl Task {
                                 from: peer,
                                 id,
                                 token,
+                                name,
                             })
                             .is_err()
                         {

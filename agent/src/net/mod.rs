@@ -72,6 +72,9 @@ pub enum Event {
         from: PeerId,
         id: u64,
         token: String,
+        /// The name the node will be known by (a second live member of one name is
+        /// refused).
+        name: String,
     },
     /// A SWIM datagram from an admitted peer.
     Swim {
@@ -86,7 +89,13 @@ pub enum Event {
 }
 
 pub(crate) enum Command {
-    Join(Multiaddr, String, oneshot::Sender<Result<Grant, Error>>),
+    /// Join the mesh of the member at the address with a token, under a node name.
+    Join(
+        Multiaddr,
+        String,
+        String,
+        oneshot::Sender<Result<Grant, Error>>,
+    ),
     JoinAnswer(u64, Result<Grant, String>),
     Credentials(Verifier),
     /// A SWIM datagram: over the peer's stream when connected, else over UDP to this
@@ -203,8 +212,8 @@ impl Net {
 
     /// Presents `token` to the member at `addr`; on success this node is a member and the
     /// grant holds its credentials.
-    pub async fn join(&self, addr: Multiaddr, token: String) -> Result<Grant, Error> {
-        self.ask(|tx| Command::Join(addr, token, tx)).await?
+    pub async fn join(&self, addr: Multiaddr, token: String, name: String) -> Result<Grant, Error> {
+        self.ask(|tx| Command::Join(addr, token, name, tx)).await?
     }
 
     /// Answers a `JoinRequest`: the grant admits the node, a reason refuses it.

@@ -22,6 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// A connection dialed to present a join token on: the token, the name the node joins
+/// under, and who waits for the answer.
+type JoinDial = (String, String, oneshot::Sender<Result<Grant, Error>>);
+
 /// Largest gossip message; must be the same on every node.
 pub const MAX_GOSSIP: usize = 256 * 1024;
 
@@ -218,7 +222,7 @@ pub(super) struct Task {
     /// Join requests handed to the runtime, by the id it answers with.
     pub(super) joining: HashMap<u64, (PeerId, ResponseChannel<Vec<u8>>)>,
     /// Connections dialed to present a join token on.
-    join_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<Grant, Error>>)>,
+    join_dials: HashMap<ConnectionId, JoinDial>,
     /// Peers to disconnect, and when.
     pub(super) closing: Vec<(PeerId, Instant)>,
     /// Peers found on the LAN by mDNS, with their addresses (bounded).
@@ -329,12 +333,12 @@ impl Task {
 
     async fn command(&mut self, c: Command) {
         match c {
-            Command::Join(addr, token, tx) => {
+            Command::Join(addr, token, name, tx) => {
                 let opts = DialOpts::unknown_peer_id().address(addr).build();
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
                     Ok(()) => {
-                        self.join_dials.insert(id, (token, tx));
+                        self.join_dials.insert(id, (token, name, tx));
                     }
                     Err(e) => {
                         let _ = tx.send(Err(Error::Failed(e.to_string())));
@@ -504,8 +508,8 @@ impl Task {
                 num_established,
                 ..
             } => {
-                if let Some((token, tx)) = self.join_dials.remove(&connection_id) {
-                    self.send_join(peer_id, token, tx);
+                if let Some((token, name, tx)) = self.join_dials.remove(&connection_id) {
+                    self.send_join(peer_id, token, name, tx);
                 } else if num_established.get() == 1 {
                     self.connected(peer_id, endpoint.is_dialer());
                 }
@@ -515,7 +519,7 @@ impl Task {
                 error,
                 ..
             } => {
-                if let Some((_, tx)) = self.join_dials.remove(&connection_id) {
+                if let Some((_, _, tx)) = self.join_dials.remove(&connection_id) {
                     let _ = tx.send(Err(Error::Failed(error.to_string())));
                 }
             }

@@ -218,7 +218,10 @@ async fn a_node_joins_with_an_accepted_token_only() {
     let answer_next = async |events: &mut mpsc::Receiver<Event>, accept: bool| {
         let (from, id, token) = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
-                if let Some(Event::JoinRequest { from, id, token }) = events.recv().await {
+                if let Some(Event::JoinRequest {
+                    from, id, token, ..
+                }) = events.recv().await
+                {
                     return (from, id, token);
                 }
             }
@@ -242,7 +245,7 @@ async fn a_node_joins_with_an_accepted_token_only() {
     let (j, _j_events) = start(Keypair::generate_ed25519(), None);
     let joining = tokio::spawn({
         let (j, addr) = (j.clone(), addr.clone());
-        async move { j.join(addr, "tok".into()).await }
+        async move { j.join(addr, "tok".into(), "j".into()).await }
     });
     answer_next(&mut a_events, true).await;
     let grant = joining.await.expect("task").expect("joined");
@@ -260,7 +263,7 @@ async fn a_node_joins_with_an_accepted_token_only() {
     let (k, _k_events) = start(Keypair::generate_ed25519(), None);
     let joining = tokio::spawn({
         let k = k.clone();
-        async move { k.join(addr, "tok".into()).await }
+        async move { k.join(addr, "tok".into(), "k".into()).await }
     });
     answer_next(&mut a_events, false).await;
     let refused = joining.await.expect("task").expect_err("refused");

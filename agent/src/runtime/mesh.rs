@@ -35,8 +35,13 @@ impl Loop {
                     return;
                 }
             },
-            Event::JoinRequest { from, id, token } => {
-                self.join_request(from, id, &token);
+            Event::JoinRequest {
+                from,
+                id,
+                token,
+                name,
+            } => {
+                self.join_request(from, id, &token, name);
                 return;
             }
             Event::Swim { from, data } => {

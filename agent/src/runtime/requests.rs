@@ -46,7 +46,10 @@ impl Loop {
             }
             Request::Join { addr, token } => {
                 match &self.mesh {
-                    Some(m) => m.join(&addr, token, reply),
+                    Some(m) => {
+                        let name = self.node.engine().config().node.clone();
+                        m.join(&addr, token, name, reply)
+                    }
                     None => {
                         let _ = reply.send(no_network());
                     }
@@ -260,7 +263,13 @@ impl Loop {
     }
 
     /// A node asks to join: the node redeems its token, `effects` answers.
-    pub(super) fn join_request(&mut self, from: libp2p::PeerId, net_id: u64, token: &str) {
+    pub(super) fn join_request(
+        &mut self,
+        from: libp2p::PeerId,
+        net_id: u64,
+        token: &str,
+        name: String,
+    ) {
         let Some(m) = &self.mesh else { return };
         let Ok(t) = crate::admission::Token::parse(token) else {
             m.answer_join(net_id, from, Err("malformed token".into()));
@@ -272,6 +281,7 @@ impl Loop {
             id: t.id.clone(),
             hash: t.hash(),
             node: from.to_string(),
+            name,
         };
         self.node.step(now_ms(), Input::Command { id, command });
     }

@@ -180,6 +180,12 @@ fn main() -> ExitCode {
             "traffic per node          {} B/s, {} msgs/s",
             r.bytes_per_node_per_s, r.msgs_per_node_per_s
         );
+        let kinds: Vec<String> = r
+            .bytes_by_kind
+            .iter()
+            .map(|(k, b)| format!("{k} {b}"))
+            .collect();
+        println!("  by kind (B/s)           {}", kinds.join(", "));
         println!(
             "convergence after heal    {}",
             pc(&r.convergence_after_heal_ms)

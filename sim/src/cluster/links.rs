@@ -17,6 +17,14 @@ use std::rc::Rc;
 /// Framing around every message (Noise, Yamux, gossipsub), counted in the bytes.
 const OVERHEAD: usize = 40;
 
+/// A segment lost on a connection is sent again after TCP's retransmission timeout
+/// (Linux's minimum, 200 ms), doubling at each further loss of the same segment.
+const RTO_US: u64 = 200_000;
+
+/// Retransmissions after which a connection gives up on a segment: the message is lost
+/// (TCP would reset the connection after ~15; a loss rate this high is a cut link).
+const RETRIES: u32 = 6;
+
 /// A message between agents.
 #[derive(Clone)]
 pub enum Msg {
@@ -35,13 +43,64 @@ pub enum Msg {
     Closed,
 }
 
+impl Msg {
+    /// What the message is, for the traffic's breakdown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Gossip { .. } => "gossip",
+            Msg::Datagram(d) => match roboconf_core::swim::message_kind(d) {
+                "ping" => "swim-ping",
+                "ack" => "swim-ack",
+                "ping-req" | "indirect-ping" | "indirect-ack" | "forwarded-ack" => "swim-indirect",
+                "announce" => "swim-announce",
+                "feed" => "swim-feed",
+                "gossip" => "swim-gossip",
+                _ => "swim-other",
+            },
+            Msg::Request(b) | Msg::Response(b) => match b {
+                Body::DigestHash(_) => "digest-hash",
+                Body::SendDigest => "send-digest",
+                Body::Digest(_) => "digest",
+                Body::Delta(_) => "delta",
+                Body::Entries(_) => "entries",
+                _ => "other",
+            },
+            Msg::Dial | Msg::Accept | Msg::Closed => "connection",
+        }
+    }
+}
+
 impl Cluster {
     /// Sends `msg` from `from` to `to` through the model (partitions, loss, duplication).
+    /// A datagram lost is lost; a message on a connection lost is retransmitted, as TCP
+    /// does: it arrives a retransmission timeout later (its bytes counted again), and
+    /// what the connection carries after it waits behind it.
     pub fn send(&mut self, from: usize, to: usize, msg: Msg, bytes: usize) {
         let bytes = bytes + OVERHEAD;
-        self.metrics.sent(from, bytes);
+        let kind = msg.kind();
+        self.metrics.sent(from, kind, bytes);
         let leaves = self.cpu.send(from, self.queue.now);
-        if !self.parts.connected(from, to) || self.rng.chance(self.link.loss) {
+        if !self.parts.connected(from, to) {
+            return;
+        }
+        // What travels on a connection keeps its order, as on a TCP stream: an `Accept`
+        // is never overtaken by the data sent after it (which the dialer would take for
+        // data on a connection it does not have, and reset).
+        let ordered = !matches!(msg, Msg::Datagram(_));
+        let mut resent_after = 0;
+        if ordered {
+            let mut rto = RTO_US;
+            let mut tries = 0;
+            while self.rng.chance(self.link.loss) {
+                tries += 1;
+                if tries > RETRIES {
+                    return;
+                }
+                self.metrics.sent(from, kind, bytes);
+                resent_after += rto;
+                rto *= 2;
+            }
+        } else if self.rng.chance(self.link.loss) {
             return;
         }
         let copies = if self.rng.chance(self.link.duplicate) {
@@ -49,12 +108,8 @@ impl Cluster {
         } else {
             1
         };
-        // What travels on a connection keeps its order, as on a TCP stream: an `Accept`
-        // is never overtaken by the data sent after it (which the dialer would take for
-        // data on a connection it does not have, and reset).
-        let ordered = !matches!(msg, Msg::Datagram(_));
         for _ in 0..copies {
-            let mut at = leaves + self.link.delay(&mut self.rng);
+            let mut at = leaves + resent_after + self.link.delay(&mut self.rng);
             if ordered {
                 let last = self.fifo.entry((from, to)).or_insert(0);
                 at = at.max(*last);

@@ -150,12 +150,14 @@ pub enum Command {
         hash: String,
         expires_ms: u64,
     },
-    /// Redeems a join token for `node`: answered `Ok` once, for an unexpired token whose
-    /// secret hashes to `hash`.
+    /// Redeems a join token for `node`, which will be known as `name`: answered `Ok`
+    /// once, for an unexpired token whose secret hashes to `hash`, when no other live
+    /// member carries that name.
     TokenRedeem {
         id: String,
         hash: String,
         node: String,
+        name: String,
     },
 }
 

@@ -104,6 +104,19 @@ impl Core {
             .collect()
     }
 
+    /// A member other than `node` that carries `name` and counts (alive, not left): a
+    /// second live member of one name is refused at admission.
+    pub(super) fn live_namesake(&self, name: &str, node: &str) -> Option<String> {
+        let me = &self.replica.origin().node;
+        if name == self.cfg.node && me.as_str() != node {
+            return Some(me.to_string());
+        }
+        self.named(name)
+            .into_iter()
+            .find(|id| id.as_str() != node && self.counts(id.as_str()))
+            .map(|id| id.to_string())
+    }
+
     /// The member that carries `node`'s name now that `node`'s records do not count: the
     /// one other member of that name whose records count, if there is exactly one.
     pub(super) fn successor(&self, node: &NodeId) -> Option<NodeId> {

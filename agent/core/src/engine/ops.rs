@@ -39,7 +39,12 @@ impl Core {
                 hash,
                 expires_ms,
             } => self.token_issue(&id, hash, expires_ms),
-            Command::TokenRedeem { id, hash, node } => self.token_redeem(&id, &hash, &node),
+            Command::TokenRedeem {
+                id,
+                hash,
+                node,
+                name,
+            } => self.token_redeem(&id, &hash, &node, &name),
         }
     }
 

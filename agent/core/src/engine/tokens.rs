@@ -44,7 +44,13 @@ impl Core {
         Response::ok(format!("token {id} valid until {expires_ms}"))
     }
 
-    pub(super) fn token_redeem(&mut self, id: &str, hash: &str, node: &str) -> Response {
+    pub(super) fn token_redeem(
+        &mut self,
+        id: &str,
+        hash: &str,
+        node: &str,
+        name: &str,
+    ) -> Response {
         let rec = self
             .replica
             .get(Kind::Token, id)
@@ -63,6 +69,20 @@ impl Core {
         }
         if self.too_far(rec.expires_ms) {
             return Response::error("token refused: it would live longer than 7 days");
+        }
+        // Checked before the token is spent: the node may try again under another name.
+        if name.trim().is_empty() {
+            return Response::error("the joining node gave no name");
+        }
+        if let Err(e) = roboconf_model::limits::check_name("node", name) {
+            return Response::error(e);
+        }
+        if let Some(holder) = self.live_namesake(name, node) {
+            return Response::error(format!(
+                "a live member is already named `{}` (id {holder}): start the joining agent \
+                 with another --node",
+                roboconf_model::limits::preview(name)
+            ));
         }
         rec.used_by = Some(node.to_string());
         self.put(Kind::Token, id, serde_json::to_vec(&rec).ok());
@@ -96,6 +116,7 @@ mod tests {
                 id: "t1".into(),
                 hash: hash.into(),
                 node: node.into(),
+                name: format!("host-{node}"),
             },
         )
     }
@@ -140,6 +161,7 @@ mod tests {
                 id: "t2".into(),
                 hash: "h2".into(),
                 node: "c".into(),
+                name: "host-c".into(),
             },
         );
         match r {
@@ -193,6 +215,7 @@ mod tests {
                 id: "planted".into(),
                 hash: "h".into(),
                 node: "n".into(),
+                name: "host-n".into(),
             },
         );
         match r {
@@ -212,7 +235,80 @@ mod tests {
                 id: id.into(),
                 hash: "h".into(),
                 node: "n".into(),
+                name: "host-n".into(),
             },
         )
+    }
+
+    /// A node asking to join under the name of a live member is refused, and its token
+    /// is not spent: it may come back under another name, or once that member is gone.
+    #[test]
+    fn a_second_live_member_of_one_name_is_refused() {
+        use crate::engine::members::MemberRecord;
+        use crate::mesh::replica::Replica;
+        use crate::mesh::NodeId;
+        let t0 = 1_767_225_600_000;
+        let mut core = Core::new(Config {
+            node: "me".into(),
+            node_id: NodeId::new("me"),
+            ..Config::default()
+        });
+        core.step(Input::Now(t0));
+        let rec = MemberRecord {
+            name: "web1".into(),
+            addresses: vec!["/sim/old".into()],
+            roots: Vec::new(),
+            version: "0".into(),
+            left: false,
+        };
+        let e = Replica::new(NodeId::new("old"), 1).write(
+            Kind::Member,
+            "old",
+            serde_json::to_vec(&rec).ok(),
+            t0,
+            0,
+        );
+        core.step(Input::Remote {
+            entries: vec![e],
+            at_ms: t0,
+        });
+        core.step(Input::PeerUp(NodeId::new("old")));
+        ask(
+            &mut core,
+            Command::TokenIssue {
+                id: "t1".into(),
+                hash: "h".into(),
+                expires_ms: t0 + 60_000,
+            },
+        );
+        let join = |core: &mut Core, name: &str| {
+            ask(
+                core,
+                Command::TokenRedeem {
+                    id: "t1".into(),
+                    hash: "h".into(),
+                    node: "new".into(),
+                    name: name.into(),
+                },
+            )
+        };
+        for (name, why) in [
+            ("web1", "already named `web1` (id old)"),
+            ("me", "already named `me` (id me)"),
+            ("  ", "gave no name"),
+        ] {
+            match join(&mut core, name) {
+                Response::Error { message, .. } => assert!(message.contains(why), "{message}"),
+                r => panic!("{name}: {r:?}"),
+            }
+        }
+        let long = "x".repeat(roboconf_model::limits::MAX_NAME_BYTES + 1);
+        assert!(matches!(join(&mut core, &long), Response::Error { .. }));
+        // The member of that name dies (no word for 1.5 s): its name is free again (a
+        // machine rebuilt with a new identity takes it over).
+        core.step(Input::PeerDown(NodeId::new("old")));
+        core.step(Input::Now(t0 + 2_000));
+        let r = join(&mut core, "web1");
+        assert!(matches!(r, Response::Ok { .. }), "{r:?}");
     }
 }

@@ -392,8 +392,14 @@ impl Node {
         self.peers.connected(&peer);
         self.connected.insert(peer.clone());
         self.engine.step(engine::Input::PeerUp(peer.clone()));
+        // A member SWIM does not hold yet is announced to (its answer, a feed of the
+        // members it knows, teaches a node that starts the mesh); one it holds is not: the
+        // connection policy trades connections all the time, and a feed per trade would
+        // be most of an idle mesh's traffic.
         if let Some(s) = self.swim.as_mut() {
-            s.announce(peer.as_str());
+            if !s.knows(peer.as_str()) {
+                s.announce(peer.as_str());
+            }
         }
         // A new connection is a chance to catch up at once.
         if self.member {
