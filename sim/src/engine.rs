@@ -90,7 +90,9 @@ impl Harness {
     fn collect(&mut self) {
         for out in self.core.take_outputs() {
             match out {
-                Output::Persist(writes) => crate::node::apply(&mut self.store, writes),
+                Output::Persist(writes) => {
+                    crate::node::apply(&mut self.store, writes, &mut Default::default())
+                }
                 Output::Run(run) => {
                     let comp = run.invocation.component.clone();
                     let b = self

@@ -11,9 +11,36 @@ use roboconf_core::mesh::replica::Entry;
 use roboconf_core::mesh::NodeId;
 use roboconf_core::node::{Config, Node, Restored};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::rc::Rc;
 
-/// The store: a map per tree.
-pub type Store = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
+/// The store: a map per tree. Keys and values are shared between the simulated nodes
+/// (`Interner`): a thousand nodes hold the same copy of a member's record.
+pub type Store = BTreeMap<&'static str, BTreeMap<Rc<[u8]>, Rc<[u8]>>>;
+
+/// One copy of each key and value the simulated stores hold.
+#[derive(Default)]
+pub struct Interner {
+    held: HashSet<Rc<[u8]>>,
+    added: usize,
+}
+
+impl Interner {
+    /// The shared copy of `bytes`.
+    pub fn share(&mut self, bytes: Vec<u8>) -> Rc<[u8]> {
+        if let Some(b) = self.held.get(bytes.as_slice()) {
+            return b.clone();
+        }
+        self.added += 1;
+        if self.added >= 4 * self.held.len().max(1 << 14) {
+            // Forget the copies no store holds any more.
+            self.held.retain(|b| Rc::strong_count(b) > 1);
+            self.added = 0;
+        }
+        let b: Rc<[u8]> = Rc::from(bytes);
+        self.held.insert(b.clone());
+        b
+    }
+}
 
 pub struct SimNode {
     pub name: String,
@@ -104,8 +131,8 @@ impl SimNode {
     }
 
     /// Makes writes durable.
-    pub fn persist(&mut self, writes: Vec<Write>) {
-        apply(&mut self.durable, writes);
+    pub fn persist(&mut self, writes: Vec<Write>, interner: &mut Interner) {
+        apply(&mut self.durable, writes, interner);
     }
 
     /// A crash: what the node held back is gone; with `lose_disk`, everything is.
@@ -133,7 +160,7 @@ impl SimNode {
         let read = |tree: &str| -> Vec<Vec<u8>> {
             self.durable
                 .get(tree)
-                .map(|t| t.values().cloned().collect())
+                .map(|t| t.values().map(|v| v.to_vec()).collect())
                 .unwrap_or_default()
         };
         let instances: Vec<InstanceRecord> = read("instances")
@@ -174,6 +201,10 @@ fn config(
     let mut cfg = Config::default();
     cfg.engine.timing.collect_every_ms = every_ms;
     cfg.engine.timing.collect_after_ms = after_ms;
+    if every_ms != Config::default().engine.timing.collect_every_ms {
+        // Compressed for a short run: the period is what the scenario says.
+        cfg.engine.timing.collect_per_member_ms = 0;
+    }
     cfg.engine.node = name.to_string();
     cfg.engine.node_id = NodeId::new(name);
     cfg.engine.hosts = hosts.to_vec();
@@ -182,14 +213,15 @@ fn config(
 }
 
 /// Applies writes to an in-memory store, in order.
-pub fn apply(store: &mut Store, writes: Vec<Write>) {
+pub fn apply(store: &mut Store, writes: Vec<Write>, interner: &mut Interner) {
     for w in writes {
         match w {
             Write::Put { tree, key, value } | Write::Peer { tree, key, value } => {
+                let (key, value) = (interner.share(key), interner.share(value));
                 store.entry(tree).or_default().insert(key, value);
             }
             Write::Delete { tree, key } => {
-                store.entry(tree).or_default().remove(&key);
+                store.entry(tree).or_default().remove(key.as_slice());
             }
             Write::DeletePrefix { tree, prefix } => {
                 store

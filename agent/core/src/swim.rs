@@ -170,26 +170,33 @@ pub fn config(suspect_for: Duration) -> Config {
     c
 }
 
-/// What a SWIM datagram is (its message's name), for the accounting of traffic;
-/// `"malformed"` when its header does not decode.
-pub fn message_kind(data: &[u8]) -> &'static str {
+/// What a SWIM datagram is, for the accounting of traffic: its message's name and how
+/// many member identities it carries (sender, receiver, the member a probe is about,
+/// and each piggybacked update); `("malformed", 0)` when its header does not decode.
+pub fn inspect(data: &[u8]) -> (&'static str, usize) {
     let mut codec = PostcardCodec;
-    match Codec::<SwimId>::decode_header(&mut codec, data) {
-        Ok(h) => match h.message {
-            Message::Ping(_) => "ping",
-            Message::Ack(_) => "ack",
-            Message::PingReq { .. } => "ping-req",
-            Message::IndirectPing { .. } => "indirect-ping",
-            Message::IndirectAck { .. } => "indirect-ack",
-            Message::ForwardedAck { .. } => "forwarded-ack",
-            Message::Announce => "announce",
-            Message::Feed => "feed",
-            Message::Gossip => "gossip",
-            Message::Broadcast => "broadcast",
-            Message::TurnUndead => "turn-undead",
-        },
-        Err(_) => "malformed",
-    }
+    let mut rest = data;
+    let Ok(h) = Codec::<SwimId>::decode_header(&mut codec, &mut rest) else {
+        return ("malformed", 0);
+    };
+    let (kind, about) = match h.message {
+        Message::Ping(_) => ("ping", 0),
+        Message::Ack(_) => ("ack", 0),
+        Message::PingReq { .. } => ("ping-req", 1),
+        Message::IndirectPing { .. } => ("indirect-ping", 1),
+        Message::IndirectAck { .. } => ("indirect-ack", 1),
+        Message::ForwardedAck { .. } => ("forwarded-ack", 1),
+        Message::Announce => ("announce", 0),
+        Message::Feed => ("feed", 0),
+        Message::Gossip => ("gossip", 0),
+        Message::Broadcast => ("broadcast", 0),
+        Message::TurnUndead => ("turn-undead", 0),
+    };
+    let updates = match rest {
+        [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+        _ => 0,
+    };
+    (kind, 2 + about + updates)
 }
 
 /// How long a member suspected because its connection closed has to refute: two

@@ -31,7 +31,7 @@ impl Cluster {
                 return;
             }
             let writes = std::mem::take(&mut ready.writes);
-            self.nodes[k].persist(writes);
+            self.nodes[k].persist(writes, &mut self.interner);
             for e in ready.persisted() {
                 self.effect(k, e);
             }
@@ -71,7 +71,7 @@ impl Cluster {
             }
             Effect::Datagram { to, data } => {
                 if let Some(j) = index(to.as_str()) {
-                    let size = data.len();
+                    let size = datagram_size(&data);
                     self.send(k, j, Msg::Datagram(data), size);
                 }
             }
@@ -207,4 +207,17 @@ impl Cluster {
 /// The index of the node named `name` (`n<index>`).
 fn index(name: &str) -> Option<usize> {
     name.strip_prefix('n')?.parse().ok()
+}
+
+/// What a SWIM datagram weighs on a real network: its payload with each member identity
+/// as long as a real peer id (52 characters, where the simulator's are `n123`), in the
+/// agent's signed frame (`RS1`, the sender's peer id, the time, a 64-byte signature:
+/// 114 bytes) inside UDP and IP headers (28) — the 40 bytes every message is counted
+/// with (`links::OVERHEAD`) are part of that.
+fn datagram_size(data: &[u8]) -> usize {
+    const PEER_ID: usize = 52;
+    const SIM_ID: usize = 5;
+    const FRAME: usize = 114 + 28 - 40;
+    let (_, ids) = roboconf_core::swim::inspect(data);
+    data.len() + ids * (PEER_ID - SIM_ID) + FRAME
 }

@@ -48,7 +48,7 @@ impl Msg {
     pub fn kind(&self) -> &'static str {
         match self {
             Msg::Gossip { .. } => "gossip",
-            Msg::Datagram(d) => match roboconf_core::swim::message_kind(d) {
+            Msg::Datagram(d) => match roboconf_core::swim::inspect(d).0 {
                 "ping" => "swim-ping",
                 "ack" => "swim-ack",
                 "ping-req" | "indirect-ping" | "indirect-ack" | "forwarded-ack" => "swim-indirect",

@@ -89,6 +89,8 @@ pub struct Cluster {
     hash: u64,
     /// `SIM_DEBUG` set: false verdicts are told on stderr as they happen.
     debug: bool,
+    /// The one copy of each stored key and value (`node::Interner`).
+    pub interner: crate::node::Interner,
 }
 
 impl Cluster {
@@ -126,6 +128,7 @@ impl Cluster {
             healed_at: None,
             hash: 0xcbf2_9ce4_8422_2325,
             debug: std::env::var_os("SIM_DEBUG").is_some(),
+            interner: Default::default(),
         }
     }
 
@@ -306,6 +309,48 @@ impl Cluster {
             return true;
         };
         digests.all(|d| d == first)
+    }
+
+    /// Says on stderr which origins' watermarks differ between live nodes (`SIM_DEBUG`).
+    pub fn tell_divergence(&self) {
+        if !self.debug {
+            return;
+        }
+        let up: Vec<&SimNode> = self.nodes.iter().filter(|n| n.up).collect();
+        let Some(first) = up.first() else { return };
+        let d0 = first.node.engine().digest();
+        let mut told = 0;
+        for n in &up[1..] {
+            let d = n.node.engine().digest();
+            if d == d0 {
+                continue;
+            }
+            let origins: std::collections::BTreeSet<_> = d0.keys().chain(d.keys()).collect();
+            for o in origins {
+                let (a, b) = (d0.get(o), d.get(o));
+                if a != b && told < 20 {
+                    told += 1;
+                    use roboconf_core::mesh::replica::Kind as Rk;
+                    for kind in [Rk::Member, Rk::Exports, Rk::Observed, Rk::Ack] {
+                        for (key, e) in n.node.engine().replica().all(kind) {
+                            if e.origin == *o {
+                                eprintln!(
+                                    "  {} holds {kind:?} {key} seq {} hlc {:?} (now {} ms)",
+                                    n.name,
+                                    e.seq,
+                                    e.hlc,
+                                    self.queue.now / 1000
+                                );
+                            }
+                        }
+                    }
+                    eprintln!(
+                        "diverged: {} holds {:?} of {}/{}, {} holds {:?}",
+                        first.name, a, o.node, o.generation, n.name, b
+                    );
+                }
+            }
+        }
     }
 
     /// Connections per node that is up: (max, p99).

@@ -53,10 +53,33 @@ impl Core {
     /// own floor to what every live member acknowledged, collect below it.
     pub(super) fn collect_due(&mut self) {
         let t = &self.cfg.timing;
-        if self.now_ms < self.collector.next_at || t.collect_every_ms == 0 {
+        if t.collect_every_ms == 0 {
             return;
         }
-        self.collector.next_at = self.now_ms + t.collect_every_ms;
+        if self.collector.next_at == 0 {
+            // The first round comes at a point of the period that depends on the node:
+            // members started together (a fleet's boot, a restart of every agent) do not
+            // all rewrite their acknowledgements at the same instant, every period.
+            let phase = self
+                .cfg
+                .node_id
+                .as_str()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                })
+                % t.collect_every_ms;
+            self.collector.next_at = self.now_ms + phase.max(1);
+            return;
+        }
+        if self.now_ms < self.collector.next_at {
+            return;
+        }
+        let every = t.collect_every_ms.max(
+            t.collect_per_member_ms
+                .saturating_mul(self.member_info.len() as u64),
+        );
+        self.collector.next_at = self.now_ms + every;
         let aged = self.now_ms.saturating_sub(t.collect_after_ms);
         let me = self.replica.origin().clone();
         let pending = self.replica.pending(aged);

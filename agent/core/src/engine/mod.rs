@@ -66,6 +66,12 @@ pub struct Timing {
     pub sync_max_entries: usize,
     /// How often tombstones are acknowledged and collected (`collect`; 0: never).
     pub collect_every_ms: u64,
+    /// The rounds are at least this much apart per member of the mesh: each round may
+    /// rewrite every member's acknowledgement, which reaches every member, so a round
+    /// every `members × collect_per_member_ms` keeps what each node receives for it
+    /// the same at any size (10 a second), where a fixed period would grow it with the
+    /// mesh (1,000 members: 100 s; 10,000: 17 min).
+    pub collect_per_member_ms: u64,
     /// How long a deletion stands before it is acknowledged for collection (one written
     /// over soon — exports withdrawn during a restart — is never collected at all).
     pub collect_after_ms: u64,
@@ -81,6 +87,7 @@ impl Default for Timing {
             retry_max_ms: 5 * 60 * 1_000,
             sync_max_entries: 5_000,
             collect_every_ms: 30_000,
+            collect_per_member_ms: 100,
             collect_after_ms: 60_000,
         }
     }
@@ -362,6 +369,38 @@ struct PendingRun {
 }
 
 impl Core {
+    /// Takes the core apart (see `Node::dismantle`).
+    pub fn dismantle(self, live: &dyn Fn() -> usize) -> Vec<(&'static str, usize)> {
+        let Core {
+            replica,
+            member_info,
+            name_counts,
+            swim_alive,
+            swim_down,
+            dead,
+            connected,
+            suspects,
+            announced,
+            collector,
+            ..
+        } = self;
+        let mut parts = Vec::new();
+        let mut measure = |name: &'static str, drop_it: &mut dyn FnMut()| {
+            let before = live();
+            drop_it();
+            parts.push((name, before.saturating_sub(live())));
+        };
+        let mut r = Some(replica);
+        measure("engine: replica", &mut || drop(r.take()));
+        let mut m = Some((member_info, name_counts));
+        measure("engine: member info, names", &mut || drop(m.take()));
+        let mut l = Some((swim_alive, swim_down, dead, connected, suspects, announced));
+        measure("engine: liveness sets", &mut || drop(l.take()));
+        let mut c = Some(collector);
+        measure("engine: tombstone collector", &mut || drop(c.take()));
+        parts
+    }
+
     /// A core with nothing registered.
     pub fn new(cfg: Config) -> Core {
         Core {

@@ -13,10 +13,12 @@
 
 use super::hlc::Clock;
 use super::NodeId;
+use slots::Slots;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod entry;
+mod slots;
 #[cfg(test)]
 mod tests;
 
@@ -34,9 +36,8 @@ struct Space {
     /// Sequence numbers received above the watermark (beyond a gap): when the gap fills,
     /// the watermark moves past them too.
     above: std::collections::BTreeSet<u64>,
-    /// Boxed: most origins hold one or two records, and a map's first node has room for
-    /// eleven — eleven whole entries would be most of a replica's memory.
-    entries: BTreeMap<(Kind, String), Box<Entry>>,
+    /// The current write of each slot (`Slots`: a vector, not a map).
+    entries: Slots,
     /// Collectible tombstones up to here are collected (the origin said so).
     floor: u64,
     /// How many collectible tombstones `entries` holds (most spaces hold none: they are
@@ -47,9 +48,8 @@ struct Space {
 impl Space {
     /// Puts an entry in its slot (in place of the one there).
     fn put(&mut self, e: Box<Entry>) {
-        let slot = (e.kind, e.key.clone());
         let new = u32::from(e.collectible_tombstone());
-        if let Some(old) = self.entries.insert(slot, e) {
+        if let Some(old) = self.entries.insert(e) {
             self.tombstones -= u32::from(old.collectible_tombstone());
         }
         self.tombstones += new;
@@ -293,7 +293,6 @@ impl Replica {
             let mut missing: Vec<&Entry> = space
                 .entries
                 .values()
-                .map(|e| &**e)
                 .filter(|e| whole || e.seq > have)
                 .collect();
             if !d.entries.is_empty() && d.entries.len() + missing.len() > max_entries {
@@ -339,11 +338,11 @@ impl Replica {
                 let space = self.space(&origin);
                 let gone: Vec<(Kind, String)> = space
                     .entries
-                    .iter()
-                    .filter(|(slot, e)| {
-                        e.seq <= w && !sent.contains(&(origin.clone(), slot.0, slot.1.clone()))
+                    .values()
+                    .filter(|e| {
+                        e.seq <= w && !sent.contains(&(origin.clone(), e.kind, e.key.clone()))
                     })
-                    .map(|(slot, _)| slot.clone())
+                    .map(|e| (e.kind, e.key.clone()))
                     .collect();
                 for slot in gone {
                     if let Some(e) = space.take(&slot) {
@@ -404,9 +403,9 @@ impl Replica {
         }
         let gone: Vec<(Kind, String)> = space
             .entries
-            .iter()
-            .filter(|(_, e)| e.collectible_tombstone() && e.seq <= space.floor)
-            .map(|(slot, _)| slot.clone())
+            .values()
+            .filter(|e| e.collectible_tombstone() && e.seq <= space.floor)
+            .map(|e| (e.kind, e.key.clone()))
             .collect();
         gone.into_iter()
             .filter_map(|slot| space.take(&slot).map(|e| *e))
@@ -467,7 +466,7 @@ impl Replica {
         let slot = (kind, key.to_string());
         if !kind.owned() {
             let o = self.writers.get(&slot)?.current.as_ref()?;
-            return self.spaces.get(o)?.entries.get(&slot).map(|e| &**e);
+            return self.spaces.get(o)?.entries.get(&slot);
         }
         let owner = NodeId::new(owner_of(key));
         let from = Origin {
@@ -479,7 +478,6 @@ impl Replica {
             .take_while(|(o, _)| o.node == owner)
             .filter_map(|(_, space)| space.entries.get(&slot))
             .max_by(|a, b| a.rank().cmp(&b.rank()))
-            .map(|e| &**e)
     }
 
     /// Every current record of a kind, by key. For records any node may write, only
@@ -501,12 +499,12 @@ impl Replica {
         } else {
             for (origin, space) in &self.spaces {
                 // Entries are ordered by kind first: only this kind's are visited.
-                for ((k, key), e) in space.entries.range(&from..) {
-                    if *k != kind {
+                for e in space.entries.from(kind, "") {
+                    if e.kind != kind {
                         break;
                     }
-                    if origin.node.as_str() == owner_of(key) {
-                        keep_newest(&mut out, key, e);
+                    if origin.node.as_str() == owner_of(&e.key) {
+                        keep_newest(&mut out, &e.key, e);
                     }
                 }
             }
@@ -528,9 +526,9 @@ impl Replica {
             if o.node != *node {
                 break;
             }
-            let from = (kind, node.as_str().to_string());
-            for ((k, key), e) in space.entries.range(from..) {
-                if *k != kind || !(key == node.as_str() || key.starts_with(&prefix)) {
+            for e in space.entries.from(kind, node.as_str()) {
+                let key = e.key.as_str();
+                if e.kind != kind || !(key == node.as_str() || key.starts_with(&prefix)) {
                     break;
                 }
                 keep_newest(&mut out, key, e);
