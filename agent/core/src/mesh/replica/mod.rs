@@ -47,7 +47,7 @@ struct Space {
 
 impl Space {
     /// Puts an entry in its slot (in place of the one there).
-    fn put(&mut self, e: Box<Entry>) {
+    fn put(&mut self, e: Entry) {
         let new = u32::from(e.collectible_tombstone());
         if let Some(old) = self.entries.insert(e) {
             self.tombstones -= u32::from(old.collectible_tombstone());
@@ -56,7 +56,7 @@ impl Space {
     }
 
     /// Takes an entry out of its slot.
-    fn take(&mut self, slot: &(Kind, String)) -> Option<Box<Entry>> {
+    fn take(&mut self, slot: &(Kind, String)) -> Option<Entry> {
         let old = self.entries.remove(slot)?;
         self.tombstones -= u32::from(old.collectible_tombstone());
         Some(old)
@@ -129,10 +129,7 @@ impl Replica {
         for e in entries {
             seqs.entry(e.origin.clone()).or_default().push(e.seq);
             let _ = r.clock.observe(&e.hlc, u64::MAX / 2);
-            r.spaces
-                .entry(e.origin.clone())
-                .or_default()
-                .put(Box::new(e.clone()));
+            r.spaces.entry(e.origin.clone()).or_default().put(e.clone());
             r.note_writer(&e);
         }
         for (origin, mut list) in seqs {
@@ -189,7 +186,7 @@ impl Replica {
         };
         let me = self.me.clone();
         self.set_watermark(&me, self.seq);
-        self.space(&me).put(Box::new(e.clone()));
+        self.space(&me).put(e.clone());
         self.note_writer(&e);
         e
     }
@@ -218,7 +215,7 @@ impl Replica {
             // A tombstone below the floor: collected on arrival, with what it deletes.
             _ if e.collectible_tombstone() && e.seq <= space.floor => space.take(&slot).is_some(),
             _ => {
-                space.put(Box::new(e.clone()));
+                space.put(e.clone());
                 true
             }
         };
@@ -346,7 +343,7 @@ impl Replica {
                     .collect();
                 for slot in gone {
                     if let Some(e) = space.take(&slot) {
-                        out.removed.push(*e);
+                        out.removed.push(e);
                     }
                 }
             }
@@ -408,7 +405,7 @@ impl Replica {
             .map(|e| (e.kind, e.key.clone()))
             .collect();
         gone.into_iter()
-            .filter_map(|slot| space.take(&slot).map(|e| *e))
+            .filter_map(|slot| space.take(&slot))
             .collect()
     }
 
