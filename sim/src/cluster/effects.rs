@@ -215,9 +215,7 @@ fn index(name: &str) -> Option<usize> {
 /// 114 bytes) inside UDP and IP headers (28) — the 40 bytes every message is counted
 /// with (`links::OVERHEAD`) are part of that.
 fn datagram_size(data: &[u8]) -> usize {
-    const PEER_ID: usize = 52;
-    const SIM_ID: usize = 5;
     const FRAME: usize = 114 + 28 - 40;
     let (_, ids) = roboconf_core::swim::inspect(data);
-    data.len() + ids * (PEER_ID - SIM_ID) + FRAME
+    data.len() + ids * super::links::ID_GROWTH + FRAME
 }

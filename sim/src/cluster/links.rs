@@ -254,11 +254,16 @@ impl Cluster {
     }
 }
 
-/// Bytes of entries on the wire, approximately (key, value, origin, stamps).
+/// How much longer a real peer id is than a simulated one (52 characters for `n123`):
+/// every id on the wire is counted at its real length.
+pub(super) const ID_GROWTH: usize = 47;
+
+/// Bytes of entries on the wire, approximately (key, value, origin, stamps; the origin
+/// and the clock's node are peer ids).
 pub(super) fn entries_size(entries: &[Entry]) -> usize {
     entries
         .iter()
-        .map(|e| e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48)
+        .map(|e| e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48 + 2 * ID_GROWTH)
         .sum()
 }
 
@@ -266,8 +271,8 @@ pub(super) fn entries_size(entries: &[Entry]) -> usize {
 pub(super) fn body_size(body: &Body) -> usize {
     match body {
         Body::Entries(e) => entries_size(e),
-        Body::Digest(d) => d.len() * 24,
-        Body::Delta(d) => entries_size(&d.entries) + d.watermarks.len() * 24,
+        Body::Digest(d) => d.len() * (24 + ID_GROWTH),
+        Body::Delta(d) => entries_size(&d.entries) + d.watermarks.len() * (24 + ID_GROWTH),
         Body::DigestHash(h) => h.len() + 8,
         _ => 16,
     }
