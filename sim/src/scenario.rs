@@ -633,7 +633,7 @@ fn delivered(c: &Cluster, written: &[(usize, Origin, u64)]) -> bool {
 /// live node's own watermark at the end (see `delivered`).
 pub fn check(c: &Cluster, written: &[(usize, Origin, u64)]) -> Vec<String> {
     let mut v = Vec::new();
-    if !delivered(c, &written) {
+    if !delivered(c, written) {
         c.tell_divergence();
         v.push(format!(
             "convergence: what live nodes wrote by the end had not reached every live node {} s later",
