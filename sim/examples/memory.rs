@@ -3,6 +3,7 @@
 //! piece gave back (a counting allocator; shared data stays with the other agents, so
 //! the figures are marginal costs). `cargo run --release -p roboconf-sim --example memory -- 1000`
 
+use roboconf_core::engine::Account;
 use roboconf_sim::net::{Cpu, Link};
 use roboconf_sim::scenario::{play, Kind, Params};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -54,60 +55,56 @@ fn main() {
         total as f64 / (n * n) as f64
     );
     let sample = 20.min(n);
-    let mut parts: Vec<(&str, usize)> = Vec::new();
-    let mut add = |name: &'static str, b: usize| match parts.iter_mut().find(|(k, _)| *k == name) {
-        Some((_, v)) => *v += b,
-        None => parts.push((name, b)),
-    };
+    let mut account = Account::new(&live);
     for _ in 0..sample {
         let Some(mut node) = c.nodes.pop() else { break };
-        let before = live();
-        drop(std::mem::take(&mut node.durable));
-        add("store (what the node made durable)", before - live());
+        account.drop(
+            "store (what the node made durable)",
+            std::mem::take(&mut node.durable),
+        );
+        // The node is swapped for an empty one before the rest of the agent goes: what
+        // that gives back, the empty one included, is the simulator's own.
         let before = live();
         let core = std::mem::replace(
             &mut node.node,
             roboconf_core::node::Node::new(Default::default(), Default::default(), false, 0, 0),
         );
         drop(node);
-        add(
-            "simulator's per-agent state (ids seen...)",
-            before.saturating_sub(live()),
-        );
+        let own = before.saturating_sub(live());
+        account
+            .parts
+            .push(("simulator's per-agent state (ids seen...)", own));
         let before = live();
-        let rest = core;
-        for (name, b) in rest.dismantle(&live) {
-            add(name, b);
+        core.dismantle(&mut account);
+        let all = before.saturating_sub(live());
+        account
+            .parts
+            .push(("the node, all of it (the pieces above and the rest)", all));
+    }
+    // Summed over the sample, by piece, in the order first seen.
+    let mut parts: Vec<(&str, usize)> = Vec::new();
+    for (name, b) in account.parts {
+        match parts.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, v)) => *v += b,
+            None => parts.push((name, b)),
         }
-        add(
-            "the node, all of it (the pieces above and the rest)",
-            before - live(),
-        );
     }
     for (name, b) in parts {
         println!(
-            "  {name:40} {:>6.0} B per member",
+            "  {name:52} {:>6.0} B per member",
             b as f64 / sample as f64 / n as f64
         );
     }
-    let before = live();
-    let queued = c.queue.len();
-    drop(std::mem::take(&mut c.queue));
-    println!(
-        "  events queued ({queued})                 {:>6.0} B per agent per member",
-        (before - live()) as f64 / (n * n) as f64
-    );
-    let before = live();
     let rest = c.nodes.len();
-    drop(std::mem::take(&mut c.nodes));
-    println!(
-        "  the other {rest} agents                  {:>6.0} B per agent per member",
-        (before - live()) as f64 / (rest * n) as f64
-    );
-    let before = live();
-    drop(c);
-    println!(
-        "  the cluster's own (links, metrics)       {:>6.0} B per agent per member",
-        (before - live()) as f64 / (n * n) as f64
-    );
+    let mut whole = Account::new(&live);
+    whole.drop("events queued", std::mem::take(&mut c.queue));
+    whole.drop("the other agents", std::mem::take(&mut c.nodes));
+    whole.drop("the cluster's own (links, metrics)", c);
+    for (name, b) in whole.parts {
+        let per = if name == "the other agents" { rest } else { n };
+        println!(
+            "  {name:52} {:>6.0} B per agent per member",
+            b as f64 / (per * n) as f64
+        );
+    }
 }

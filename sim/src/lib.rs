@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod engine;
+pub mod invariants;
 pub mod metrics;
 pub mod net;
 pub mod node;

@@ -60,15 +60,7 @@ impl Core {
             // The first round comes at a point of the period that depends on the node:
             // members started together (a fleet's boot, a restart of every agent) do not
             // all rewrite their acknowledgements at the same instant, every period.
-            let phase = self
-                .cfg
-                .node_id
-                .as_str()
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                })
-                % t.collect_every_ms;
+            let phase = super::names::name_hash(self.cfg.node_id.as_str()) % t.collect_every_ms;
             self.collector.next_at = self.now_ms + phase.max(1);
             return;
         }

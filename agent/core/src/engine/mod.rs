@@ -309,6 +309,30 @@ pub enum Output {
     },
 }
 
+/// A memory account: what dropping each piece of a node gave back to the allocator,
+/// read through `live` (the bytes the caller's allocator holds; the core reads none).
+pub struct Account<'a> {
+    live: &'a dyn Fn() -> usize,
+    pub parts: Vec<(&'static str, usize)>,
+}
+
+impl<'a> Account<'a> {
+    pub fn new(live: &'a dyn Fn() -> usize) -> Account<'a> {
+        Account {
+            live,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Drops `piece`, noting under `name` the bytes it gave back.
+    pub fn drop<T>(&mut self, name: &'static str, piece: T) {
+        let before = (self.live)();
+        drop(piece);
+        self.parts
+            .push((name, before.saturating_sub((self.live)())));
+    }
+}
+
 /// The core.
 #[derive(Debug)]
 pub struct Core {
@@ -370,7 +394,7 @@ struct PendingRun {
 
 impl Core {
     /// Takes the core apart (see `Node::dismantle`).
-    pub fn dismantle(self, live: &dyn Fn() -> usize) -> Vec<(&'static str, usize)> {
+    pub fn dismantle(self, account: &mut Account<'_>) {
         let Core {
             replica,
             member_info,
@@ -384,21 +408,13 @@ impl Core {
             collector,
             ..
         } = self;
-        let mut parts = Vec::new();
-        let mut measure = |name: &'static str, drop_it: &mut dyn FnMut()| {
-            let before = live();
-            drop_it();
-            parts.push((name, before.saturating_sub(live())));
-        };
-        let mut r = Some(replica);
-        measure("engine: replica", &mut || drop(r.take()));
-        let mut m = Some((member_info, name_counts));
-        measure("engine: member info, names", &mut || drop(m.take()));
-        let mut l = Some((swim_alive, swim_down, dead, connected, suspects, announced));
-        measure("engine: liveness sets", &mut || drop(l.take()));
-        let mut c = Some(collector);
-        measure("engine: tombstone collector", &mut || drop(c.take()));
-        parts
+        account.drop("engine: replica", replica);
+        account.drop("engine: member info, names", (member_info, name_counts));
+        account.drop(
+            "engine: liveness sets",
+            (swim_alive, swim_down, dead, connected, suspects, announced),
+        );
+        account.drop("engine: tombstone collector", collector);
     }
 
     /// A core with nothing registered.

@@ -22,8 +22,8 @@ pub(super) struct MemberInfo {
 }
 
 /// FNV-1a of a name: equal names, equal hashes (names are compared for real before
-/// anything is decided on a match).
-fn name_hash(name: &str) -> u64 {
+/// anything is decided on a match). Also a node's phase of the collection rounds.
+pub(super) fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
@@ -225,13 +225,14 @@ impl Core {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::engine::members::{Liveness, MemberRecord};
     use crate::engine::{Config, Core, Input};
     use crate::mesh::replica::{Kind, Replica};
     use crate::mesh::NodeId;
 
-    fn member(core: &mut Core, id: &str, name: &str, at: u64) {
+    /// `core` takes in the member record of `id`, named `name`, written at `at`.
+    pub(in crate::engine) fn member(core: &mut Core, id: &str, name: &str, at: u64) {
         let rec = MemberRecord {
             name: name.into(),
             addresses: vec![format!("/sim/{id}")],

@@ -244,8 +244,6 @@ mod tests {
     /// is not spent: it may come back under another name, or once that member is gone.
     #[test]
     fn a_second_live_member_of_one_name_is_refused() {
-        use crate::engine::members::MemberRecord;
-        use crate::mesh::replica::Replica;
         use crate::mesh::NodeId;
         let t0 = 1_767_225_600_000;
         let mut core = Core::new(Config {
@@ -254,24 +252,7 @@ mod tests {
             ..Config::default()
         });
         core.step(Input::Now(t0));
-        let rec = MemberRecord {
-            name: "web1".into(),
-            addresses: vec!["/sim/old".into()],
-            roots: Vec::new(),
-            version: "0".into(),
-            left: false,
-        };
-        let e = Replica::new(NodeId::new("old"), 1).write(
-            Kind::Member,
-            "old",
-            serde_json::to_vec(&rec).ok(),
-            t0,
-            0,
-        );
-        core.step(Input::Remote {
-            entries: vec![e],
-            at_ms: t0,
-        });
+        crate::engine::names::tests::member(&mut core, "old", "web1", t0);
         core.step(Input::PeerUp(NodeId::new("old")));
         ask(
             &mut core,

@@ -236,10 +236,9 @@ impl Node {
         &self.engine
     }
 
-    /// Takes the node apart piece by piece, and says how many bytes each piece gave back
-    /// by `live` (the bytes the caller's allocator holds now): the simulator's memory
+    /// Takes the node apart piece by piece into `account`: the simulator's memory
     /// account (`sim/examples/memory.rs`).
-    pub fn dismantle(self, live: &dyn Fn() -> usize) -> Vec<(&'static str, usize)> {
+    pub fn dismantle(self, account: &mut engine::Account<'_>) {
         let Node {
             engine,
             swim,
@@ -248,22 +247,12 @@ impl Node {
             connected,
             ..
         } = self;
-        let mut parts = Vec::new();
-        let mut measure = |name: &'static str, drop_it: &mut dyn FnMut()| {
-            let before = live();
-            drop_it();
-            parts.push((name, before.saturating_sub(live())));
-        };
-        let mut swim = Some(swim);
-        measure("swim (foca's members and updates)", &mut || {
-            drop(swim.take())
-        });
-        let mut rest = Some((timers, peers, connected));
-        measure("node: timers, peer policy, connections", &mut || {
-            drop(rest.take())
-        });
-        parts.extend(engine.dismantle(live));
-        parts
+        account.drop("swim (foca's members and updates)", swim);
+        account.drop(
+            "node: timers, peer policy, connections",
+            (timers, peers, connected),
+        );
+        engine.dismantle(account);
     }
 
     /// This node's id.
