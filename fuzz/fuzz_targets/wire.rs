@@ -17,9 +17,13 @@ fuzz_target!(|data: &[u8]| {
         Body::Delta(d) => {
             let _ = r.apply_delta(d, 1_000);
         }
-        Body::Digest(d) => {
-            let _ = r.delta_for(&d, 100);
+        Body::Digest { mask, digest } => {
+            let _ = r.delta_in(&digest, 100, mask);
         }
+        Body::Buckets(b) => {
+            let _ = r.differing(&b);
+        }
+        _ => {}
     }
     let _ = r.digest();
 });

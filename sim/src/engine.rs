@@ -127,7 +127,7 @@ impl Harness {
                 | Output::Left
                 | Output::Announce(_)
                 | Output::Fetch { .. }
-                | Output::SendDigest { .. } => {}
+                | Output::Differs { .. } => {}
             }
         }
     }

@@ -59,8 +59,8 @@ impl Msg {
             },
             Msg::Request(b) | Msg::Response(b) => match b {
                 Body::DigestHash(_) => "digest-hash",
-                Body::SendDigest => "send-digest",
-                Body::Digest(_) => "digest",
+                Body::Buckets(_) => "buckets",
+                Body::Digest { .. } => "digest",
                 Body::Delta(_) => "delta",
                 Body::Entries(_) => "entries",
                 _ => "other",
@@ -271,7 +271,8 @@ pub(super) fn entries_size(entries: &[Entry]) -> usize {
 pub(super) fn body_size(body: &Body) -> usize {
     match body {
         Body::Entries(e) => entries_size(e),
-        Body::Digest(d) => d.len() * (24 + ID_GROWTH),
+        Body::Digest { digest, .. } => 8 + digest.len() * (24 + ID_GROWTH),
+        Body::Buckets(b) => 2 + b.len() * 9,
         Body::Delta(d) => entries_size(&d.entries) + d.watermarks.len() * (24 + ID_GROWTH),
         Body::DigestHash(h) => h.len() + 8,
         _ => 16,

@@ -252,16 +252,31 @@ impl Core {
         self.refresh(keys);
     }
 
-    pub(super) fn answer_digest(&mut self, id: u64, digest: Digest) {
+    pub(super) fn answer_digest(&mut self, id: u64, mask: u64, digest: Digest) {
         let delta = self
             .replica
-            .delta_for(&digest, self.cfg.timing.sync_max_entries);
+            .delta_in(&digest, self.cfg.timing.sync_max_entries, mask);
         self.out.push(Output::Delta { id, delta });
     }
 
     /// The digest to send to a peer for anti-entropy.
     pub fn digest(&self) -> Digest {
         self.replica.digest()
+    }
+
+    /// The digest of the origins in the buckets of `mask`.
+    pub fn digest_in(&self, mask: u64) -> Digest {
+        self.replica.digest_in(mask)
+    }
+
+    /// The fingerprints of the digest's buckets.
+    pub fn buckets(&self) -> Vec<u64> {
+        self.replica.buckets()
+    }
+
+    /// The buckets whose fingerprints differ from a peer's.
+    pub fn differing(&self, theirs: &[u64]) -> u64 {
+        self.replica.differing(theirs)
     }
 
     /// Whether a peer with `theirs` holds writes this node lacks.

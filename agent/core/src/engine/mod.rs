@@ -204,13 +204,15 @@ pub enum Input {
         delta: crate::mesh::replica::Delta,
         at_ms: u64,
     },
-    /// A peer's digest: answer with `Output::Delta { id, .. }`.
+    /// A peer's digest of the origins in the buckets of `mask`: answer with
+    /// `Output::Delta { id, .. }`.
     Digest {
         id: u64,
+        mask: u64,
         digest: crate::mesh::replica::Digest,
     },
     /// A peer's digest fingerprint: answer with an empty delta when ours is the same,
-    /// else with `Output::SendDigest`.
+    /// else with `Output::Differs`.
     DigestHash {
         id: u64,
         hash: String,
@@ -296,8 +298,9 @@ pub enum Output {
     /// A member this node knows of but has never reached (no connection, no word from
     /// SWIM): have SWIM announce itself to it, so that its answer vouches for it.
     Announce(crate::mesh::NodeId),
-    /// Our digest differs from the peer's fingerprint: ask for its digest.
-    SendDigest {
+    /// Our digest differs from the peer's fingerprint: send it our buckets'
+    /// fingerprints, so that it sends the digest of the buckets that differ.
+    Differs {
         id: u64,
     },
     /// Fetch the bundle `hash` of application `name` from `from` (or any peer), check
@@ -573,7 +576,7 @@ impl Core {
                 self.remote_delta(delta);
                 self.reconcile();
             }
-            Input::Digest { id, digest } => self.answer_digest(id, digest),
+            Input::Digest { id, mask, digest } => self.answer_digest(id, mask, digest),
             Input::DigestHash { id, hash } => {
                 if self.replica.digest_hash() == hash {
                     self.out.push(Output::Delta {
@@ -581,7 +584,7 @@ impl Core {
                         delta: Default::default(),
                     });
                 } else {
-                    self.out.push(Output::SendDigest { id });
+                    self.out.push(Output::Differs { id });
                 }
             }
             Input::Now(ms) => {

@@ -24,9 +24,7 @@ pub(super) struct MemberInfo {
 /// FNV-1a of a name: equal names, equal hashes (names are compared for real before
 /// anything is decided on a match). Also a node's phase of the collection rounds.
 pub(super) fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    crate::mesh::fnv1a(name.as_bytes())
 }
 
 impl Core {

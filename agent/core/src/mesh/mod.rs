@@ -40,3 +40,11 @@ impl std::fmt::Display for NodeId {
         f.write_str(&self.0)
     }
 }
+
+/// FNV-1a: a small stable hash, the same on every node and every build (names, a node's
+/// phase of the collection rounds, an origin's digest bucket).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The version of this protocol; messages of another version are dropped.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest message accepted (gossip messages must also fit the transport's own limit).
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
@@ -19,15 +19,17 @@ pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 pub enum Body {
     /// Eager push of fresh writes.
     Entries(Vec<Entry>),
-    /// Anti-entropy: "here is what I hold".
-    Digest(Digest),
+    /// Anti-entropy: "here is what I hold" of the origins in the digest buckets of
+    /// `mask` (bit `b`: bucket `b`; `replica::bucket_of`).
+    Digest { mask: u64, digest: Digest },
     /// Anti-entropy answer: what the asker lacks.
     Delta(Delta),
     /// Anti-entropy, cheaply: "my digest's fingerprint is this" (answered by an empty
-    /// `Delta` when the same, `SendDigest` otherwise).
+    /// `Delta` when the same, `Buckets` otherwise).
     DigestHash(String),
-    /// "Our digests differ: send me yours."
-    SendDigest,
+    /// "Our digests differ; here are my buckets' fingerprints": the asker answers with
+    /// its `Digest` of the buckets that differ.
+    Buckets(Vec<u64>),
     /// Asks for the application bundle with this hash.
     BundleRequest(String),
     /// A bundle (empty: not held here).

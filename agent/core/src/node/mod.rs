@@ -460,9 +460,9 @@ impl Node {
                 id,
                 body: Body::Delta(delta),
             }),
-            O::SendDigest { id } => self.effects.push(Effect::Respond {
+            O::Differs { id } => self.effects.push(Effect::Respond {
                 id,
-                body: Body::SendDigest,
+                body: Body::Buckets(self.engine.buckets()),
             }),
             O::Run(run) => self.effects.push(Effect::Run(run)),
             O::Reply { id, response } => self.effects.push(Effect::Reply { id, response }),

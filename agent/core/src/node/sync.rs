@@ -1,6 +1,9 @@
 //! Anti-entropy, the node's side: one round at a time with a random connected peer — our
-//! digest's fingerprint first (`DigestHash`), the whole digest only when the peer says
-//! they differ (`SendDigest`), then the peer's `Delta` of what we lack. A round every
+//! digest's fingerprint first (`DigestHash`); when they differ the peer answers with its
+//! digest's 64 bucket fingerprints (`Buckets`), we send the watermarks of the buckets
+//! that differ (`Digest`), then the peer's `Delta` of what we lack. A digest grows with
+//! the mesh (one watermark per origin, ~70 B on the wire); a round of a 1,000-member mesh
+//! that differs in a few origins sends a few buckets of it, not all of it. A round every
 //! `first` after news, doubling up to `max` while rounds bring nothing (gossip is the
 //! fast path); a new connection gets a round at once. Peers' rounds are answered by the
 //! engine from the replica.
@@ -111,11 +114,11 @@ impl Node {
         let now = self.now_ms;
         match body {
             Body::DigestHash(hash) => self.engine.step(engine::Input::DigestHash { id, hash }),
-            Body::Digest(digest) => {
+            Body::Digest { mask, digest } => {
                 // Push-pull: a peer that holds what this node lacks gets asked in turn, so
                 // one round mends both sides.
                 let behind = self.engine.lacks_from(&digest);
-                self.engine.step(engine::Input::Digest { id, digest });
+                self.engine.step(engine::Input::Digest { id, mask, digest });
                 if behind {
                     self.sync_with(from);
                 }
@@ -150,12 +153,16 @@ impl Node {
     /// A peer's answer to our request.
     pub(super) fn response(&mut self, from: NodeId, body: Body) {
         match body {
-            Body::SendDigest => {
+            Body::Buckets(theirs) => {
                 // The digests differ: not a round that brings nothing.
                 self.sync.differ = true;
+                let mask = self.engine.differing(&theirs);
                 self.effects.push(Effect::Request {
                     to: from,
-                    body: Body::Digest(self.engine.digest()),
+                    body: Body::Digest {
+                        mask,
+                        digest: self.engine.digest_in(mask),
+                    },
                 });
             }
             Body::Delta(delta) => {

@@ -83,6 +83,22 @@ impl Writers {
     }
 }
 
+/// How many parts the digest's fingerprint comes in (one bit of a `u64` mask each).
+pub const BUCKETS: usize = 64;
+
+/// Every bucket.
+pub const ALL_BUCKETS: u64 = u64::MAX;
+
+/// The bucket of an origin: a stable hash of it, the same on every node.
+pub fn bucket_of(o: &Origin) -> usize {
+    let h = super::fnv1a(o.node.as_str().as_bytes()) ^ super::fnv1a(&o.generation.to_le_bytes());
+    (h % BUCKETS as u64) as usize
+}
+
+fn in_mask(mask: u64, o: &Origin) -> bool {
+    mask & (1 << bucket_of(o)) != 0
+}
+
 /// Keeps `e` for `key` unless a write ranked at least as high is already there.
 fn keep_newest<'a>(out: &mut BTreeMap<&'a str, &'a Entry>, key: &'a str, e: &'a Entry) {
     if out.get(key).is_none_or(|cur| cur.rank() < e.rank()) {
@@ -100,8 +116,9 @@ pub struct Replica {
     /// For records any node may write (not owner records): which origins wrote each and
     /// whose write is current, so that finding it visits no origin at all.
     writers: BTreeMap<(Kind, String), Writers>,
-    /// The digest's fingerprint, as a sum kept up to date (see `digest_hash`).
-    sum: u128,
+    /// The digest's fingerprint in `BUCKETS` parts, each the sum of its origins' terms,
+    /// kept up to date as watermarks move (see `digest_hash`, `buckets`).
+    sums: Box<[u128; BUCKETS]>,
 }
 
 impl Replica {
@@ -112,7 +129,7 @@ impl Replica {
             seq: 0,
             spaces: BTreeMap::new(),
             writers: BTreeMap::new(),
-            sum: 0,
+            sums: Box::new([0; BUCKETS]),
         }
     }
 
@@ -148,10 +165,14 @@ impl Replica {
             let held = space.watermark;
             space.above = list.into_iter().filter(|&s| s > held).collect();
         }
-        r.sum = r
+        let terms: Vec<(usize, u128)> = r
             .spaces
             .iter()
-            .fold(0, |sum, (o, s)| sum.wrapping_add(term(o, s.watermark)));
+            .map(|(o, s)| (bucket_of(o), term(o, s.watermark)))
+            .collect();
+        for (b, t) in terms {
+            r.sums[b] = r.sums[b].wrapping_add(t);
+        }
         r
     }
 
@@ -231,7 +252,8 @@ impl Replica {
     /// An origin's space, made (with watermark 0) if it is new.
     fn space(&mut self, origin: &Origin) -> &mut Space {
         if !self.spaces.contains_key(origin) {
-            self.sum = self.sum.wrapping_add(term(origin, 0));
+            let b = bucket_of(origin);
+            self.sums[b] = self.sums[b].wrapping_add(term(origin, 0));
             self.spaces.insert(origin.clone(), Space::default());
         }
         self.spaces.get_mut(origin).expect("just made")
@@ -247,8 +269,8 @@ impl Replica {
         }
         let old = std::mem::replace(&mut space.watermark, w);
         if old != w {
-            self.sum = self
-                .sum
+            let b = bucket_of(origin);
+            self.sums[b] = self.sums[b]
                 .wrapping_sub(term(origin, old))
                 .wrapping_add(term(origin, w));
         }
@@ -261,13 +283,35 @@ impl Replica {
 
     /// The fingerprint of `digest()`, without building it.
     pub fn digest_hash(&self) -> String {
-        fingerprint(self.sum)
+        fingerprint(self.sums.iter().fold(0, |a, s| a.wrapping_add(*s)))
+    }
+
+    /// The fingerprint of each bucket of the digest (`BUCKETS` of them): two replicas whose
+    /// digests differ compare these, then exchange only the differing buckets' watermarks.
+    pub fn buckets(&self) -> Vec<u64> {
+        self.sums.iter().map(|s| *s as u64).collect()
+    }
+
+    /// The buckets (bit `b` for bucket `b`) whose fingerprints differ from a peer's; a
+    /// bucket the peer did not send differs.
+    pub fn differing(&self, theirs: &[u64]) -> u64 {
+        self.buckets()
+            .iter()
+            .enumerate()
+            .filter(|(b, mine)| theirs.get(*b) != Some(mine))
+            .fold(0, |mask, (b, _)| mask | (1 << b))
     }
 
     /// The watermarks of every origin known.
     pub fn digest(&self) -> Digest {
+        self.digest_in(ALL_BUCKETS)
+    }
+
+    /// The watermarks of the origins in the buckets of `mask`.
+    pub fn digest_in(&self, mask: u64) -> Digest {
         self.spaces
             .iter()
+            .filter(|(o, _)| in_mask(mask, o))
             .map(|(o, s)| (o.clone(), s.watermark))
             .collect()
     }
@@ -275,10 +319,16 @@ impl Replica {
     /// What a peer with `theirs` lacks, at most `max_entries` entries: whole origins only,
     /// so that each watermark sent is exact.
     pub fn delta_for(&self, theirs: &Digest, max_entries: usize) -> Delta {
+        self.delta_in(theirs, max_entries, ALL_BUCKETS)
+    }
+
+    /// `delta_for`, for the origins of the buckets in `mask` only (`theirs` holds the
+    /// peer's watermarks of those buckets: an origin of them it does not list, it lacks).
+    pub fn delta_in(&self, theirs: &Digest, max_entries: usize, mask: u64) -> Delta {
         let mut d = Delta::default();
         // Both maps are in origin order: one walk through each, no lookups.
         let mut theirs = theirs.iter().peekable();
-        for (origin, space) in &self.spaces {
+        for (origin, space) in self.spaces.iter().filter(|(o, _)| in_mask(mask, o)) {
             while theirs.next_if(|(o, _)| *o < origin).is_some() {}
             let have = theirs.next_if(|(o, _)| *o == origin).map_or(0, |(_, w)| *w);
             // Behind a collection: the peer may hold what a collected tombstone deleted,
@@ -539,7 +589,8 @@ impl Replica {
     /// disappear from every view.
     pub fn forget(&mut self, origin: &Origin) {
         if let Some(space) = self.spaces.remove(origin) {
-            self.sum = self.sum.wrapping_sub(term(origin, space.watermark));
+            let b = bucket_of(origin);
+            self.sums[b] = self.sums[b].wrapping_sub(term(origin, space.watermark));
         }
         for (slot, writers) in self.writers.iter_mut() {
             if writers.all.remove(origin) && writers.current.as_ref() == Some(origin) {

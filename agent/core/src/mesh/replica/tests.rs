@@ -301,3 +301,61 @@ fn collected_tombstones_stay_gone_and_a_replica_behind_the_floor_is_replaced() {
     assert!(late.get(Kind::Member, "a").is_some());
     assert_eq!(late.digest(), b.digest());
 }
+
+/// The bucketed exchange: two replicas of a 300-origin mesh that differ in a few
+/// origins find just those origins' buckets different, exchange the watermarks of those
+/// buckets only, and end with the same digest as a full exchange would give them — an
+/// origin the asker lacks entirely included. A peer's short or garbled bucket list
+/// makes every bucket it did not send differ.
+#[test]
+fn only_the_differing_buckets_are_exchanged() {
+    let mut writers: Vec<Replica> = (0..300)
+        .map(|i| Replica::new(node(&format!("n{i:03}")), 1))
+        .collect();
+    let mut a = Replica::new(node("a"), 1);
+    let mut b = Replica::new(node("b"), 1);
+    for w in &mut writers {
+        let key = w.origin().node.to_string();
+        let e = w.write(Kind::Desired, &key, Some(vec![1]), 10, 0);
+        a.apply(e.clone(), 20).unwrap();
+        b.apply(e, 20).unwrap();
+    }
+    assert_eq!(a.buckets(), b.buckets());
+    assert_eq!(a.differing(&b.buckets()), 0);
+    // b learns three more writes, and one origin a has never heard of.
+    let mut fresh = Vec::new();
+    for i in [7, 150, 299] {
+        let key = writers[i].origin().node.to_string();
+        let e = writers[i].write(Kind::Exports, &key, None, 30, 0);
+        fresh.push(writers[i].origin().clone());
+        b.apply(e, 40).unwrap();
+    }
+    let mut newcomer = Replica::new(node("newcomer"), 4);
+    b.apply(newcomer.write(Kind::Desired, "z", Some(vec![2]), 30, 0), 40)
+        .unwrap();
+    fresh.push(newcomer.origin().clone());
+
+    let mask = a.differing(&b.buckets());
+    let expected = fresh.iter().fold(0u64, |m, o| m | (1 << bucket_of(o)));
+    assert_eq!(mask, expected, "exactly the buckets of the changed origins");
+    let partial = a.digest_in(mask);
+    assert!(
+        partial.len() < a.digest().len() / 8,
+        "{} origins sent",
+        partial.len()
+    );
+    assert!(partial.keys().all(|o| mask & (1 << bucket_of(o)) != 0));
+    let delta = b.delta_in(&partial, 1000, mask);
+    assert_eq!(delta.watermarks.len(), fresh.len());
+    a.apply_delta(delta, 50);
+    assert_eq!(a.digest_hash(), b.digest_hash());
+    assert_eq!(a.digest(), b.digest());
+
+    // A peer's bucket list cut short: the buckets it left out differ.
+    let cut = &b.buckets()[..10];
+    assert_eq!(a.differing(cut), ALL_BUCKETS & !((1 << 10) - 1));
+    assert_eq!(a.differing(&[]), ALL_BUCKETS);
+    // Every origin lands in a bucket; the fingerprint is still the digest's.
+    assert_eq!(a.digest_hash(), digest_hash(&a.digest()));
+    assert_eq!(a.digest_in(ALL_BUCKETS), a.digest());
+}
