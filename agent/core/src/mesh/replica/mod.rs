@@ -95,6 +95,14 @@ pub fn bucket_of(o: &Origin) -> usize {
     (h % BUCKETS as u64) as usize
 }
 
+/// Moves an origin's term in its bucket's sum from watermark `old` to `new` (`None`: the
+/// origin is not, or no longer, in the digest).
+fn retally(sums: &mut [u128; BUCKETS], o: &Origin, old: Option<u64>, new: Option<u64>) {
+    let b = bucket_of(o);
+    let (sub, add) = (old.map_or(0, |w| term(o, w)), new.map_or(0, |w| term(o, w)));
+    sums[b] = sums[b].wrapping_sub(sub).wrapping_add(add);
+}
+
 fn in_mask(mask: u64, o: &Origin) -> bool {
     mask & (1 << bucket_of(o)) != 0
 }
@@ -165,13 +173,8 @@ impl Replica {
             let held = space.watermark;
             space.above = list.into_iter().filter(|&s| s > held).collect();
         }
-        let terms: Vec<(usize, u128)> = r
-            .spaces
-            .iter()
-            .map(|(o, s)| (bucket_of(o), term(o, s.watermark)))
-            .collect();
-        for (b, t) in terms {
-            r.sums[b] = r.sums[b].wrapping_add(t);
+        for (o, s) in &r.spaces {
+            retally(&mut r.sums, o, None, Some(s.watermark));
         }
         r
     }
@@ -252,8 +255,7 @@ impl Replica {
     /// An origin's space, made (with watermark 0) if it is new.
     fn space(&mut self, origin: &Origin) -> &mut Space {
         if !self.spaces.contains_key(origin) {
-            let b = bucket_of(origin);
-            self.sums[b] = self.sums[b].wrapping_add(term(origin, 0));
+            retally(&mut self.sums, origin, None, Some(0));
             self.spaces.insert(origin.clone(), Space::default());
         }
         self.spaces.get_mut(origin).expect("just made")
@@ -269,10 +271,7 @@ impl Replica {
         }
         let old = std::mem::replace(&mut space.watermark, w);
         if old != w {
-            let b = bucket_of(origin);
-            self.sums[b] = self.sums[b]
-                .wrapping_sub(term(origin, old))
-                .wrapping_add(term(origin, w));
+            retally(&mut self.sums, origin, Some(old), Some(w));
         }
     }
 
@@ -295,10 +294,10 @@ impl Replica {
     /// The buckets (bit `b` for bucket `b`) whose fingerprints differ from a peer's; a
     /// bucket the peer did not send differs.
     pub fn differing(&self, theirs: &[u64]) -> u64 {
-        self.buckets()
+        self.sums
             .iter()
             .enumerate()
-            .filter(|(b, mine)| theirs.get(*b) != Some(mine))
+            .filter(|(b, mine)| theirs.get(*b) != Some(&(**mine as u64)))
             .fold(0, |mask, (b, _)| mask | (1 << b))
     }
 
@@ -589,8 +588,7 @@ impl Replica {
     /// disappear from every view.
     pub fn forget(&mut self, origin: &Origin) {
         if let Some(space) = self.spaces.remove(origin) {
-            let b = bucket_of(origin);
-            self.sums[b] = self.sums[b].wrapping_sub(term(origin, space.watermark));
+            retally(&mut self.sums, origin, Some(space.watermark), None);
         }
         for (slot, writers) in self.writers.iter_mut() {
             if writers.all.remove(origin) && writers.current.as_ref() == Some(origin) {
