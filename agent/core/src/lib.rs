@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod coord;
 pub mod engine;
 pub mod mesh;
 pub mod node;
