@@ -33,6 +33,8 @@ pub struct Application {
     pub instances: InstanceSet,
     pub commands: Vec<(String, Commands)>,
     pub rules: Vec<Rule>,
+    /// The target files of the `target` components (`crate::targets`).
+    pub targets: Vec<crate::targets::TargetDef>,
     /// The DSL files read.
     pub files: Vec<PathBuf>,
 }
@@ -161,6 +163,9 @@ pub fn load_application(dir: &Path, limits: Limits) -> (Application, Vec<Diagnos
                         },
                     ));
                     diags.extend(recipes::validate_recipes(&build.graph, dir));
+                    let (targets, found) = crate::targets::load_targets(&build.graph, dir);
+                    app.targets = targets;
+                    diags.extend(found);
                     app.resolved = Resolved::new(&build.graph);
                     app.graph = Some(build.graph);
                 }

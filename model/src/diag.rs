@@ -249,6 +249,15 @@ codes! {
     X_SYMLINK_REFUSED => Error,
     /// A symbolic link in the application folder: it is not part of the application.
     X_SYMLINK_IGNORED => Warning,
+    /// A target file names a handler no one knows (neither this mesh nor Roboconf). A
+    /// warning, as in Roboconf, whose loader accepts any handler (its own test
+    /// applications use `test`): deploying such a root fails.
+    X_TARGET_UNKNOWN_HANDLER => Warning,
+    /// A target handler of Roboconf's that this mesh cannot launch machines with (yet):
+    /// deploying such a root fails with this reason.
+    X_TARGET_HANDLER_NOT_SUPPORTED => Warning,
+    /// A key of a known handler that it does not have, or a value it cannot use.
+    X_TARGET_INVALID_PROPERTY => Error,
 }
 
 impl Code {

@@ -17,6 +17,7 @@ pub mod props;
 pub mod recipes;
 pub mod resolve;
 pub mod rules;
+pub mod targets;
 pub mod validate;
 
 pub use diag::{Code, Diagnostic, Severity};

@@ -57,9 +57,11 @@ impl Log {
         snap.mut_metadata().term = 1;
         snap.mut_metadata().set_conf_state(conf);
         snap.data = data.into();
-        let mut hard = HardState::default();
-        hard.term = 1;
-        hard.commit = 1;
+        let hard = HardState {
+            term: 1,
+            commit: 1,
+            ..Default::default()
+        };
         let log = Log {
             hard,
             snap,
@@ -117,11 +119,20 @@ impl Log {
             tree: TREE_RAFT,
             prefix: vec![ENTRY_PREFIX],
         });
-        writes.push(put(KEY_HARD, self.hard.write_to_bytes().unwrap_or_default()));
-        writes.push(put(KEY_SNAP, self.snap.write_to_bytes().unwrap_or_default()));
+        writes.push(put(
+            KEY_HARD,
+            self.hard.write_to_bytes().unwrap_or_default(),
+        ));
+        writes.push(put(
+            KEY_SNAP,
+            self.snap.write_to_bytes().unwrap_or_default(),
+        ));
         self.persist_offset(writes);
         for e in &self.entries {
-            writes.push(put(&entry_key(e.index), e.write_to_bytes().unwrap_or_default()));
+            writes.push(put(
+                &entry_key(e.index),
+                e.write_to_bytes().unwrap_or_default(),
+            ));
         }
     }
 
@@ -155,7 +166,10 @@ impl Log {
     pub fn set_hard_state(&mut self, hs: HardState, writes: &mut Vec<Write>) {
         if hs != self.hard {
             self.hard = hs;
-            writes.push(put(KEY_HARD, self.hard.write_to_bytes().unwrap_or_default()));
+            writes.push(put(
+                KEY_HARD,
+                self.hard.write_to_bytes().unwrap_or_default(),
+            ));
         }
     }
 
@@ -180,7 +194,10 @@ impl Log {
         self.entries.extend_from_slice(ents);
         let new_last = self.last();
         for e in ents {
-            writes.push(put(&entry_key(e.index), e.write_to_bytes().unwrap_or_default()));
+            writes.push(put(
+                &entry_key(e.index),
+                e.write_to_bytes().unwrap_or_default(),
+            ));
         }
         for gone in new_last + 1..=old_last {
             writes.push(Write::Delete {
@@ -216,7 +233,10 @@ impl Log {
         meta.term = term;
         meta.set_conf_state(conf);
         self.snap.data = data.into();
-        writes.push(put(KEY_SNAP, self.snap.write_to_bytes().unwrap_or_default()));
+        writes.push(put(
+            KEY_SNAP,
+            self.snap.write_to_bytes().unwrap_or_default(),
+        ));
         let cut = index.saturating_sub(TAIL);
         if cut > self.offset.0 {
             let n = (cut - self.offset.0) as usize;
@@ -309,10 +329,11 @@ mod tests {
     use raft::Storage as _;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
     }
 
     fn stored(writes: &[Write]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -335,8 +356,10 @@ mod tests {
     #[test]
     fn appends_truncate_conflicts_and_a_restart_reads_back_the_same_log() {
         let mut w = Vec::new();
-        let mut conf = ConfState::default();
-        conf.voters = vec![7];
+        let conf = ConfState {
+            voters: vec![7],
+            ..Default::default()
+        };
         let mut log = Log::founded(conf, b"m".to_vec(), &mut w);
         assert_eq!((log.first(), log.last()), (2, 1));
         log.append(&[entry(2, 2), entry(3, 2), entry(4, 2)], &mut w);
@@ -347,14 +370,22 @@ mod tests {
         let back = Log::restore(&stored(&w)).expect("read").expect("some");
         assert_eq!(back.last(), 3);
         assert_eq!(back.term(2), Ok(2));
-        assert_eq!(back.initial_state().expect("state").conf_state.voters, vec![7]);
+        assert_eq!(
+            back.initial_state().expect("state").conf_state.voters,
+            vec![7]
+        );
         // Applying far ahead drops all but the tail.
         let ents: Vec<Entry> = (4..200).map(|i| entry(i, 3)).collect();
         log.append(&ents, &mut w);
         log.applied_to(199, 3, ConfState::default(), b"n".to_vec(), &mut w);
         assert_eq!(log.first(), 199 - TAIL + 1);
-        assert!(log.entries(2, 10, None, GetEntriesContext::empty(false)).is_err());
+        assert!(log
+            .entries(2, 10, None, GetEntriesContext::empty(false))
+            .is_err());
         let back = Log::restore(&stored(&w)).expect("read").expect("some");
-        assert_eq!((back.first(), back.last(), back.applied()), (log.first(), 199, 199));
+        assert_eq!(
+            (back.first(), back.last(), back.applied()),
+            (log.first(), 199, 199)
+        );
     }
 }

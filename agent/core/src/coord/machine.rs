@@ -31,12 +31,19 @@ impl MachineKey {
     /// character other than a letter, a digit, `-` or `_` turned into `_` (Roboconf's
     /// machine ids are `<app>_<scoped path>`).
     pub fn machine_name(&self) -> String {
-        let raw = format!("{}_{}_{}", self.app, self.root.trim_start_matches('/'), self.generation);
+        let raw = format!(
+            "{}_{}_{}",
+            self.app,
+            self.root.trim_start_matches('/'),
+            self.generation
+        );
         raw.chars()
-            .map(|c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                true => c,
-                false => '_',
-            })
+            .map(
+                |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    true => c,
+                    false => '_',
+                },
+            )
             .collect()
     }
 }
@@ -161,9 +168,8 @@ impl Machine {
                 let rk = root_key(&key.app, &key.root);
                 let last = self.generations.get(&rk).copied().unwrap_or(0);
                 let current = self.intents.get(&rk);
-                let reissue = current.is_some_and(|i| {
-                    i.key == key && matches!(i.phase, Phase::Launching)
-                });
+                let reissue =
+                    current.is_some_and(|i| i.key == key && matches!(i.phase, Phase::Launching));
                 let fresh = key.generation == last + 1
                     && current.is_none_or(|i| matches!(i.phase, Phase::Failed { .. }));
                 let within = self.machines(None) < self.max_machines as usize
@@ -311,8 +317,14 @@ mod tests {
         };
         assert_eq!(m.apply(launched.clone(), 3), Applied::Intent(key(1)));
         assert_eq!(m.apply(launched, 3), Applied::Nothing);
-        assert_eq!(m.apply(Command::Terminate { key: key(1) }, 3), Applied::Intent(key(1)));
-        assert_eq!(m.apply(Command::Terminated { key: key(1) }, 3), Applied::Intent(key(1)));
+        assert_eq!(
+            m.apply(Command::Terminate { key: key(1) }, 3),
+            Applied::Intent(key(1))
+        );
+        assert_eq!(
+            m.apply(Command::Terminated { key: key(1) }, 3),
+            Applied::Intent(key(1))
+        );
         // Generation 1 is spent: only 2 comes next.
         assert_eq!(m.apply(launch(1), 4), Applied::Nothing);
         assert_eq!(m.apply(launch(2), 4), Applied::Intent(key(2)));

@@ -165,8 +165,10 @@ impl Group {
             max_per_app: s.max_per_app,
             ..Machine::default()
         };
-        let mut conf = ConfState::default();
-        conf.voters = vec![id];
+        let conf = ConfState {
+            voters: vec![id],
+            ..Default::default()
+        };
         let data = serde_json::to_vec(&machine).unwrap_or_default();
         let log = Log::founded(conf, data, &mut out.writes);
         // A founded log always builds.
@@ -255,8 +257,10 @@ impl Group {
         if !add && self.machine.voters.len() == 1 {
             return Err("the last voter cannot be removed".into());
         }
-        let mut cc = ConfChange::default();
-        cc.node_id = id;
+        let mut cc = ConfChange {
+            node_id: id,
+            ..Default::default()
+        };
         cc.set_change_type(match add {
             true => ConfChangeType::AddNode,
             false => ConfChangeType::RemoveNode,
@@ -384,7 +388,12 @@ impl Group {
         }
         self.conf = snap.get_metadata().get_conf_state().clone();
         self.raw.mut_store().install(snap, &mut out.writes);
-        let keys: Vec<MachineKey> = self.machine.intents.values().map(|i| i.key.clone()).collect();
+        let keys: Vec<MachineKey> = self
+            .machine
+            .intents
+            .values()
+            .map(|i| i.key.clone())
+            .collect();
         out.applied.extend(keys);
     }
 

@@ -98,7 +98,10 @@ fn voters_join_one_at_a_time_and_a_new_leader_follows_a_dead_one() {
         net.absorb(&id("a"), out);
         net.deliver();
         net.tick(30);
-        assert!(net.groups.get(&id(n)).is_some_and(|g| g.is_voter()), "{n} voter");
+        assert!(
+            net.groups.get(&id(n)).is_some_and(|g| g.is_voter()),
+            "{n} voter"
+        );
     }
     assert_eq!(net.groups[&id("a")].voters().len(), 3);
     // A launch intent commits on all three.
@@ -117,11 +120,18 @@ fn voters_join_one_at_a_time_and_a_new_leader_follows_a_dead_one() {
         },
         desired_stamp: (1, 0),
     };
-    assert!(net.groups.get_mut(&id("a")).expect("a").propose(&cmd, &mut out));
+    assert!(net
+        .groups
+        .get_mut(&id("a"))
+        .expect("a")
+        .propose(&cmd, &mut out));
     net.absorb(&id("a"), out);
     net.tick(5);
     for n in ["a", "b", "c"] {
-        assert!(net.groups[&id(n)].machine().intent("app", "/vm").is_some(), "{n}");
+        assert!(
+            net.groups[&id(n)].machine().intent("app", "/vm").is_some(),
+            "{n}"
+        );
     }
     // The leader stops: one of the two others leads within a few election timeouts.
     net.down.push(id("a"));
