@@ -114,7 +114,9 @@ pub fn validate_recipes(g: &Graph, dir: &Path) -> Vec<Diagnostic> {
     out
 }
 
-fn check_targets(rdir: &Path, out: &mut Vec<Diagnostic>) {
+/// The `*.properties` files of a recipe folder (a target component's target files),
+/// sorted.
+pub(crate) fn properties_files(rdir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(rdir)
         .map(|rd| {
             rd.flatten()
@@ -125,6 +127,11 @@ fn check_targets(rdir: &Path, out: &mut Vec<Diagnostic>) {
         })
         .unwrap_or_default();
     files.sort();
+    files
+}
+
+fn check_targets(rdir: &Path, out: &mut Vec<Diagnostic>) {
+    let files = properties_files(rdir);
     if files.is_empty() {
         return;
     }

@@ -88,17 +88,7 @@ pub fn load_targets(g: &Graph, dir: &Path) -> (Vec<TargetDef>, Vec<Diagnostic>) 
         let Some(rdir) = crate::recipes::recipe_dir(g, c, dir) else {
             continue;
         };
-        let mut files: Vec<_> = std::fs::read_dir(&rdir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "properties"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        for f in files {
+        for f in crate::recipes::properties_files(&rdir) {
             let Ok(bytes) = std::fs::read(&f) else {
                 continue;
             };

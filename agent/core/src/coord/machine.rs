@@ -26,28 +26,6 @@ pub struct MachineKey {
     pub generation: u64,
 }
 
-impl MachineKey {
-    /// A name for the machine, stable for the key: `<app>_<root>_<generation>` with every
-    /// character other than a letter, a digit, `-` or `_` turned into `_` (Roboconf's
-    /// machine ids are `<app>_<scoped path>`).
-    pub fn machine_name(&self) -> String {
-        let raw = format!(
-            "{}_{}_{}",
-            self.app,
-            self.root.trim_start_matches('/'),
-            self.generation
-        );
-        raw.chars()
-            .map(
-                |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    true => c,
-                    false => '_',
-                },
-            )
-            .collect()
-    }
-}
-
 /// Where an intent stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

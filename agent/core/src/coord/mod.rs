@@ -61,14 +61,9 @@ impl Default for Settings {
     }
 }
 
-/// The Raft id of a member: a hash of its node id (never 0).
+/// The Raft id of a member: the mesh's FNV-1a of its node id (never 0).
 pub fn raft_id(node: &NodeId) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node.as_str().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
+    crate::mesh::fnv1a(node.as_str().as_bytes()).max(1)
 }
 
 /// Why a Raft message was refused.
@@ -213,6 +208,14 @@ impl Group {
             Refused::Malformed
         })?;
         if msg.from != raft_id(from) || msg.to != raft_id(&self.me) {
+            self.refused += 1;
+            return Err(Refused::Forged);
+        }
+        // raft-rs panics on a heartbeat that commits past this log's end; a leader never
+        // sends one (it commits at most what the follower matched), so only a forged
+        // one does: refused.
+        let last = self.raw.raft.raft_log.last_index();
+        if msg.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat && msg.commit > last {
             self.refused += 1;
             return Err(Refused::Forged);
         }

@@ -148,3 +148,35 @@ fn voters_join_one_at_a_time_and_a_new_leader_follows_a_dead_one() {
     assert!(b.machine().intent("app", "/vm").is_some());
     assert!(b.is_voter());
 }
+
+#[test]
+fn a_forged_or_malformed_raft_message_changes_nothing() {
+    let s = Settings::default();
+    let mut out = Out::default();
+    let mut a = Group::found(id("a"), &s, 1, &mut out);
+    let term = a.term();
+    let forged = |from: &str, to: &str, commit: u64, term: u64| {
+        let m = Message {
+            msg_type: raft::eraftpb::MessageType::MsgHeartbeat,
+            from: raft_id(&id(from)),
+            to: raft_id(&id(to)),
+            commit,
+            term,
+            ..Default::default()
+        };
+        m.write_to_bytes().expect("encode")
+    };
+    let mut out = Out::default();
+    // Committing past the log's end (raft-rs would panic): refused.
+    let big = forged("b", "a", 1_000, term + 5);
+    assert_eq!(a.step(&id("b"), &big, &mut out), Err(Refused::Forged));
+    // A sender that is not the peer it claims to be: refused.
+    let other = forged("c", "a", 0, term + 5);
+    assert_eq!(a.step(&id("b"), &other, &mut out), Err(Refused::Forged));
+    assert_eq!(
+        a.step(&id("b"), b"\xff\xff\x00", &mut out),
+        Err(Refused::Malformed)
+    );
+    assert_eq!((a.term(), a.is_leader(), a.refused), (term, true, 3));
+    assert!(out.writes.is_empty() && out.sends.is_empty());
+}
