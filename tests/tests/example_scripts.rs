@@ -111,11 +111,12 @@ impl Drop for Cleanup {
 }
 
 fn http_get(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: on a loaded machine (beside a cold build) 10 s was once not enough.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let attempt = (|| -> std::io::Result<String> {
             let mut s = TcpStream::connect(("127.0.0.1", port))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
             s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
             let mut body = String::new();
             s.read_to_string(&mut body)?;
