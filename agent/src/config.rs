@@ -45,6 +45,10 @@ pub struct Config {
     /// applications or instance folders (a one-time decision, never read from the file).
     #[serde(skip)]
     pub reset_store: bool,
+    /// From a user data file: join the mesh of this member with this token at start
+    /// (when not a member yet).
+    #[serde(skip)]
+    pub join: Option<(String, String)>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             collect_every_secs: 30,
             collect_after_secs: 60,
             reset_store: false,
+            join: None,
         }
     }
 }

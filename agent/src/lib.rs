@@ -12,6 +12,7 @@ pub mod meshio;
 pub mod net;
 pub mod runtime;
 pub mod store;
+pub mod targets;
 
 // The sans-IO node lives in `roboconf-core`; the runtime's modules name its parts as
 // before.

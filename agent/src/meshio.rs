@@ -46,6 +46,8 @@ pub enum Report {
     Member {
         result: Result<(Credentials, String), String>,
         reply: oneshot::Sender<Response>,
+        /// `mesh init` (not `join`).
+        founded: bool,
     },
 }
 
@@ -181,7 +183,13 @@ impl MeshIo {
                 },
                 Err(e) => Err(e),
             };
-            let _ = tx.send(Report::Member { result, reply }).await;
+            let _ = tx
+                .send(Report::Member {
+                    result,
+                    reply,
+                    founded: true,
+                })
+                .await;
         });
     }
 
@@ -215,7 +223,13 @@ impl MeshIo {
                 }),
                 Err(e) => Err(e),
             };
-            let _ = tx.send(Report::Member { result, reply }).await;
+            let _ = tx
+                .send(Report::Member {
+                    result,
+                    reply,
+                    founded: false,
+                })
+                .await;
         });
     }
 

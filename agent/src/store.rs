@@ -7,6 +7,7 @@ use crate::core::mesh::TREE_REPLICA;
 use crate::core::records::{
     AppRecord, InstanceRecord, RunRecord, Write, TREE_APPS, TREE_INSTANCES, TREE_RUNS,
 };
+use roboconf_core::coord::log::TREE_RAFT;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::path::Path;
 
@@ -40,6 +41,8 @@ pub trait Store: Send + Sync {
     fn replica(&self) -> Result<Vec<crate::mesh::replica::Entry>, Error>;
     /// A small value of the store's own (identity, generation).
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
+    /// The coordinator's Raft state (`roboconf_core::coord::log`).
+    fn raft(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), Error>;
 }
 
@@ -50,6 +53,7 @@ pub struct Sled {
     instances: sled::Tree,
     runs: sled::Tree,
     replica: sled::Tree,
+    raft: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -69,13 +73,20 @@ impl Sled {
             instances: db.open_tree(TREE_INSTANCES)?,
             runs: db.open_tree(TREE_RUNS)?,
             replica: db.open_tree(TREE_REPLICA)?,
+            raft: db.open_tree(TREE_RAFT)?,
             meta: db.open_tree("meta")?,
             db,
         })
     }
 
     /// The trees writes may name, in the order of `apply`'s transaction.
-    const TREES: [&'static str; 4] = [TREE_APPS, TREE_INSTANCES, TREE_RUNS, TREE_REPLICA];
+    const TREES: [&'static str; 5] = [
+        TREE_APPS,
+        TREE_INSTANCES,
+        TREE_RUNS,
+        TREE_REPLICA,
+        TREE_RAFT,
+    ];
 
     /// The index of a tree in `TREES`; an unknown name is an error, never another tree.
     fn index(name: &str) -> Result<usize, Error> {
@@ -90,7 +101,8 @@ impl Sled {
             0 => &self.apps,
             1 => &self.instances,
             2 => &self.runs,
-            _ => &self.replica,
+            3 => &self.replica,
+            _ => &self.raft,
         })
     }
 }
@@ -135,14 +147,21 @@ impl Store for Sled {
                 }
             }
         }
-        (&self.apps, &self.instances, &self.runs, &self.replica)
-            .transaction(|(apps, instances, runs, replica)| {
+        (
+            &self.apps,
+            &self.instances,
+            &self.runs,
+            &self.replica,
+            &self.raft,
+        )
+            .transaction(|(apps, instances, runs, replica, raft)| {
                 for (tree, key, value) in &plain {
                     let t = match *tree {
                         0 => apps,
                         1 => instances,
                         2 => runs,
-                        _ => replica,
+                        3 => replica,
+                        _ => raft,
                     };
                     match value {
                         Some(v) => {
@@ -177,6 +196,15 @@ impl Store for Sled {
             self.replica.iter(),
             crate::mesh::replica::Entry::from_stored,
         )
+    }
+
+    fn raft(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        for kv in self.raft.iter() {
+            let (k, v) = kv?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {

@@ -47,7 +47,7 @@ const COMMON: &[&str] = &["id", "handler", "name", "description"];
 /// Keys of a launchable handler: exact names, and prefixes (`hostkey.<host>`).
 fn handler_keys(handler: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match handler {
-        "local" => (&["local.binary", "local.join.timeout"], &[]),
+        "local" => (&["local.binary", "local.dir", "local.join.timeout"], &[]),
         "embedded" => (
             &[
                 "embedded.ip",

@@ -181,10 +181,16 @@ impl SimNode {
             .filter(|a| known.contains(&a.name))
             .cloned()
             .collect();
+        let raft: Vec<(Vec<u8>, Vec<u8>)> = self
+            .durable
+            .get("raft")
+            .map(|t| t.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect())
+            .unwrap_or_default();
         let restored = Restored {
             apps,
             instances,
             replica,
+            raft,
         };
         self.node = Node::new(cfg, restored, true, now_ms, seed);
         self.up = true;

@@ -132,7 +132,7 @@ pub fn application(seed: u64, shape: Shape) -> BTreeMap<String, String> {
     for r in 0..roots {
         files.insert(
             format!("graph/VM{r}/local.target.properties"),
-            "id = local\nhandler = local\nname = Local process\n".to_string(),
+            "id = by-hand\nhandler = embedded\nname = machines started by hand\n".to_string(),
         );
     }
     for s in 0..services {
@@ -186,7 +186,7 @@ pub fn tiers(machines: usize, webs_per_app: usize, with_scripts: bool) -> BTreeM
     );
     files.insert(
         "graph/VM/local.target.properties".to_string(),
-        "id = local\nhandler = local\nname = local\n".to_string(),
+        "id = by-hand\nhandler = embedded\nname = machines started by hand\n".to_string(),
     );
     for c in ["Db", "App", "Web"] {
         if with_scripts {

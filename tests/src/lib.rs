@@ -53,8 +53,9 @@ pub fn roboconf_bin() -> PathBuf {
     bin
 }
 
-/// Writes the application `shop` under `root/app`: the graph and instances given, a
-/// local target for the `VM` root component, and `files` (relative path, text), e.g.
+/// Writes the application `shop` under `root/app`: the graph and instances given, an
+/// `embedded` target without an address for the `VM` root component (machines started by
+/// hand, with `--host` or `instance bind`: the coordinator launches none), and `files` (relative path, text), e.g.
 /// scripts. Returns its folder.
 pub fn shop_app(root: &Path, graph: &str, instances: &str, files: &[(&str, &str)]) -> PathBuf {
     let app = root.join("app");
@@ -68,7 +69,7 @@ pub fn shop_app(root: &Path, graph: &str, instances: &str, files: &[(&str, &str)
     w("instances/main.instances", instances);
     w(
         "graph/VM/local.target.properties",
-        "id = local\nhandler = local\nname = this machine\n",
+        "id = by-hand\nhandler = embedded\nname = machines started by hand\n",
     );
     for (rel, text) in files {
         w(rel, text);
@@ -274,5 +275,41 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
+        // The machines this agent's coordinator may have launched with the `local`
+        // target (by default beside its data dir) go with it.
+        if let Some(parent) = self.data_dir.parent() {
+            kill_machines(&parent.join("roboconf-machines"));
+        }
     }
+}
+
+/// Kills the agents of the `local` target's machines under `dir` (by the PID and
+/// session their `machine.json` records); returns how many were alive.
+pub fn kill_machines(dir: &Path) -> usize {
+    let mut n = 0;
+    for pid in live_machines(dir) {
+        n += 1;
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+    }
+    n
+}
+
+/// The PIDs of the `local` target's machines under `dir` that are alive.
+pub fn live_machines(dir: &Path) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let rec = std::fs::read_to_string(e.path().join("machine.json")).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&rec).unwrap_or_default();
+        let Some(pid) = v["pid"].as_u64() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().map(str::trim_start).unwrap_or("");
+        if !stat.is_empty() && !state.starts_with('Z') && !state.starts_with('X') {
+            out.push(pid as u32);
+        }
+    }
+    out
 }

@@ -137,8 +137,19 @@ pub enum Request {
         root: String,
         node: String,
     },
-    /// Make a new mesh with this agent as its first member.
-    MeshInit,
+    /// Make a new mesh with this agent as its first member (and the coordinator's first
+    /// voter; the mesh wants `voters` of them, 3 by default).
+    MeshInit {
+        #[serde(default)]
+        voters: Option<u32>,
+    },
+    /// The coordinator: its leader, term and voters.
+    Coordinator,
+    /// Add a member to the coordinator's voters, or remove one (one change at a time).
+    MeshVoters {
+        node: String,
+        add: bool,
+    },
     /// Issue a join token valid for `ttl_ms`.
     MeshToken {
         ttl_ms: u64,
@@ -174,11 +185,13 @@ impl Request {
                 .and_then(|()| check_instance_path(root))
                 .and_then(|()| check_name("node", node)),
             Request::Status { app: a } => a.as_deref().map_or(Ok(()), app),
+            Request::MeshVoters { node, .. } => check_name("node", node),
             Request::AppList
             | Request::Members
             | Request::Stats
             | Request::Leave
-            | Request::MeshInit
+            | Request::MeshInit { .. }
+            | Request::Coordinator
             | Request::MeshToken { .. }
             | Request::Join { .. } => Ok(()),
         }
@@ -211,6 +224,45 @@ pub struct InstanceView {
     /// the next one is due (it is tried again by itself).
     #[serde(default)]
     pub retry: Option<crate::engine::Retry>,
+    /// A root launched by the coordinator: its machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineView>,
+}
+
+/// The machine of a root, as the coordinator's leader publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineView {
+    /// The target file's id and handler.
+    pub target: String,
+    pub handler: String,
+    pub generation: u64,
+    /// The target's id of the machine (empty until created).
+    pub id: String,
+    pub address: String,
+    /// The member its agent is (empty until created).
+    pub node: String,
+    /// `launching`, `running`, `problem`, `failed` or `terminating`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One voter of the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterView {
+    pub id: String,
+    pub name: String,
+    /// The member's liveness (`alive`, `suspect`, `dead`, `left`...).
+    pub state: String,
+}
+
+/// The coordinator (DESIGN §11): `roboconf coordinator --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CoordinatorView {
+    /// The leader's member id, when there is one.
+    pub leader: Option<String>,
+    pub term: u64,
+    pub voters: Vec<VoterView>,
 }
 
 /// An application's instances.
@@ -270,6 +322,7 @@ pub enum Response {
     Stats {
         counters: Vec<(String, u64)>,
     },
+    Coordinator(CoordinatorView),
 }
 
 impl Response {

@@ -31,6 +31,21 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
     if let Some(t) = args.script_timeout {
         cfg.script_timeout_secs = t;
     }
+    if let Some(path) = args.user_data {
+        match crate::targets::UserData::read(&path) {
+            Ok(ud) => {
+                cfg.peer.extend(ud.peers.iter().cloned());
+                if cfg.node.is_empty() {
+                    cfg.node = ud.name.clone();
+                }
+                cfg.join = ud.peers.first().map(|p| (p.clone(), ud.token.clone()));
+            }
+            Err(e) => {
+                eprintln!("roboconf agent: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     if let Err(e) = cfg.validate() {
         eprintln!("roboconf agent: {e}");
         return Ok(ExitCode::from(2));

@@ -281,6 +281,34 @@ pub fn members(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode
     }
 }
 
+pub fn coordinator(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    match call(&d, &Request::Coordinator) {
+        Ok(Response::Coordinator(v)) => {
+            if json {
+                out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
+            } else {
+                let leader = v.leader.clone().unwrap_or_else(|| "none".into());
+                let mut text = format!("leader {leader}\nterm {}\nvoters\n", v.term);
+                for voter in &v.voters {
+                    let mark = if Some(&voter.id) == v.leader.as_ref() {
+                        " (leader)"
+                    } else {
+                        ""
+                    };
+                    text.push_str(&format!(
+                        "  {} {} {}{mark}\n",
+                        voter.name, voter.id, voter.state
+                    ));
+                }
+                out(&text);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => finish(other, json),
+    }
+}
+
 pub fn stats(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let d = dir(data_dir);
     match call(&d, &Request::Stats) {

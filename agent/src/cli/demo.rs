@@ -124,7 +124,7 @@ impl Demo {
             || call(&dir, &Request::AppList).is_some(),
         )?;
         let joined = match join {
-            None => call(&dir, &Request::MeshInit),
+            None => call(&dir, &Request::MeshInit { voters: None }),
             Some(addr) => {
                 let token = match call(&self.nodes[0].dir, &Request::MeshToken { ttl_ms: 600_000 })
                 {

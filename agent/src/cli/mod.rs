@@ -79,6 +79,11 @@ pub enum Command {
     },
     /// Stop what this agent hosts, announce the departure to the mesh, stop the agent.
     Leave,
+    /// The coordinator that launches machines: its leader, term and voters.
+    Coordinator {
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a mesh, or issue join tokens for it.
     #[command(subcommand)]
     Mesh(MeshCommand),
@@ -137,18 +142,38 @@ pub struct AgentArgs {
     /// folders (the store was lost): those are moved aside into `reset-<time>/`.
     #[arg(long)]
     pub reset_store: bool,
+    /// A user data file (JSON) from the coordinator's target: the members to contact, a
+    /// join token, this agent's name; the agent joins the mesh at start.
+    #[arg(long)]
+    pub user_data: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum MeshCommand {
-    /// Make a new mesh (its CA and id) with the local agent as its first member.
-    Init,
+    /// Make a new mesh (its CA and id) with the local agent as its first member and the
+    /// coordinator's first voter.
+    Init {
+        /// How many voters the coordinator keeps (the next members to join, up to this
+        /// count): from 1 to 7.
+        #[arg(long, default_value_t = 3)]
+        voters: u32,
+    },
+    /// Add a member (name or id) to the coordinator's voters, or remove one (a removed
+    /// voter is replaced by a live member). Ask the leader (`roboconf coordinator`).
+    #[command(subcommand)]
+    Voters(VotersCommand),
     /// Print a single-use join token (the last word of the output).
     Token {
         /// How long the token stays valid: from 1s to 7 days (15m, 1h, 7d, 1d12h...).
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VotersCommand {
+    Add { node: String },
+    Remove { node: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,7 +259,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Members { json } => client::members(data_dir, json),
         Command::Stats { json } => client::stats(data_dir, json),
         Command::Leave => client::leave(data_dir),
-        Command::Mesh(MeshCommand::Init) => client::simple(data_dir, &Request::MeshInit),
+        Command::Mesh(MeshCommand::Init { voters }) => {
+            if !(1..=7).contains(&voters) {
+                eprintln!("roboconf mesh init: --voters {voters}: from 1 to 7");
+                return Ok(ExitCode::from(2));
+            }
+            client::simple(
+                data_dir,
+                &Request::MeshInit {
+                    voters: Some(voters),
+                },
+            )
+        }
+        Command::Mesh(MeshCommand::Voters(c)) => {
+            let (node, add) = match c {
+                VotersCommand::Add { node } => (node, true),
+                VotersCommand::Remove { node } => (node, false),
+            };
+            client::simple(data_dir, &Request::MeshVoters { node, add })
+        }
+        Command::Coordinator { json } => client::coordinator(data_dir, json),
         Command::Mesh(MeshCommand::Token { ttl }) => {
             let checked = parse_duration(&ttl)
                 .ok_or_else(|| "not a duration".to_string())

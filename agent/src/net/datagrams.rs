@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/roboconf/swim/1");
 /// Largest datagram (SWIM keeps its packets within it).
-pub const MAX_DATAGRAM: usize = crate::swim::MAX_PACKET;
+pub const MAX_DATAGRAM: usize = roboconf_core::node::MAX_DATAGRAM;
 /// Datagrams queued per peer.
 const PER_PEER: usize = 64;
 /// Inbound streams read at once.

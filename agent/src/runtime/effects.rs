@@ -7,6 +7,9 @@ use crate::api::Response;
 use crate::core::{Event, RunResult};
 use roboconf_core::node::{Effect, Input};
 
+/// How long the join token of a launched machine's agent stays valid.
+const MACHINE_TOKEN_TTL_MS: u64 = 10 * 60 * 1000;
+
 impl Loop {
     /// Makes the node's writes durable, then carries out its effects.
     pub(super) async fn flush(&mut self) -> Result<(), Error> {
@@ -74,6 +77,7 @@ impl Loop {
                 }
             }
             Effect::Run(run) => self.run(*run),
+            Effect::Machine(op) => self.machine(op),
             Effect::Fetch { name, hash, from } => {
                 if let Some(m) = &self.mesh {
                     m.fetch(name, hash, &from);
@@ -95,6 +99,65 @@ impl Loop {
             Effect::Down(p) => eprintln!("roboconf agent: SWIM declared {p} down"),
             Effect::Left => self.stop = true,
         }
+    }
+
+    /// A machine operation of the coordinator's leader: a created agent gets a fresh
+    /// single-use join token (recorded by this node, which it contacts) and this node's
+    /// addresses.
+    fn machine(&mut self, op: roboconf_core::node::MachineOp) {
+        use roboconf_core::node::MachineAction;
+        let mut user = crate::targets::UserData {
+            peers: self
+                .listening
+                .iter()
+                .filter(|a| a.contains("/tcp/"))
+                .cloned()
+                .collect(),
+            token: String::new(),
+            name: crate::targets::machine_name(&op.key),
+            app: op.key.app.clone(),
+            root: op.key.root.clone(),
+        };
+        if op.action == MachineAction::Create {
+            match self.mesh.as_ref().map(|m| m.new_token()) {
+                Some(Ok(token)) => {
+                    user.token = token.reveal();
+                    let id = self.next_machine_token();
+                    let command = crate::core::Command::TokenIssue {
+                        id: token.id.clone(),
+                        hash: token.hash(),
+                        expires_ms: now_ms().saturating_add(MACHINE_TOKEN_TTL_MS),
+                    };
+                    self.node.step(now_ms(), Input::Command { id, command });
+                }
+                _ => {
+                    let result = roboconf_core::node::MachineResult::Failed {
+                        reason: "this agent cannot issue a join token".into(),
+                        problem: false,
+                    };
+                    self.node.step(
+                        now_ms(),
+                        Input::MachineDone {
+                            key: op.key,
+                            result,
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+        eprintln!(
+            "roboconf agent: coordinator: {} {}:{} generation {} on target {}",
+            match op.action {
+                MachineAction::Create => "create",
+                MachineAction::Terminate { .. } => "terminate",
+            },
+            op.key.app,
+            op.key.root,
+            op.key.generation,
+            op.target.id
+        );
+        self.machines.start(op, user);
     }
 
     /// Runs a plug-in on a worker (at most `max_parallel_scripts` at once); its result

@@ -76,13 +76,18 @@ impl Loop {
             Report::Response { from, body } => Input::Response { from, body },
             Report::Failed { to } => Input::RequestFailed { to },
             Report::Fetched { name, app } => Input::Fetched { name, app },
-            Report::Member { result, reply } => {
+            Report::Member {
+                result,
+                reply,
+                founded,
+            } => {
                 let answer = match result {
                     Ok((creds, text)) => {
                         if let Some(m) = self.mesh.as_mut() {
                             m.member(creds);
                         }
-                        self.node.step(now_ms(), Input::Joined);
+                        let voters = self.init_voters.take();
+                        self.node.step(now_ms(), Input::Joined { founded, voters });
                         crate::api::Response::ok(text)
                     }
                     Err(e) => crate::api::Response::error(e),

@@ -130,6 +130,10 @@ struct Loop {
     listening: Vec<String>,
     /// When the node wants `tick` (wall ms).
     wake_at: u64,
+    /// The voters `mesh init --voters` asked for.
+    init_voters: Option<u32>,
+    /// The coordinator's machines (targets), and their results.
+    machines: crate::targets::Machines,
 }
 
 /// One thing the event loop received: the `select!` only builds it; `handle` acts.
@@ -139,6 +143,7 @@ enum Branch {
     Prepared(Prepared),
     Net(crate::net::Event),
     Report(Report),
+    Machine(crate::targets::Done),
     Wake,
     Stop,
 }
@@ -257,6 +262,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         apps,
         instances,
         replica: store.replica()?,
+        raft: store.raft()?,
     };
     let member = mesh.as_ref().is_some_and(|m| m.is_member());
     // Each start is a new life for SWIM (see `Swim::seeded`).
@@ -272,6 +278,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     // As many as the control socket's clients.
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(control::MAX_CLIENTS);
     tokio::spawn(control::serve(listener, requests_tx));
+    let (machine_tx, mut machine_rx) = mpsc::channel::<crate::targets::Done>(64);
+    let lp_data_dir = cfg.data_dir.clone();
     let mut lp = Loop {
         workers: Arc::new(Semaphore::new(cfg.max_parallel_scripts)),
         script: Arc::new(Script {
@@ -295,6 +303,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         joins: HashMap::new(),
         listening: Vec::new(),
         wake_at: 0,
+        init_voters: None,
+        machines: crate::targets::Machines::new(machine_tx, &lp_data_dir),
     };
     if member {
         if let Some(m) = &lp.mesh {
@@ -303,6 +313,22 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     }
     lp.node.tick(now_ms());
     lp.flush().await?;
+    // A launched machine's agent joins with its user data's token.
+    if let (Some((addr, token)), false) = (lp.cfg.join.clone(), member) {
+        if let Some(m) = &lp.mesh {
+            let (tx, rx) = oneshot::channel();
+            m.join(&addr, token, lp.cfg.node.clone(), tx);
+            tokio::spawn(async move {
+                match rx.await {
+                    Ok(Response::Ok { message }) => eprintln!("roboconf agent: {message}"),
+                    Ok(Response::Error { message, .. }) => {
+                        eprintln!("roboconf agent: user data: {message}")
+                    }
+                    _ => {}
+                }
+            });
+        }
+    }
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| Error::Socket {
@@ -323,6 +349,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             Some(p) = prepared_rx.recv() => Branch::Prepared(p),
             Some(ev) = net_event => Branch::Net(ev),
             Some(r) = reports_rx.recv() => Branch::Report(r),
+            Some(d) = machine_rx.recv() => Branch::Machine(d),
             _ = tokio::time::sleep(wait) => Branch::Wake,
             _ = tokio::signal::ctrl_c() => Branch::Stop,
             _ = term.recv() => Branch::Stop,
@@ -375,6 +402,9 @@ impl Loop {
             Branch::Prepared(p) => self.prepared(p),
             Branch::Net(ev) => self.net_event(ev),
             Branch::Report(r) => self.report(r),
+            Branch::Machine((key, result)) => {
+                self.node.step(now_ms(), Input::MachineDone { key, result })
+            }
             Branch::Wake => self.node.tick(now_ms()),
             Branch::Stop => return false,
         }

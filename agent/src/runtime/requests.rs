@@ -21,6 +21,11 @@ fn no_network() -> Response {
 }
 
 impl Loop {
+    /// A command id for the runtime's own commands (answered to no one).
+    pub(super) fn next_machine_token(&mut self) -> u64 {
+        self.next_id()
+    }
+
     fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -35,9 +40,18 @@ impl Loop {
         }
         let id = self.next_id();
         let command = match req {
-            Request::MeshInit => {
+            Request::MeshInit { voters } => {
+                if let Some(v) = voters.filter(|v| !(1..=7).contains(v)) {
+                    let _ = reply.send(Response::error(format!(
+                        "--voters {v}: a mesh has from 1 to 7 voters (3 by default)"
+                    )));
+                    return;
+                }
                 match &self.mesh {
-                    Some(m) => m.init(reply),
+                    Some(m) => {
+                        self.init_voters = voters;
+                        m.init(reply)
+                    }
                     None => {
                         let _ = reply.send(no_network());
                     }
@@ -102,6 +116,22 @@ impl Loop {
                 });
                 return;
             }
+            Request::Coordinator => {
+                let _ = reply.send(match &self.mesh {
+                    Some(_) => Response::Coordinator(self.node.coordinator_view()),
+                    None => no_network(),
+                });
+                return;
+            }
+            Request::MeshVoters { node, add } => {
+                let answer = match self.node.change_voters(&node, add) {
+                    Ok(m) => Response::ok(m),
+                    Err(e) => Response::error(e),
+                };
+                let _ = reply.send(answer);
+                // The proposal leaves with the next flush.
+                return;
+            }
             Request::Stats => {
                 let _ = reply.send(Response::Stats {
                     counters: self.stats(),
@@ -155,6 +185,7 @@ impl Loop {
             ("swim_datagrams_unreadable", self.node.swim_rejected()),
             ("tombstones_collected", self.node.engine().collected()),
         ];
+        c.extend(self.node.coord_counts());
         if let Some(m) = &self.mesh {
             let (d, u) = (&m.net.dropped, &m.net.udp);
             c.extend([

@@ -27,6 +27,7 @@ impl Cluster {
             let mut ready = self.nodes[k].node.ready();
             let wake_at = ready.wake_at;
             if ready.is_empty() {
+                self.watch_group(k);
                 self.queue_wake(k, wake_at);
                 return;
             }
@@ -126,6 +127,7 @@ impl Cluster {
                     }
                 }
             }
+            Effect::Machine(op) => self.machine_op(k, op),
             Effect::Run(run) => {
                 let at_ms = self.wall_ms(k) + 2;
                 let life = self.nodes[k].life;
@@ -216,6 +218,9 @@ fn index(name: &str) -> Option<usize> {
 /// with (`links::OVERHEAD`) are part of that.
 fn datagram_size(data: &[u8]) -> usize {
     const FRAME: usize = 114 + 28 - 40;
-    let (_, ids) = roboconf_core::swim::inspect(data);
+    let ids = match data.split_first() {
+        Some((0, swim)) => roboconf_core::swim::inspect(swim).1,
+        _ => 0,
+    };
     data.len() + ids * super::links::ID_GROWTH + FRAME
 }

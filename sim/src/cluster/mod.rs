@@ -13,6 +13,7 @@
 
 mod effects;
 mod links;
+mod machines;
 mod ops;
 
 pub use links::Msg;
@@ -65,6 +66,12 @@ pub enum Ev {
     Boot {
         node: usize,
     },
+    /// The simulated target finished a machine operation of node `node`.
+    Machine {
+        node: usize,
+        life: u32,
+        op: roboconf_core::node::MachineOp,
+    },
 }
 
 /// The whole simulation.
@@ -91,6 +98,8 @@ pub struct Cluster {
     debug: bool,
     /// The one copy of each stored key and value (`node::Interner`).
     pub interner: crate::node::Interner,
+    /// The coordinator: the simulated target and its invariants.
+    pub coord: machines::Coord,
 }
 
 impl Cluster {
@@ -129,6 +138,7 @@ impl Cluster {
             hash: 0xcbf2_9ce4_8422_2325,
             debug: std::env::var_os("SIM_DEBUG").is_some(),
             interner: Default::default(),
+            coord: Default::default(),
         }
     }
 
@@ -212,6 +222,7 @@ impl Cluster {
             Ev::Close { node, peer, .. } => (10, (*node * 65_536 + *peer) as u64),
             Ev::Op(_) => (8, 0),
             Ev::Boot { node } => (9, *node as u64),
+            Ev::Machine { node, .. } => (11, *node as u64),
         };
         self.mix(self.queue.now);
         self.mix(kind);
@@ -291,6 +302,7 @@ impl Cluster {
                 self.nodes[node].up = true;
                 self.start_node(node);
             }
+            Ev::Machine { node, life, op } => self.machine_done(node, life, op),
         }
     }
 

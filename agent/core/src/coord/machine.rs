@@ -32,8 +32,12 @@ pub struct MachineKey {
 pub enum Phase {
     /// A launch is committed; the leader creates (or looks up) the machine.
     Launching,
-    /// The target created and configured it.
-    Running { machine_id: String, address: String },
+    /// The target created and configured it; `node` is its agent.
+    Running {
+        machine_id: String,
+        address: String,
+        node: String,
+    },
     /// The creation failed: nothing runs, nothing is retried until the operator deploys
     /// the root again.
     Failed { reason: String },
@@ -42,6 +46,7 @@ pub enum Phase {
     Problem {
         machine_id: String,
         address: String,
+        node: String,
         reason: String,
     },
     /// A termination is committed; the leader terminates (or looks up) the machine.
@@ -77,6 +82,7 @@ pub enum Command {
         key: MachineKey,
         machine_id: String,
         address: String,
+        node: String,
     },
     /// Creation failed (`problem: false`: nothing exists) or the machine is not right.
     LaunchFailed {
@@ -177,11 +183,13 @@ impl Machine {
                 key,
                 machine_id,
                 address,
+                node,
             } => self.update(&key, |i| match i.phase {
                 Phase::Launching => {
                     i.phase = Phase::Running {
                         machine_id,
                         address,
+                        node,
                     };
                     true
                 }
@@ -192,18 +200,20 @@ impl Machine {
                 reason,
                 problem,
             } => self.update(&key, |i| {
-                let (machine_id, address) = match &i.phase {
-                    Phase::Launching => (String::new(), String::new()),
+                let (machine_id, address, node) = match &i.phase {
+                    Phase::Launching => (String::new(), String::new(), String::new()),
                     Phase::Running {
                         machine_id,
                         address,
-                    } => (machine_id.clone(), address.clone()),
+                        node,
+                    } => (machine_id.clone(), address.clone(), node.clone()),
                     _ => return false,
                 };
                 i.phase = match problem {
                     true => Phase::Problem {
                         machine_id,
                         address,
+                        node,
                         reason,
                     },
                     false => Phase::Failed { reason },
@@ -292,6 +302,7 @@ mod tests {
             key: key(1),
             machine_id: "m".into(),
             address: "x".into(),
+            node: "n".into(),
         };
         assert_eq!(m.apply(launched.clone(), 3), Applied::Intent(key(1)));
         assert_eq!(m.apply(launched, 3), Applied::Nothing);

@@ -49,6 +49,8 @@ pub struct AppState {
     pub exporters: BTreeMap<String, BTreeMap<String, Vars>>,
     /// Prefix → instances whose component imports it.
     pub importers: BTreeMap<String, BTreeSet<String>>,
+    /// The target files of its `target` components (the coordinator launches with them).
+    pub targets: Vec<roboconf_model::targets::TargetDef>,
 }
 
 /// The root (machine) instance of a path: `/vm/app/web` → `/vm`.
@@ -83,6 +85,7 @@ impl AppState {
             insts: BTreeMap::new(),
             exporters: BTreeMap::new(),
             importers: BTreeMap::new(),
+            targets: loaded.model.targets.clone(),
         }
     }
 

@@ -180,6 +180,11 @@ impl Core {
             if out.get(path).is_some_and(|(r, _)| *r >= rank) {
                 continue;
             }
+            if host.is_none() && self.has_left(owner) {
+                // A retired machine's agent (the coordinator unbound its root): nothing
+                // runs there any more.
+                continue;
+            }
             if !self.counts(owner) {
                 // What a dead or departed node hosted: its machine is in trouble, the
                 // rest is not running as far as anyone knows.

@@ -7,6 +7,7 @@
 
 mod app;
 pub mod collect;
+mod coordination;
 pub mod folders;
 mod lifecycle;
 pub mod members;
@@ -18,6 +19,7 @@ mod tokens;
 mod views;
 
 pub use app::{parent_path, AppState, LoadedApp};
+pub use coordination::{Coordination, Launchable, COORDINATOR_KEY};
 pub use records::{AppRecord, InstanceRecord, Retry, RunRecord, Write};
 
 use crate::api::{Desired, Response};
@@ -235,6 +237,8 @@ pub enum Input {
         name: String,
         app: Option<Box<LoadedApp>>,
     },
+    /// What the coordinator's leader writes through the engine.
+    Coordination(Coordination),
 }
 
 /// A plug-in run the runtime must start (after persisting what came before it).
@@ -615,6 +619,10 @@ impl Core {
                     let _ = self.app_add(*app, false, true);
                     self.reconcile();
                 }
+            }
+            Input::Coordination(c) => {
+                self.coordination(c);
+                self.reconcile();
             }
             Input::Addresses(a) => {
                 self.addresses = a;

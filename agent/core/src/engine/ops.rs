@@ -194,6 +194,12 @@ impl Core {
             return;
         };
         if i.parent.is_none() {
+            // A root's state is its machine's (hosted or not): its wish is only recorded
+            // and shared, for the coordinator that launches and retires machines.
+            // Shared even when unchanged: a newer wish to deploy replaces a failed launch.
+            i.rec.desired = target;
+            self.persist_instance(app, path);
+            self.share_desired(app, path, target);
             return;
         }
         i.rec.desired = target;
@@ -237,6 +243,7 @@ impl Core {
             for p in &below {
                 self.set_desired(app, p, target);
             }
+            self.set_desired(app, path, target);
             return Response::ok(format!(
                 "{} instances under {path} set to {}",
                 below.len(),

@@ -4,7 +4,7 @@
 
 use super::app::AppState;
 use super::Core;
-use crate::api::{AppStatus, AppSummary, InstanceView, MemberView, Response, State};
+use crate::api::{AppStatus, AppSummary, Desired, InstanceView, MemberView, Response, State};
 use std::collections::BTreeMap;
 
 impl Core {
@@ -14,6 +14,51 @@ impl Core {
         a.insts
             .values()
             .map(|i| {
+                let mut view = self.instance_view(a, i, &remote);
+                if i.parent.is_none() {
+                    self.with_machine(&a.name, &mut view);
+                }
+                view
+            })
+            .collect()
+    }
+
+    /// A launched root shows its machine; until its agent reports, the launch's state
+    /// is the root's (Roboconf's: DEPLOYING while it is created, NOT_DEPLOYED with the
+    /// error when creation failed, PROBLEM when the machine is not right).
+    fn with_machine(&self, app: &str, view: &mut InstanceView) {
+        let Some(m) = self.machine_view(app, &view.path) else {
+            return;
+        };
+        let reported = view.node.is_some();
+        match m.state.as_str() {
+            "launching" | "running" if !reported && view.desired != Desired::NotDeployed => {
+                view.state = State::Deploying;
+            }
+            "terminating" if !reported || view.state == State::NotDeployed => {
+                view.state = State::Undeploying;
+            }
+            "failed" => {
+                view.state = State::NotDeployed;
+                view.last_error = m.reason.clone();
+            }
+            "problem" => {
+                view.state = State::Problem;
+                view.last_error = m.reason.clone();
+            }
+            _ => {}
+        }
+        view.machine = Some(m);
+    }
+
+    fn instance_view(
+        &self,
+        a: &AppState,
+        i: &super::app::Inst,
+        remote: &BTreeMap<String, (super::mesh::SharedObserved, super::records::Vars)>,
+    ) -> InstanceView {
+        {
+            {
                 let root = super::app::root_path(&i.rec.path);
                 let hosted = self.is_hosted(&a.name, &root);
                 if !hosted {
@@ -31,6 +76,7 @@ impl Core {
                             },
                             last_error: obs.last_error.clone(),
                             retry: obs.retry,
+                            machine: None,
                         };
                     }
                 }
@@ -48,9 +94,10 @@ impl Core {
                     exports,
                     last_error: i.rec.last_error.clone(),
                     retry: i.rec.retry,
+                    machine: None,
                 }
-            })
-            .collect()
+            }
+        }
     }
 
     pub(super) fn status(&self, app: Option<&str>) -> Response {

@@ -21,6 +21,8 @@ pub struct Config {
     /// Copies of peers' records held back from the store at most (they are written
     /// with the node's own next writes, on the next tick, or when this many wait).
     pub peer_writes_max: usize,
+    /// The coordinator (its Raft group, and the leader's limits and waits).
+    pub coord: crate::coord::Settings,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             peers: PeerSettings::default(),
             gossip: GossipSettings::default(),
             peer_writes_max: 1024,
+            coord: crate::coord::Settings::default(),
         }
     }
 }

@@ -7,10 +7,12 @@
 //! are two such drivers: the protocol is written once, and simulated as it runs.
 
 mod config;
+mod coordinate;
 mod peers;
 mod sync;
 
 pub use config::{Config, GossipSettings, PeerSettings, SwimSettings, SyncSettings};
+pub use coordinate::{MachineAction, MachineOp, MachineResult, MAX_DATAGRAM};
 
 use crate::engine::records::Write;
 use crate::engine::{self, Command, Core, Event, InstanceRecord, LoadedApp, PluginRun, RunResult};
@@ -44,7 +46,7 @@ pub enum Input {
         from: NodeId,
         entries: Vec<Entry>,
     },
-    /// A SWIM datagram.
+    /// A datagram (SWIM's or the coordinator's) from a member.
     Datagram {
         from: NodeId,
         data: Vec<u8>,
@@ -69,9 +71,18 @@ pub enum Input {
     Disconnected(NodeId),
     /// The addresses this node listens on (published in its member record).
     Addresses(Vec<String>),
-    /// This node became a member of a mesh (`mesh init`, `join`): it may now dial,
-    /// gossip and synchronise.
-    Joined,
+    /// This node became a member of a mesh (`mesh init`: `founded`, `join`): it may now
+    /// dial, gossip and synchronise. The founder is the coordinator's first voter and
+    /// leader; the mesh wants `voters` of them.
+    Joined {
+        founded: bool,
+        voters: Option<u32>,
+    },
+    /// A machine operation asked by `Effect::Machine` ended.
+    MachineDone {
+        key: crate::coord::MachineKey,
+        result: MachineResult,
+    },
 }
 
 /// What a node asks of its driver, once the writes before it are durable.
@@ -79,8 +90,12 @@ pub enum Input {
 pub enum Effect {
     /// Spread records to the mesh (gossip). Always after everything else of a `Ready`.
     Publish(Vec<Entry>),
-    /// A SWIM datagram for a member (connected or not).
+    /// A datagram (SWIM's or the coordinator's) for a member (connected or not), at
+    /// most `MAX_DATAGRAM` bytes.
     Datagram { to: NodeId, data: Vec<u8> },
+    /// A machine operation for the coordinator's leader (its target's), answered by
+    /// `Input::MachineDone`.
+    Machine(MachineOp),
     /// A request to a connected peer; its answer comes back as `Input::Response`, or
     /// `Input::RequestFailed`.
     Request { to: NodeId, body: Body },
@@ -151,6 +166,8 @@ pub struct Restored {
     pub apps: Vec<LoadedApp>,
     pub instances: Vec<InstanceRecord>,
     pub replica: Vec<Entry>,
+    /// The coordinator's Raft state (store tree `raft`).
+    pub raft: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// One agent.
@@ -176,6 +193,11 @@ pub struct Node {
     /// The last records gossiped (when leaving: the departure itself).
     last_words: Vec<Entry>,
     left: bool,
+    coord: coordinate::Coordinator,
+    /// Datagrams not sent or not read: too big, or of an unknown kind.
+    coord_dropped: u64,
+    /// Machine operations asked of the driver.
+    machine_ops: u64,
 }
 
 impl std::fmt::Debug for Node {
@@ -226,9 +248,50 @@ impl Node {
             gossip: Vec::new(),
             last_words: Vec::new(),
             left: false,
+            coord: Default::default(),
+            coord_dropped: 0,
+            machine_ops: 0,
         };
+        if node.cfg.networked {
+            match crate::coord::log::Log::restore(&restored.raft) {
+                Ok(Some(log)) => {
+                    let (me, seed) = (node.id().clone(), node.rng.next_u64());
+                    match crate::coord::Group::restore(me, &node.cfg.coord, seed, log) {
+                        Ok(g) => node.coord.group = Some(g),
+                        Err(_) => node.coord.unreadable = true,
+                    }
+                }
+                Ok(None) if member => node.join_group(),
+                Ok(None) => {}
+                Err(_) => node.coord.unreadable = true,
+            }
+        }
         node.drain();
         node
+    }
+
+    /// The coordinator's counters: (term, commit, refused messages, datagrams dropped,
+    /// machine operations asked, whether this node leads, its Raft state unreadable).
+    pub fn coord_counts(&self) -> Vec<(&'static str, u64)> {
+        let g = self.coord.group.as_ref();
+        vec![
+            ("coordinator_term", g.map_or(0, |g| g.term())),
+            ("coordinator_commit", g.map_or(0, |g| g.commit())),
+            (
+                "coordinator_leader",
+                g.is_some_and(|g| g.is_leader()) as u64,
+            ),
+            ("coordinator_voter", g.is_some_and(|g| g.is_voter()) as u64),
+            ("coordinator_refused", g.map_or(0, |g| g.refused)),
+            ("coordinator_dropped", self.coord_dropped),
+            ("machine_ops", self.machine_ops),
+            ("coordinator_unreadable", self.coord.unreadable as u64),
+        ]
+    }
+
+    /// The node's Raft group, for observers (the simulator's invariants).
+    pub fn group(&self) -> Option<&crate::coord::Group> {
+        self.coord.group.as_ref()
     }
 
     /// The engine, for read-only views (status, members, digests).
@@ -296,11 +359,16 @@ impl Node {
                 entries,
                 at_ms: now,
             }),
-            Input::Datagram { data, .. } => {
-                if let Some(s) = self.swim.as_mut() {
-                    s.handle(&data);
+            Input::Datagram { from, data } => match data.split_first() {
+                Some((&coordinate::TAG_SWIM, rest)) => {
+                    if let Some(s) = self.swim.as_mut() {
+                        s.handle(rest);
+                    }
                 }
-            }
+                Some((&coordinate::TAG_RAFT, rest)) => self.consensus(&from, rest),
+                _ => self.coord_dropped += 1,
+            },
+            Input::MachineDone { key, result } => self.machine_done(key, result),
             Input::Request { id, from, body } => self.request(id, from, body),
             Input::Response { from, body } => self.response(from, body),
             Input::RequestFailed { to } => self.sync.failed(&to),
@@ -319,7 +387,15 @@ impl Node {
                 }
             }
             Input::Addresses(a) => self.engine.step(engine::Input::Addresses(a)),
-            Input::Joined => {
+            Input::Joined { founded, voters } => {
+                if founded && self.cfg.networked && self.coord.group.is_none() {
+                    if let Some(v) = voters {
+                        self.cfg.coord.voters = v;
+                    }
+                    self.found_group();
+                } else {
+                    self.join_group();
+                }
                 self.member = true;
                 self.sync.soon(now);
                 self.peers.soon();
@@ -364,7 +440,11 @@ impl Node {
     /// When the node next needs `tick`.
     fn wake_at(&self) -> u64 {
         let timer = self.timers.keys().next().map(|(at, _)| *at);
-        timer.map_or(self.next_tick_ms, |t| t.min(self.next_tick_ms))
+        let at = timer.map_or(self.next_tick_ms, |t| t.min(self.next_tick_ms));
+        match self.coord.next_tick > 0 && !self.left {
+            true => at.min(self.coord.next_tick),
+            false => at,
+        }
     }
 
     /// Moves the clock to `now_ms` (never back), firing SWIM's due timers and the
@@ -388,6 +468,7 @@ impl Node {
             self.next_tick_ms = now + tick;
             self.periodic(now);
         }
+        self.coord_tick(now);
     }
 
     /// The work of every tick.
@@ -494,9 +575,12 @@ impl Node {
             && out.down.is_empty()
             && out.suspected.is_empty());
         for (peer, data) in out.sends {
+            let mut d = Vec::with_capacity(data.len() + 1);
+            d.push(coordinate::TAG_SWIM);
+            d.extend_from_slice(&data);
             self.effects.push(Effect::Datagram {
                 to: NodeId::new(peer),
-                data,
+                data: d,
             });
         }
         for (timer, after) in out.timers {
@@ -521,6 +605,7 @@ impl Node {
     /// The node left: SWIM says goodbye, the departure is pushed to every peer, then
     /// the driver stops.
     fn leave(&mut self) {
+        self.hand_off();
         self.left = true;
         if let Some(s) = self.swim.as_mut() {
             s.leave();

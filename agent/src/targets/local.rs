@@ -1,0 +1,250 @@
+//! The `local` target: a machine is an agent process on this host, in its own folder
+//! (`<local.dir>/<app>-<root>-g<generation>`, by default `roboconf-machines` beside the
+//! leader's data dir, so that every agent of the host finds the machines of a key),
+//! with its own data dir, identity and log file. It is started detached with `setsid`
+//! (its own session: it outlives the agent that launched it) and known by its PID and
+//! the start time `/proc` gives, never by `kill -0` alone (a PID is reused). Terminate
+//! asks it to leave the mesh, then kills its session and removes its folder.
+
+use super::{machine_name, Created, Failure, Target, UserData};
+use roboconf_core::coord::MachineKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a new agent has to open its control socket.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `leave` may take before the machine is killed.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Local {
+    base: PathBuf,
+    binary: PathBuf,
+}
+
+/// What `machine.json` records of a started agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    pid: u32,
+    /// Its start time, in clock ticks after boot (`/proc/<pid>/stat`, field 22).
+    start: u64,
+    node: String,
+}
+
+impl Local {
+    pub fn new(props: &BTreeMap<String, String>, data_dir: &Path) -> Result<Local, String> {
+        let base = match props.get("local.dir") {
+            Some(d) => PathBuf::from(d),
+            None => data_dir.parent().map_or_else(
+                || data_dir.join("machines"),
+                |p| p.join("roboconf-machines"),
+            ),
+        };
+        let binary = match props.get("local.binary") {
+            Some(b) => PathBuf::from(b),
+            None => std::env::current_exe().map_err(|e| format!("the agent's binary: {e}"))?,
+        };
+        Ok(Local { base, binary })
+    }
+
+    fn dir(&self, key: &MachineKey) -> PathBuf {
+        self.base.join(machine_name(key))
+    }
+}
+
+fn read_record(dir: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(dir.join("machine.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The start time of a live (not zombie) process.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+fn alive(r: &Record) -> bool {
+    start_time(r.pid) == Some(r.start)
+}
+
+/// The end of a log file, for an error message.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(3).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill_session(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Target for Local {
+    fn create(&self, key: &MachineKey, user: &UserData) -> Result<Created, Failure> {
+        let dir = self.dir(key);
+        let machine_id = machine_name(key);
+        let created = |node: String| Created {
+            machine_id: machine_id.clone(),
+            address: "127.0.0.1".into(),
+            node,
+        };
+        if let Some(r) = read_record(&dir) {
+            if alive(&r) {
+                // Created for this key already (by this leader or the one before).
+                return Ok(created(r.node));
+            }
+        }
+        let agent_dir = dir.join("agent");
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            Failure::clean(format!("local target: {what} {}: {e}", dir.display()))
+        };
+        std::fs::create_dir_all(&agent_dir).map_err(|e| fail("cannot create", &e))?;
+        for d in [&dir, &agent_dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| fail("cannot set the permissions of", &e))?;
+        }
+        let identity = crate::meshio::identity(&agent_dir)
+            .map_err(|e| fail("cannot make the agent's identity in", &e))?;
+        let node = identity.public().to_peer_id().to_string();
+        let ud_path = dir.join("user-data.json");
+        let ud = serde_json::to_vec_pretty(user).unwrap_or_default();
+        std::fs::write(&ud_path, ud).map_err(|e| fail("cannot write the user data in", &e))?;
+        let _ = std::fs::set_permissions(&ud_path, std::fs::Permissions::from_mode(0o600));
+        let log_path = dir.join("agent.log");
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| fail("cannot create a log in", &e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| fail("cannot open the log in", &e))?;
+        let child = Command::new("setsid")
+            .arg(&self.binary)
+            .arg("--data-dir")
+            .arg(&agent_dir)
+            .args(["agent", "--listen", "/ip4/127.0.0.1/tcp/0", "--user-data"])
+            .arg(&ud_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Failure::clean(format!(
+                    "local target: cannot start {}: {e}",
+                    self.binary.display()
+                )));
+            }
+        };
+        let pid = child.id();
+        let start = start_time(pid).unwrap_or(0);
+        let rec = Record {
+            pid,
+            start,
+            node: node.clone(),
+        };
+        let tmp = dir.join("machine.json.tmp");
+        let written = std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default())
+            .and_then(|()| std::fs::rename(&tmp, dir.join("machine.json")));
+        // The agent is this process's child until this process ends: reap it when it
+        // exits, so that it leaves no zombie behind.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        if let Err(e) = written {
+            kill_session(pid, "-KILL");
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(fail("cannot record the machine in", &e));
+        }
+        let socket = agent_dir.join("control.sock");
+        let started = wait_until(START_TIMEOUT, || socket.exists() || !alive(&rec));
+        if !alive(&rec) {
+            let why = tail(&log_path);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(Failure::clean(format!(
+                "local target: the agent exited at start: {why}"
+            )));
+        }
+        if !started {
+            return Err(Failure {
+                reason: format!(
+                    "local target: the agent did not open its control socket within {} s (log: {})",
+                    START_TIMEOUT.as_secs(),
+                    log_path.display()
+                ),
+                left_behind: true,
+            });
+        }
+        Ok(created(node))
+    }
+
+    fn terminate(&self, key: &MachineKey, machine_id: &str) -> Result<(), String> {
+        let dir = match machine_id.is_empty() {
+            true => self.dir(key),
+            false => self.base.join(machine_id),
+        };
+        if !dir.exists() {
+            return Ok(());
+        }
+        if let Some(r) = read_record(&dir) {
+            if alive(&r) {
+                // Leave first: the mesh learns it is gone, not dead.
+                let leave = Command::new(&self.binary)
+                    .arg("--data-dir")
+                    .arg(dir.join("agent"))
+                    .arg("leave")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                if let Ok(mut c) = leave {
+                    let ended = wait_until(LEAVE_TIMEOUT, || !matches!(c.try_wait(), Ok(None)));
+                    if !ended {
+                        let _ = c.kill();
+                    }
+                    let _ = c.wait();
+                }
+                let _ = wait_until(Duration::from_secs(5), || !alive(&r));
+                if alive(&r) {
+                    kill_session(r.pid, "-TERM");
+                    let _ = wait_until(Duration::from_secs(3), || !alive(&r));
+                }
+            }
+            // Whatever is left in its session (scripts it started) goes too.
+            kill_session(r.pid, "-KILL");
+            if !wait_until(Duration::from_secs(5), || !alive(&r)) {
+                return Err(format!("local target: process {} does not die", r.pid));
+            }
+        }
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("local target: cannot remove {}: {e}", dir.display()))
+    }
+
+    fn is_running(&self, key: &MachineKey) -> bool {
+        read_record(&self.dir(key)).is_some_and(|r| alive(&r))
+    }
+}

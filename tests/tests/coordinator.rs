@@ -1,0 +1,204 @@
+//! The coordinator with real processes on loopback: three voters elect a leader
+//! (`roboconf coordinator --json`), a `kill -9` of the leader gives the mesh another one;
+//! a root of a `target` component with a `local` target file gets a machine — an agent
+//! process started detached by the leader, which joins the mesh with its user data and
+//! hosts the root — and undeploying it terminates the machine (no process left).
+
+use roboconf_tests::Agent;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Db, App;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, port = 8080;\n\timports: Db.ip, Db.port;\n}\n";
+const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\ninstance of VM {\n\tname: vm-app;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n";
+const START: &str =
+    "#!/bin/bash\necho \"start $ROBOCONF_INSTANCE_PATH db=${Db_0_port:-none}\" >> \"$JOURNAL\"\n";
+
+/// The machines of a test's `local` target, killed (if any is left) when dropped.
+struct Machines(PathBuf);
+
+impl Machines {
+    fn alive(&self) -> Vec<u32> {
+        roboconf_tests::live_machines(&self.0)
+    }
+
+    fn count(&self) -> usize {
+        std::fs::read_dir(&self.0).map_or(0, |d| d.count())
+    }
+}
+
+impl Drop for Machines {
+    fn drop(&mut self) {
+        roboconf_tests::kill_machines(&self.0);
+    }
+}
+
+fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn coordinator(a: &Agent) -> serde_json::Value {
+    let o = a.cli(&["coordinator", "--json"]);
+    serde_json::from_slice(&o.stdout).unwrap_or_default()
+}
+
+fn start(root: &Path, name: &str, env: &[(&str, &str)]) -> Agent {
+    Agent::start(
+        &root.join(name),
+        &["--listen", "/ip4/127.0.0.1/tcp/0", "--node", name],
+        env,
+    )
+}
+
+/// Three agents: `a` makes the mesh, `b` and `c` join; all three become voters.
+fn three(root: &Path, env: &[(&str, &str)]) -> Vec<Agent> {
+    let a = start(root, "a", env);
+    a.init_mesh();
+    let b = start(root, "b", env);
+    b.join(&a);
+    let c = start(root, "c", env);
+    c.join(&a);
+    let agents = vec![a, b, c];
+    wait("three voters and a leader", Duration::from_secs(30), || {
+        let v = coordinator(&agents[0]);
+        v["voters"].as_array().map_or(0, |l| l.len()) == 3 && v["leader"].is_string()
+    });
+    agents
+}
+
+#[test]
+fn three_voters_elect_a_leader_and_another_takes_over_after_a_kill9() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut agents = three(tmp.path(), &[]);
+    let v = coordinator(&agents[0]);
+    let leader = v["leader"].as_str().unwrap_or_default().to_string();
+    let term = v["term"].as_u64().unwrap_or(0);
+    let ids: Vec<String> = agents
+        .iter()
+        .map(|a| {
+            coordinator(a)["voters"]
+                .as_array()
+                .map(|l| l.len())
+                .unwrap_or(0)
+                .to_string()
+        })
+        .collect();
+    assert!(
+        ids.iter().all(|n| n == "3"),
+        "every voter holds 3 voters: {ids:?}"
+    );
+    // Every member names the same leader.
+    for a in &agents {
+        let seen = coordinator(a);
+        assert_eq!(seen["leader"].as_str(), Some(leader.as_str()));
+    }
+    // Kill the leader: one of the others takes over, in a later term.
+    let k = agents
+        .iter()
+        .position(|a| {
+            let o = a.cli(&["stats", "--json"]);
+            let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            s["coordinator_leader"] == 1
+        })
+        .expect("the leader is one of the three");
+    agents[k].kill9();
+    let other = (k + 1) % 3;
+    let started = Instant::now();
+    wait("a new leader", Duration::from_secs(10), || {
+        let v = coordinator(&agents[other]);
+        v["leader"].as_str().is_some_and(|l| l != leader) && v["term"].as_u64() > Some(term)
+    });
+    eprintln!("failover in {:?}", started.elapsed());
+    let third = 3 - k - other;
+    let a = coordinator(&agents[other]);
+    let b = coordinator(&agents[third]);
+    wait("both survivors agree", Duration::from_secs(5), || {
+        coordinator(&agents[third])["leader"] == coordinator(&agents[other])["leader"]
+    });
+    assert!(a["term"].as_u64() >= Some(term + 1), "{a} {b}");
+}
+
+#[test]
+fn a_root_with_a_local_target_gets_a_machine_and_loses_it_when_undeployed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let machines_dir = root.join("machines");
+    let machines = Machines(machines_dir.clone());
+    let target = format!(
+        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
+        machines_dir.display()
+    );
+    let app = roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[
+            ("graph/VM/target.properties", target.as_str()),
+            ("graph/Db/scripts/start.sh", START),
+            ("graph/App/scripts/start.sh", START),
+        ],
+    );
+    let journal = root.join("journal.log").display().to_string();
+    let env = [("JOURNAL", journal.as_str())];
+    let agents = three(root, &env);
+    let a = &agents[0];
+    let o = a.cli(&["app", "add", &app.display().to_string(), "--start"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Each root gets a machine whose agent hosts it; the app server finds the database.
+    a.wait_until(
+        "both machines' instances started",
+        Duration::from_secs(60),
+        |a| {
+            a.state("shop", "/vm-db/db") == "DEPLOYED_STARTED"
+                && a.state("shop", "/vm-app/app") == "DEPLOYED_STARTED"
+        },
+    );
+    assert_eq!(
+        machines.alive().len(),
+        2,
+        "one machine per root: {}\n{}",
+        a.status("shop"),
+        std::fs::read_to_string(&a.log).unwrap_or_default()
+    );
+    let status = a.status("shop");
+    let vm = status["instances"]
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["path"] == "/vm-db"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(vm["machine"]["target"], "here", "{vm}");
+    assert_eq!(vm["machine"]["handler"], "local", "{vm}");
+    assert_eq!(vm["machine"]["state"], "running", "{vm}");
+    assert_eq!(vm["machine"]["generation"], 1, "{vm}");
+    let text = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(text.contains("start /vm-app/app db=5432"), "{text}");
+    // Undeploy one root: its subtree stops, then its machine goes.
+    let o = a.cli(&["instance", "undeploy", "shop", "/vm-app"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    a.wait_until(
+        "the app server's machine terminated",
+        Duration::from_secs(60),
+        |_| machines.count() == 1 && machines.alive().len() == 1,
+    );
+    let undeployed = |a: &Agent| {
+        a.state("shop", "/vm-app") == "NOT_DEPLOYED"
+            && a.state("shop", "/vm-app/app") == "NOT_DEPLOYED"
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while !undeployed(a) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(undeployed(a), "/vm-app undeployed: {}", a.status("shop"));
+    let o = a.cli(&["app", "undeploy", "shop"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    a.wait_until("every machine terminated", Duration::from_secs(60), |_| {
+        machines.count() == 0
+    });
+    assert!(machines.alive().is_empty());
+}
