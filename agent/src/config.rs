@@ -48,7 +48,7 @@ pub struct Config {
     /// From a user data file: join the mesh of this member with this token at start
     /// (when not a member yet).
     #[serde(skip)]
-    pub join: Option<(String, String)>,
+    pub join: Option<(Vec<String>, String)>,
 }
 
 impl Default for Config {

@@ -14,13 +14,18 @@ fn the_demo_runs_and_cleans_up() {
         "starting 4 agents",
         "deployed and started across the mesh",
         "scale-out",
-        "killing node3",
+        "the coordinator launches a local machine",
+        "a new leader in",
+        "the new leader finished the launch",
+        "killing node4",
         "re-configured",
         "done",
     ] {
         assert!(out.contains(step), "missing `{step}` in:\n{out}");
     }
     assert!(out.contains("server /vm-app-3/app-3"), "{out}");
+    assert!(out.contains("server /vm-app-4/app-4"), "{out}");
+    assert!(out.contains("2 machines (one per launched root)"), "{out}");
     assert!(
         out.contains("PROBLEM"),
         "the dead node's machine is shown in trouble:\n{out}"

@@ -38,7 +38,7 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
                 if cfg.node.is_empty() {
                     cfg.node = ud.name.clone();
                 }
-                cfg.join = ud.peers.first().map(|p| (p.clone(), ud.token.clone()));
+                cfg.join = Some((ud.peers.clone(), ud.token.clone()));
             }
             Err(e) => {
                 eprintln!("roboconf agent: {e}");

@@ -1,9 +1,13 @@
 //! `roboconf demo [--nodes N] [--exit]`: a local mesh of agent processes on loopback
-//! running `examples/lamp`: it deploys the application across the nodes, prints the
-//! status tree, scales out (one more app server on one more node) and shows the load
-//! balancer's regenerated configuration, kills a node and shows the re-configuration,
-//! then stays up until Ctrl-C (`--exit`: ends there). Everything it started — agents and
-//! the application's processes — is stopped and its temporary folder removed.
+//! running `examples/lamp`: it deploys the application across the nodes (started by
+//! hand with `--host`; node1 makes the mesh and leads the coordinator), prints the
+//! status tree, scales out by creating and deploying a new root — the coordinator
+//! launches a `local` machine for it — and shows the load balancer's regenerated
+//! configuration; kills the coordinator's leader in the middle of a second launch and
+//! shows another voter taking over and finishing it; kills a node and shows the
+//! re-configuration; then stays up until Ctrl-C (`--exit`: ends there). Everything it
+//! started — agents, machines and the application's processes — is stopped and its
+//! temporary folder removed.
 
 use super::show;
 use crate::api::{Request, Response, State};
@@ -20,6 +24,8 @@ struct Node {
 struct Demo {
     root: PathBuf,
     nodes: Vec<Node>,
+    /// The node hosting the balancer.
+    lb: usize,
 }
 
 impl Drop for Demo {
@@ -30,12 +36,30 @@ impl Drop for Demo {
                 let _ = c.wait();
             }
         }
+        // The coordinator's machines (their agents' sessions).
+        for pid in machine_pids(&self.root.join("roboconf-machines")) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
         // Processes the application started (pid files in the working copies).
         for pid in pid_files(&self.root) {
             let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// The PIDs the `local` target recorded for its machines.
+fn machine_pids(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("machine.json")).ok())
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter_map(|v| v["pid"].as_u64())
+        .collect()
 }
 
 fn pid_files(dir: &Path) -> Vec<String> {
@@ -176,7 +200,7 @@ impl Demo {
 
     fn lb_conf(&self) -> String {
         std::fs::read_to_string(
-            self.nodes[0]
+            self.nodes[self.lb]
                 .dir
                 .join("instances/lamp")
                 .join(crate::core::folders::instance_folder("/vm-lb/lb"))
@@ -191,7 +215,7 @@ fn servers(conf: &str) -> usize {
 }
 
 /// The demo's copy of `examples/lamp`, with free ports for every server (so that it runs
-/// beside anything) and a third app server machine declared for the scale-out.
+/// beside anything).
 fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
     let candidates = [
         PathBuf::from("examples/lamp"),
@@ -205,19 +229,12 @@ fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
         })?;
     let app = root.join("app");
     crate::runtime::copy_dir(src, &app)?;
-    let (lb, db, a1, a2, a3) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
+    let (lb, db, a1, a2) = (free_port(), free_port(), free_port(), free_port());
     let instances = format!(
-        "# Written by `roboconf demo`: free ports, and a third app server for the scale-out.\n\
+        "# Written by `roboconf demo`: free ports.\n\
          instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t\tport: {a1};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t\tport: {a2};\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-3;\n\tinstance of App {{\n\t\tname: app-3;\n\t\tport: {a3};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
     );
     std::fs::write(app.join("instances/lamp.instances"), instances)?;
@@ -225,19 +242,21 @@ fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
-    let nodes = nodes.max(1);
+    let nodes = nodes.max(2);
     let root = std::env::temp_dir().join(format!("roboconf-demo-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
     let mut demo = Demo {
         root: root.clone(),
         nodes: Vec::new(),
+        lb: 1,
     };
     let app = prepare_app(&root)?;
-    // Roots spread over the nodes: the balancer, two app servers, the database.
+    // node1 makes the mesh and is the coordinator's first voter (and leader); the roots
+    // are spread over the other nodes, started by hand.
     let roots = ["/vm-lb", "/vm-app-1", "/vm-app-2", "/vm-db"];
     let mut hosting: Vec<Vec<String>> = vec![Vec::new(); nodes];
     for (i, r) in roots.iter().enumerate() {
-        hosting[i % nodes].push(format!("lamp:{r}"));
+        hosting[1 + i % (nodes - 1)].push(format!("lamp:{r}"));
     }
     say(&format!(
         "starting {nodes} agents on loopback in {}",
@@ -248,9 +267,10 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
     for h in hosting.iter().skip(1) {
         demo.start_node(h, Some(&first))?;
     }
-    say("adding examples/lamp on node1 and starting everything");
+    say("adding examples/lamp on node2 and starting everything");
+    let dir0 = demo.nodes[1].dir.clone();
     match call(
-        &demo.nodes[0].dir,
+        &dir0,
         &Request::AppAdd {
             path: app.clone(),
             name: None,
@@ -266,7 +286,6 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
         "/vm-app-2/app-2",
         "/vm-db/db",
     ];
-    let dir0 = demo.nodes[0].dir.clone();
     let t = Instant::now();
     wait_for("the deployment", Duration::from_secs(90), || {
         let s = states(&dir0);
@@ -282,30 +301,76 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
     show_status(&dir0);
     say("the load balancer's configuration, generated by its scripts from its imports");
     super::out(&demo.lb_conf());
+    show_coordinator(&dir0);
 
-    say("scale-out: one more node hosting /vm-app-3");
-    demo.start_node(&["lamp:/vm-app-3".into()], Some(&first))?;
+    say("scale-out: instance create /vm-app-3 and /vm-app-3/app-3, instance start /vm-app-3: the coordinator launches a local machine for it");
+    let t = Instant::now();
+    scale_out(&dir0, 3)?;
     wait_for(
         "app-3 and the balancer's update",
         Duration::from_secs(60),
         || servers(&demo.lb_conf()) == 3,
     )?;
+    super::out(&format!(
+        "    machine launched, joined and app-3 in the balancer {:.1} s after the deploy\n",
+        t.elapsed().as_secs_f64()
+    ));
+    super::out(&demo.lb_conf());
+    show_machine(&dir0, "/vm-app-3");
+
+    let leader = leader_index(&demo).unwrap_or(0);
+    let leader_name = demo.nodes[leader].name.clone();
+    say(&format!(
+        "a second scale-out (/vm-app-4), and the coordinator's leader {leader_name} killed (kill -9) while it launches"
+    ));
+    scale_out(&dir0, 4)?;
+    wait_for("the launch in flight", Duration::from_secs(30), || {
+        machine_state(&dir0, "/vm-app-4").is_some()
+    })?;
+    show_coordinator(&demo.nodes[leader].dir);
+    if let Some(mut c) = demo.nodes[leader].child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let t = Instant::now();
+    let survivor = demo.nodes[demo.lb].dir.clone();
+    wait_for("a new leader", Duration::from_secs(30), || {
+        leader_index(&demo).is_some()
+    })?;
+    super::out(&format!(
+        "    a new leader in {:.1} s\n",
+        t.elapsed().as_secs_f64()
+    ));
+    show_coordinator(&survivor);
+    wait_for(
+        "app-4 and the balancer's update",
+        Duration::from_secs(60),
+        || servers(&demo.lb_conf()) == 4,
+    )?;
+    let machines = machine_pids(&root.join("roboconf-machines")).len();
+    super::out(&format!(
+        "    the new leader finished the launch: app-4 is in the balancer; {machines} machines (one per launched root)\n"
+    ));
     super::out(&demo.lb_conf());
 
-    let victim = 2.min(demo.nodes.len() - 1);
+    // The last node: an app server's host, not a voter (the coordinator keeps its
+    // majority for the clean-up).
+    let victim = demo.nodes.len() - 1;
     let victim_name = demo.nodes[victim].name.clone();
     say(&format!(
         "killing {victim_name} (kill -9): the mesh notices, the balancer is re-configured"
     ));
+    let before = servers(&demo.lb_conf());
+    let lost = hosting[victim].len();
     if let Some(mut c) = demo.nodes[victim].child.take() {
         let _ = c.kill();
         let _ = c.wait();
     }
     let t = Instant::now();
-    let expected = if nodes >= 3 {
-        2
+    let expected = if victim != demo.lb {
+        before.saturating_sub(lost.min(1))
     } else {
-        servers(&demo.lb_conf())
+        before
     };
     wait_for("the re-configuration", Duration::from_secs(60), || {
         servers(&demo.lb_conf()) == expected
@@ -334,6 +399,10 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
             target: crate::api::Desired::NotDeployed,
         },
     );
+    // The coordinator terminates the machines once their roots are undeployed.
+    let _ = wait_for("the machines terminated", Duration::from_secs(60), || {
+        machine_pids(&root.join("roboconf-machines")).is_empty()
+    });
     let alive: Vec<PathBuf> = demo
         .nodes
         .iter()
@@ -366,6 +435,108 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
     drop(demo);
     super::out("done\n");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `/vm-app-K` and its app server, and starts it.
+fn scale_out(dir: &Path, k: usize) -> anyhow::Result<()> {
+    let root = format!("/vm-app-{k}");
+    for (path, component) in [(root.clone(), "VM"), (format!("{root}/app-{k}"), "App")] {
+        match call(
+            dir,
+            &Request::InstanceCreate {
+                app: "lamp".into(),
+                path: path.clone(),
+                component: component.into(),
+            },
+        ) {
+            Some(Response::Ok { .. }) => super::out(&format!("    created {path}\n")),
+            other => anyhow::bail!("instance create {path}: {other:?}"),
+        }
+    }
+    match call(
+        dir,
+        &Request::InstanceSet {
+            app: "lamp".into(),
+            path: root.clone(),
+            target: crate::api::Desired::Started,
+        },
+    ) {
+        Some(Response::Ok { message }) => super::out(&format!("    {message}\n")),
+        other => anyhow::bail!("instance start {root}: {other:?}"),
+    }
+    Ok(())
+}
+
+/// The index of the live node that leads the coordinator.
+fn leader_index(demo: &Demo) -> Option<usize> {
+    demo.nodes.iter().position(|n| {
+        n.child.is_some()
+            && matches!(call(&n.dir, &Request::Stats), Some(Response::Stats { counters })
+                if counters.iter().any(|(k, v)| k == "coordinator_leader" && *v == 1))
+    })
+}
+
+fn machine_state(dir: &Path, root: &str) -> Option<String> {
+    match call(
+        dir,
+        &Request::Status {
+            app: Some("lamp".into()),
+        },
+    ) {
+        Some(Response::Status { apps }) => apps
+            .into_iter()
+            .flat_map(|a| a.instances)
+            .find(|i| i.path == root)
+            .and_then(|i| i.machine)
+            .map(|m| m.state),
+        _ => None,
+    }
+}
+
+fn show_machine(dir: &Path, root: &str) {
+    if let Some(Response::Status { apps }) = call(
+        dir,
+        &Request::Status {
+            app: Some("lamp".into()),
+        },
+    ) {
+        if let Some(m) = apps
+            .into_iter()
+            .flat_map(|a| a.instances)
+            .find(|i| i.path == root)
+            .and_then(|i| i.machine)
+        {
+            super::out(&format!(
+                "    {root}: machine {} on target {} ({}), generation {}, {}\n",
+                m.id, m.target, m.handler, m.generation, m.state
+            ));
+        }
+    }
+}
+
+fn show_coordinator(dir: &Path) {
+    if let Some(Response::Coordinator(v)) = call(dir, &Request::Coordinator) {
+        let name = |id: &str| {
+            v.voters
+                .iter()
+                .find(|x| x.id == id)
+                .map_or(id.to_string(), |x| x.name.clone())
+        };
+        let voters: Vec<String> = v
+            .voters
+            .iter()
+            .map(|x| match x.name.is_empty() {
+                true => format!("{} (not known here yet)", &x.id[..x.id.len().min(16)]),
+                false => format!("{} ({})", x.name, x.state),
+            })
+            .collect();
+        super::out(&format!(
+            "    coordinator: leader {}, term {}, voters {}\n",
+            v.leader.as_deref().map_or("none".into(), name),
+            v.term,
+            voters.join(", ")
+        ));
+    }
 }
 
 fn show_status(dir: &Path) {

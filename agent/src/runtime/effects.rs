@@ -106,13 +106,17 @@ impl Loop {
     /// addresses.
     fn machine(&mut self, op: roboconf_core::node::MachineOp) {
         use roboconf_core::node::MachineAction;
+        // This node first, then the other voters: a new leader may finish the launch.
+        let mut peers: Vec<String> = self.listening.clone();
+        for v in self.node.coordinator_view().voters {
+            let id = crate::mesh::NodeId::new(v.id);
+            if id != *self.node.id() {
+                peers.extend(self.node.engine().member_addresses(&id));
+            }
+        }
+        peers.retain(|a| a.contains("/tcp/"));
         let mut user = crate::targets::UserData {
-            peers: self
-                .listening
-                .iter()
-                .filter(|a| a.contains("/tcp/"))
-                .cloned()
-                .collect(),
+            peers,
             token: String::new(),
             name: crate::targets::machine_name(&op.key),
             app: op.key.app.clone(),

@@ -70,6 +70,36 @@ impl Loop {
         self.node.step(now_ms(), input);
     }
 
+    /// Joins with the user data's token through its `k`-th member (round robin); on a
+    /// refusal, the next one is asked a second later.
+    pub(super) fn join_with_user_data(
+        &mut self,
+        k: usize,
+        retry_tx: &tokio::sync::mpsc::Sender<usize>,
+    ) {
+        let (Some((addrs, token)), Some(m)) = (self.cfg.join.clone(), &self.mesh) else {
+            return;
+        };
+        if addrs.is_empty() || m.is_member() {
+            return;
+        }
+        let addr = addrs[k % addrs.len()].clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        m.join(&addr, token, self.cfg.node.clone(), tx);
+        let retry_tx = retry_tx.clone();
+        tokio::spawn(async move {
+            match rx.await {
+                Ok(crate::api::Response::Ok { message }) => eprintln!("roboconf agent: {message}"),
+                Ok(crate::api::Response::Error { message, .. }) => {
+                    eprintln!("roboconf agent: user data: {addr}: {message}");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let _ = retry_tx.send(k + 1).await;
+                }
+                _ => {}
+            }
+        });
+    }
+
     /// What a mesh task reports.
     pub(super) fn report(&mut self, r: Report) {
         let input = match r {

@@ -313,21 +313,11 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     }
     lp.node.tick(now_ms());
     lp.flush().await?;
-    // A launched machine's agent joins with its user data's token.
-    if let (Some((addr, token)), false) = (lp.cfg.join.clone(), member) {
-        if let Some(m) = &lp.mesh {
-            let (tx, rx) = oneshot::channel();
-            m.join(&addr, token, lp.cfg.node.clone(), tx);
-            tokio::spawn(async move {
-                match rx.await {
-                    Ok(Response::Ok { message }) => eprintln!("roboconf agent: {message}"),
-                    Ok(Response::Error { message, .. }) => {
-                        eprintln!("roboconf agent: user data: {message}")
-                    }
-                    _ => {}
-                }
-            });
-        }
+    // A launched machine's agent joins with its user data's token, asking each member
+    // it names in turn until one admits it.
+    let (join_tx, mut join_rx) = mpsc::channel::<usize>(1);
+    if lp.cfg.join.is_some() && !member {
+        let _ = join_tx.try_send(0);
     }
     eprintln!("roboconf agent: ready, control socket {}", socket.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -350,6 +340,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             Some(ev) = net_event => Branch::Net(ev),
             Some(r) = reports_rx.recv() => Branch::Report(r),
             Some(d) = machine_rx.recv() => Branch::Machine(d),
+            Some(k) = join_rx.recv() => {
+                lp.join_with_user_data(k, &join_tx);
+                continue;
+            }
             _ = tokio::time::sleep(wait) => Branch::Wake,
             _ = tokio::signal::ctrl_c() => Branch::Stop,
             _ = term.recv() => Branch::Stop,

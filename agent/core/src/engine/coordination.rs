@@ -29,6 +29,9 @@ pub struct Launchable {
     pub targets: Vec<roboconf_model::targets::TargetDef>,
     /// The member it is bound to, and whether that member's records count (alive).
     pub host: Option<(NodeId, bool)>,
+    /// A live member started by hand declares it (`--host`): it is not the
+    /// coordinator's to launch.
+    pub by_hand: bool,
 }
 
 /// What the leader writes through the engine.
@@ -87,6 +90,7 @@ impl Core {
     /// Every root instance of a `target` component that has a launchable target file.
     pub fn launchable_roots(&self) -> Vec<Launchable> {
         let mut out = Vec::new();
+        let mut by_hand: Option<std::collections::BTreeSet<String>> = None;
         for a in self.apps.values() {
             if a.targets.is_empty() {
                 continue;
@@ -119,6 +123,14 @@ impl Core {
                 let host = self
                     .host_of(&a.name, &i.rec.path)
                     .map(|h| (h.clone(), self.counts(h.as_str())));
+                let declared = by_hand.get_or_insert_with(|| {
+                    self.members()
+                        .into_iter()
+                        .filter(|(id, _, _)| self.counts(id.as_str()))
+                        .flat_map(|(_, rec, _)| rec.roots)
+                        .collect()
+                });
+                let by_hand = declared.contains(&format!("{}:{}", a.name, i.rec.path));
                 out.push(Launchable {
                     app: a.name.clone(),
                     root: i.rec.path.clone(),
@@ -126,6 +138,7 @@ impl Core {
                     stamp,
                     targets,
                     host,
+                    by_hand,
                 });
             }
         }

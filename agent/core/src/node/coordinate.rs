@@ -282,7 +282,7 @@ impl Node {
                 None => true,
                 Some(i) => matches!(i.phase, Phase::Failed { .. }) && r.stamp > i.desired_stamp,
             };
-            let hosted = r.host.as_ref().is_some_and(|(_, alive)| *alive);
+            let hosted = r.by_hand || r.host.as_ref().is_some_and(|(_, alive)| *alive);
             if !fresh || hosted || r.desired == crate::api::Desired::NotDeployed {
                 continue;
             }
@@ -483,16 +483,18 @@ impl Node {
             None
         };
         if let Some((node, add)) = change {
+            // Marked before proposing: a lone leader commits the change at once.
+            self.coord.proposed.insert("voters".into(), now);
             let mut out = Out::default();
             let ok = self
                 .coord
                 .group
                 .as_mut()
                 .is_some_and(|g| g.propose_voter(&node, add, &mut out).is_ok());
-            self.coord_out(out);
-            if ok {
-                self.coord.proposed.insert("voters".into(), now);
+            if !ok {
+                self.coord.proposed.remove("voters");
             }
+            self.coord_out(out);
         }
     }
 
