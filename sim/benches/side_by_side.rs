@@ -541,6 +541,7 @@ fn our_side(n: usize, link: Link, seed: u64) -> Ours {
         },
         duplicate_us: None,
         collect_ms: None,
+        voters: 0,
         skew_ms: 50,
         kind: Kind::Idle,
         exporters: n.saturating_sub(1).max(1),

@@ -46,6 +46,7 @@ fn main() {
         kind: Kind::Idle,
         exporters: 0,
         collect_ms: None,
+        voters: 0,
     };
     let (_, _, mut c) = play(&p, false);
     let total = live();

@@ -153,7 +153,8 @@ impl SimNode {
     /// A restart from the durable store (a new generation when it is empty), at
     /// `now_ms` (its new SWIM life).
     pub fn restart(&mut self, apps: &[LoadedApp], seed: u64, now_ms: u64) {
-        if self.durable.is_empty() {
+        let lost = self.durable.is_empty();
+        if lost {
             self.generation = now_ms.max(self.generation + 1);
         }
         let cfg = config(&self.name, &self.hosts, self.generation, self.collect_ms);
@@ -190,6 +191,7 @@ impl SimNode {
             apps,
             instances,
             replica,
+            lost,
             raft,
         };
         self.node = Node::new(cfg, restored, true, now_ms, seed);

@@ -39,6 +39,9 @@ pub enum Kind {
     Partition,
     /// All of the above, drawn from the seed.
     Mixed,
+    /// The coordinator: machines launched and retired for roots deployed and
+    /// undeployed, the leader crashed in the middle of launches, a partition, loss.
+    Coordinator,
 }
 
 impl Kind {
@@ -49,6 +52,7 @@ impl Kind {
             "churn" => Kind::Churn,
             "partition" => Kind::Partition,
             "mixed" => Kind::Mixed,
+            "coordinator" => Kind::Coordinator,
             _ => return None,
         })
     }
@@ -72,7 +76,13 @@ pub struct Params {
     pub exporters: usize,
     /// Tombstone collection's round and age in ms (`None`: the agent's, 30 s and 60 s).
     pub collect_ms: Option<(u64, u64)>,
+    /// The coordinator's voters (0: node 0 founds no coordinator; the `coordinator`
+    /// scenario takes 5).
+    pub voters: u32,
 }
+
+/// Roots of the `coordinator` scenario that the coordinator launches machines for.
+const BOXES: usize = 4;
 
 /// What a scenario does at a time.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +118,17 @@ pub enum Op {
     Heal,
     /// Faults are over: restart every crashed node, heal.
     Calm,
+    /// Crash the coordinator's leader (if there is one), restart it `after` µs later.
+    CrashLeader {
+        after: Micros,
+    },
+    /// Node `from` starts or undeploys the root `/box<k>` (the coordinator launches or
+    /// retires its machine).
+    Box {
+        from: usize,
+        k: usize,
+        deploy: bool,
+    },
 }
 
 /// The operations of a scenario, timed (µs), from the seed.
@@ -181,6 +202,32 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
         }
     }
     match kind {
+        Kind::Coordinator => {
+            let mut t = start + 500_000;
+            while t + 2_000_000 < end {
+                ops.push((
+                    t,
+                    Op::Box {
+                        from: rng.below(n),
+                        k: rng.below(BOXES),
+                        deploy: rng.chance(0.6),
+                    },
+                ));
+                t += 1_000_000 + rng.below(2_000_000) as u64;
+            }
+            // The first crash once the voters are in place.
+            let mut t = start + 8_000_000;
+            while t + 8_000_000 < end {
+                let after = 2_000_000 + rng.below(4_000_000) as u64;
+                ops.push((t, Op::CrashLeader { after }));
+                t += 7_000_000 + rng.below(4_000_000) as u64;
+            }
+            if p.duration_s >= 30 {
+                let side: Vec<usize> = (0..n).filter(|_| rng.chance(0.5)).collect();
+                ops.push((start + (end - start) / 2, Op::Split { side }));
+                ops.push((start + (end - start) / 2 + 6_000_000, Op::Heal));
+            }
+        }
         Kind::Churn => {
             // A node that is not an exporter's host leaves gracefully, every 20 s.
             let mut t = start + 7_250_000;
@@ -314,6 +361,38 @@ pub fn apply(c: &mut Cluster, op: Op) {
             c.parts.heal();
             c.healed_at = Some(c.queue.now);
         }
+        Op::CrashLeader { after } => {
+            let leader = (0..c.nodes.len())
+                .find(|&k| c.nodes[k].up && c.nodes[k].node.group().is_some_and(|g| g.is_leader()));
+            if let Some(k) = leader {
+                let term = c.nodes[k].node.group().map_or(0, |g| g.term());
+                // Failover is measured on a whole network (split, a side may have no
+                // majority: then no leader, by design).
+                if c.parts.is_whole() {
+                    c.coord.leader_crashes.push((c.queue.now, term));
+                }
+                c.crash(k, false);
+                c.queue.after(after, Ev::Op(Op::Restart { node: k }));
+            }
+        }
+        Op::Box { from, k, deploy } => {
+            if !c.nodes[from].up {
+                return;
+            }
+            let target = if deploy {
+                Desired::Started
+            } else {
+                Desired::NotDeployed
+            };
+            c.command(
+                from,
+                Command::InstanceSet {
+                    app: APP.into(),
+                    path: format!("/box{k}"),
+                    target,
+                },
+            );
+        }
         Op::Calm => {
             if !c.parts.is_whole() {
                 c.parts.heal();
@@ -333,6 +412,12 @@ pub const APP: &str = "sim";
 /// importing them all (optional import) and a web front that needs one (mandatory
 /// import); other nodes host nothing but follow it all.
 pub fn application(exporters: usize) -> LoadedApp {
+    application_with(exporters, 0)
+}
+
+/// `application`, with `boxes` more roots of a `Box` component whose target is `local`:
+/// the coordinator launches their machines.
+pub fn application_with(exporters: usize, boxes: usize) -> LoadedApp {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "roboconf-sim-app-{}-{}",
@@ -352,7 +437,11 @@ pub fn application(exporters: usize) -> LoadedApp {
     );
     w(
         "graph/main.graph",
-        "VM {\n\tinstaller: target;\n\tchildren: Src, Lb, Web;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\nLb {\n\tinstaller: script;\n\timports: Src.v (optional);\n}\nWeb {\n\tinstaller: script;\n\timports: Src.v;\n}\n",
+        "VM {\n\tinstaller: target;\n\tchildren: Src, Lb, Web;\n}\nBox {\n\tinstaller: target;\n\tchildren: Src;\n}\nSrc {\n\tinstaller: script;\n\texports: v = 1;\n}\nLb {\n\tinstaller: script;\n\timports: Src.v (optional);\n}\nWeb {\n\tinstaller: script;\n\timports: Src.v;\n}\n",
+    );
+    w(
+        "graph/Box/box.target.properties",
+        "id = box\nhandler = local\nname = simulated machine\n",
     );
     w(
         "graph/VM/t.target.properties",
@@ -367,6 +456,12 @@ pub fn application(exporters: usize) -> LoadedApp {
     inst.push_str(&format!(
         "instance of VM {{\n\tname: vm{exporters};\n\tinstance of Lb {{\n\t\tname: lb;\n\t}}\n\tinstance of Web {{\n\t\tname: web;\n\t}}\n}}\n"
     ));
+    for k in 0..boxes {
+        // Not deployed until the scenario says so.
+        inst.push_str(&format!(
+            "instance of Box {{\n\tname: box{k};\n\tinstance of Src {{\n\t\tname: src;\n\t}}\n}}\n"
+        ));
+    }
     w("instances/main.instances", &inst);
     let mut app = crate::engine::load(&dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -387,7 +482,16 @@ pub fn run(p: &Params, progress: bool) -> (Report, u64) {
 pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
     let mut rng = Rng::new(p.seed);
     let exporters = p.exporters.min(p.agents.saturating_sub(1)).max(1);
-    let app = application(exporters);
+    let voters = match (p.kind, p.voters) {
+        (Kind::Coordinator, 0) => 5,
+        (_, v) => v,
+    };
+    let boxes = if p.kind == Kind::Coordinator {
+        BOXES
+    } else {
+        0
+    };
+    let app = application_with(exporters, boxes);
     let hosts: Vec<Vec<(String, String)>> = (0..p.agents)
         .map(|k| {
             if k <= exporters {
@@ -437,6 +541,9 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         // Once the fleet is up, one node adds the application.
         if t >= crate::cluster::BOOT_SPREAD_US {
             if let Some(app) = app.take() {
+                if voters > 0 {
+                    c.found_coordinator(0, voters);
+                }
                 c.command(
                     0,
                     Command::AppAdd {
@@ -505,6 +612,12 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         }
     }
     violations.extend(check(&c, &written));
+    if voters > 0 {
+        violations.extend(c.coord.violations.iter().cloned());
+        if boxes > 0 {
+            violations.extend(c.check_machines());
+        }
+    }
     if c.healed_at.is_some() {
         violations.push("the mesh did not converge after the heal".into());
     }

@@ -263,6 +263,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         instances,
         replica: store.replica()?,
         raft: store.raft()?,
+        lost: fresh,
     };
     let member = mesh.as_ref().is_some_and(|m| m.is_member());
     // Each start is a new life for SWIM (see `Swim::seeded`).

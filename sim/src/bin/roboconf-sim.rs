@@ -36,9 +36,13 @@ struct Args {
     /// Largest clock skew between a node and true time (±).
     #[arg(long, default_value = "50ms", value_parser = duration_ms)]
     skew: u64,
-    /// idle, steady, churn, partition or mixed.
+    /// idle, steady, churn, partition, mixed or coordinator.
     #[arg(long, default_value = "steady")]
     scenario: String,
+    /// The coordinator's voters (node 0 founds it); 0: none (the `coordinator`
+    /// scenario takes 5).
+    #[arg(long, default_value_t = 0)]
+    voters: u32,
     /// Nodes hosting an exporter.
     #[arg(long, default_value_t = 10)]
     exporters: usize,
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
     let a = Args::parse();
     let Some(kind) = Kind::parse(&a.scenario) else {
         eprintln!(
-            "roboconf-sim: unknown scenario `{}` (idle, steady, churn, partition, mixed)",
+            "roboconf-sim: unknown scenario `{}` (idle, steady, churn, partition, mixed, coordinator)",
             a.scenario
         );
         return ExitCode::from(2);
@@ -141,8 +145,30 @@ fn main() -> ExitCode {
         collect_ms: a
             .collect_every
             .map(|every| (every, a.collect_after.unwrap_or(2 * every))),
+        voters: a.voters,
     };
     let (r, trace, cluster) = play(&p, true);
+    if !cluster.coord.elected.is_empty() {
+        let mut f = cluster.failovers_ms();
+        f.sort_by(|a, b| a.total_cmp(b));
+        let q = |x: f64| {
+            f.get(((f.len() as f64 - 1.0) * x).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        eprintln!(
+            "coordinator: {} leaders elected, {} leader crashes, failover p50 {:.0} ms p99 {:.0} ms max {:.0} ms ({} measured); {} creates, {} terminates, {} machines at the end",
+            cluster.coord.elected.len(),
+            cluster.coord.leader_crashes.len(),
+            q(0.5),
+            q(0.99),
+            f.last().copied().unwrap_or(f64::NAN),
+            f.len(),
+            cluster.coord.creates,
+            cluster.coord.terminates,
+            cluster.coord.machines.len()
+        );
+    }
     // The process ends below: the cluster's memory goes back with it, without freeing
     // every simulated agent's maps one allocation at a time.
     std::mem::forget(cluster);

@@ -25,6 +25,8 @@ pub struct Coord {
     pub hard: BTreeMap<usize, (u64, u64)>,
     /// Leaders elected, with when (µs): failover measurements.
     pub elected: Vec<(u64, usize, u64)>,
+    /// Leaders crashed by the scenario: (when, their term).
+    pub leader_crashes: Vec<(u64, u64)>,
     pub violations: Vec<String>,
 }
 
@@ -139,13 +141,64 @@ impl Cluster {
         }
     }
 
+    /// Node `k` makes the mesh's coordinator (`mesh init --voters`).
+    pub fn found_coordinator(&mut self, k: usize, voters: u32) {
+        let now = self.wall_ms(k);
+        self.nodes[k].node.step(
+            now,
+            Input::Joined {
+                founded: true,
+                voters: Some(voters),
+            },
+        );
+        self.effects(k);
+    }
+
+    /// For each leader crashed: how long until a leader of a later term was elected (ms).
+    pub fn failovers_ms(&self) -> Vec<f64> {
+        self.coord
+            .leader_crashes
+            .iter()
+            .filter_map(|&(at, term)| {
+                self.coord
+                    .elected
+                    .iter()
+                    .find(|(t, _, tm)| *t >= at && *tm > term)
+                    .map(|(t, _, _)| (t - at) as f64 / 1000.0)
+            })
+            .collect()
+    }
+
     /// Once calm: every machine has an open intent of its generation on the leader.
     pub fn check_machines(&self) -> Vec<String> {
         let leader = (0..self.nodes.len()).find(|&k| {
             self.nodes[k].up && self.nodes[k].node.group().is_some_and(|g| g.is_leader())
         });
         let Some(l) = leader else {
-            return vec!["no leader once calm".into()];
+            let groups: Vec<String> = (0..self.nodes.len())
+                .filter_map(|k| {
+                    let g = self.nodes[k].node.group()?;
+                    g.is_voter().then(|| {
+                        format!(
+                            "n{k} up {} term {} role {:?} voters {}",
+                            self.nodes[k].up,
+                            g.term(),
+                            g.role(),
+                            g.voters().len()
+                        )
+                    })
+                })
+                .collect();
+            return vec![format!(
+                "no leader once calm (voters: {groups:?}, unreadable {:?})",
+                (0..self.nodes.len())
+                    .filter(|&k| self.nodes[k]
+                        .node
+                        .coord_counts()
+                        .iter()
+                        .any(|(n, v)| *n == "coordinator_unreadable" && *v == 1))
+                    .collect::<Vec<_>>()
+            )];
         };
         let Some(g) = self.nodes[l].node.group() else {
             return Vec::new();

@@ -26,6 +26,10 @@ impl Cluster {
         }
         let peers: Vec<usize> = self.nodes[k].conns.iter().copied().collect();
         self.nodes[k].crash(lose_disk);
+        if lose_disk {
+            // Its persisted term and vote are gone with the disk.
+            self.coord.hard.remove(&k);
+        }
         self.nodes[k].crashed_at = Some(self.queue.now);
         let survivors = self.reachable_from(k);
         self.metrics.crashed(k, self.queue.now, survivors);

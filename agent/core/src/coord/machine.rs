@@ -103,6 +103,9 @@ pub enum Command {
 pub struct Machine {
     /// Raft id → member (node id).
     pub voters: BTreeMap<u64, String>,
+    /// Members being added: learners until they hold the log, then voters.
+    #[serde(default)]
+    pub learners: BTreeMap<u64, String>,
     pub want_voters: u32,
     /// Most machines launched at once in the mesh, and per application.
     pub max_machines: u32,

@@ -102,6 +102,10 @@ pub struct Group {
     peers: std::collections::BTreeMap<u64, NodeId>,
     /// Raft messages refused (malformed, forged, refused by raft-rs).
     pub refused: u64,
+    /// This member lost its Raft state (its store) after it had joined: it may have
+    /// voted in a term it no longer remembers, so it casts no vote until it is added
+    /// to the voters again (`mesh voters remove` then `add`).
+    pub amnesiac: bool,
 }
 
 impl std::fmt::Debug for Group {
@@ -145,6 +149,7 @@ impl Group {
             election_ticks: s.election_ticks,
             peers: Default::default(),
             refused: 0,
+            amnesiac: false,
         };
         g.reseed();
         Ok(g)
@@ -219,6 +224,15 @@ impl Group {
             self.refused += 1;
             return Err(Refused::Forged);
         }
+        if self.amnesiac
+            && matches!(
+                msg.get_msg_type(),
+                raft::eraftpb::MessageType::MsgRequestVote
+                    | raft::eraftpb::MessageType::MsgRequestPreVote
+            )
+        {
+            return Ok(());
+        }
         if !self.peers.contains_key(&msg.from) && self.peers.len() < 64 {
             self.peers.insert(msg.from, from.clone());
         }
@@ -242,7 +256,31 @@ impl Group {
         ok
     }
 
-    /// Proposes adding or removing a voter (one change at a time).
+    /// Whether a learner has caught up with the leader's log (it may become a voter).
+    pub fn caught_up(&self, node: &NodeId) -> bool {
+        let id = raft_id(node);
+        self.machine.learners.contains_key(&id)
+            && self
+                .raw
+                .raft
+                .prs()
+                .get(id)
+                .is_some_and(|p| p.matched >= self.raw.raft.raft_log.committed)
+    }
+
+    /// The members being added (learners).
+    pub fn learners(&self) -> Vec<NodeId> {
+        self.machine
+            .learners
+            .values()
+            .map(|n| NodeId::new(n.clone()))
+            .collect()
+    }
+
+    /// Proposes adding or removing a voter (one change at a time). A member is added as
+    /// a learner first, and made a voter once it holds the log (`caught_up`): a voter
+    /// that never heard of its addition could otherwise leave the group without a
+    /// majority.
     pub fn propose_voter(&mut self, node: &NodeId, add: bool, out: &mut Out) -> Result<(), String> {
         if !self.is_leader() {
             return Err("not the leader".into());
@@ -254,7 +292,9 @@ impl Group {
         match (add, self.machine.voters.get(&id)) {
             (true, Some(n)) if n == node.as_str() => return Err("already a voter".into()),
             (true, Some(_)) => return Err("its raft id collides with a voter's".into()),
-            (false, None) => return Err("not a voter".into()),
+            (false, None) if !self.machine.learners.contains_key(&id) => {
+                return Err("not a voter".into())
+            }
             _ => {}
         }
         if !add && self.machine.voters.len() == 1 {
@@ -264,9 +304,11 @@ impl Group {
             node_id: id,
             ..Default::default()
         };
-        cc.set_change_type(match add {
-            true => ConfChangeType::AddNode,
-            false => ConfChangeType::RemoveNode,
+        let learner = self.machine.learners.contains_key(&id);
+        cc.set_change_type(match (add, learner) {
+            (true, true) => ConfChangeType::AddNode,
+            (true, false) => ConfChangeType::AddLearnerNode,
+            (false, _) => ConfChangeType::RemoveNode,
         });
         let r = self
             .raw
@@ -367,7 +409,8 @@ impl Group {
             self.apply(committed, out);
             self.raw.advance_apply();
             for m in msgs {
-                let to = match self.machine.voters.get(&m.to) {
+                let named = self.machine.voters.get(&m.to);
+                let to = match named.or_else(|| self.machine.learners.get(&m.to)) {
                     Some(n) => NodeId::new(n.clone()),
                     None => match self.peers.get(&m.to) {
                         Some(n) => n.clone(),
@@ -424,13 +467,23 @@ impl Group {
                     }
                     let node = String::from_utf8_lossy(&e.context).into_owned();
                     match cc.get_change_type() {
-                        ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                        ConfChangeType::AddLearnerNode => {
+                            self.machine.learners.insert(cc.node_id, node.clone());
+                            out.voters.push((NodeId::new(node), true));
+                        }
+                        ConfChangeType::AddNode => {
+                            self.machine.learners.remove(&cc.node_id);
+                            if cc.node_id == raft_id(&self.me) {
+                                // Added (again): what it votes from now on, it remembers.
+                                self.amnesiac = false;
+                            }
                             self.machine.voters.insert(cc.node_id, node.clone());
                             let n = self.machine.voters.len() as u32;
                             self.machine.want_voters = self.machine.want_voters.max(n);
                             out.voters.push((NodeId::new(node), true));
                         }
                         ConfChangeType::RemoveNode => {
+                            self.machine.learners.remove(&cc.node_id);
                             if let Some(n) = self.machine.voters.remove(&cc.node_id) {
                                 out.voters.push((NodeId::new(n), false));
                             }

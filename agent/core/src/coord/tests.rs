@@ -92,9 +92,18 @@ fn voters_join_one_at_a_time_and_a_new_leader_follows_a_dead_one() {
     net.groups.insert(id("a"), a);
     net.absorb(&id("a"), out);
     for n in ["b", "c"] {
+        // First a learner; a voter once it holds the log.
         let mut out = Out::default();
         let g = net.groups.get_mut(&id("a")).expect("a");
         g.propose_voter(&id(n), true, &mut out).expect("proposed");
+        net.absorb(&id("a"), out);
+        net.deliver();
+        net.tick(30);
+        assert!(net.groups[&id("a")].caught_up(&id(n)), "{n} caught up");
+        assert!(!net.groups.get(&id(n)).is_some_and(|g| g.is_voter()));
+        let mut out = Out::default();
+        let g = net.groups.get_mut(&id("a")).expect("a");
+        g.propose_voter(&id(n), true, &mut out).expect("promoted");
         net.absorb(&id("a"), out);
         net.deliver();
         net.tick(30);

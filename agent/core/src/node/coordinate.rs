@@ -453,11 +453,20 @@ impl Node {
             .values()
             .map(|v| NodeId::new(v.clone()))
             .collect();
+        let learners = g.learners();
         let change = if let Some(gone) = voters
             .iter()
+            .chain(learners.iter())
             .find(|v| **v != me && self.engine.member_left(v))
         {
             Some((gone.clone(), false))
+        } else if let Some(l) = learners.first() {
+            // A learner becomes a voter once it holds the log (or goes, if it died).
+            match (g.caught_up(l), self.engine.member_counts(l)) {
+                (true, _) => Some((l.clone(), true)),
+                (false, false) => Some((l.clone(), false)),
+                (false, true) => None,
+            }
         } else if (voters.len() as u32) < machine.want_voters {
             let machines: BTreeSet<&str> = machine
                 .intents

@@ -168,6 +168,8 @@ pub struct Restored {
     pub replica: Vec<Entry>,
     /// The coordinator's Raft state (store tree `raft`).
     pub raft: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The store was lost (a member restarted on an empty one).
+    pub lost: bool,
 }
 
 /// One agent.
@@ -214,6 +216,7 @@ impl Node {
     /// a mesh already; `life`: its SWIM life (the wall time it started); `seed`: its
     /// randomness (the agent draws it from the OS, the simulator from its seed).
     pub fn new(cfg: Config, restored: Restored, member: bool, life: u64, seed: u64) -> Node {
+        let restored_member_before = member && restored.lost;
         let engine = Core::restore_with(
             cfg.engine.clone(),
             restored.apps,
@@ -261,7 +264,15 @@ impl Node {
                         Err(_) => node.coord.unreadable = true,
                     }
                 }
-                Ok(None) if member => node.join_group(),
+                Ok(None) if member => {
+                    // A member without Raft state: new to the coordinator, or its store
+                    // was lost (then it may have voted before: it votes no more until an
+                    // operator adds it again).
+                    node.join_group();
+                    if let Some(g) = node.coord.group.as_mut() {
+                        g.amnesiac = restored_member_before;
+                    }
+                }
                 Ok(None) => {}
                 Err(_) => node.coord.unreadable = true,
             }
@@ -388,7 +399,13 @@ impl Node {
             }
             Input::Addresses(a) => self.engine.step(engine::Input::Addresses(a)),
             Input::Joined { founded, voters } => {
-                if founded && self.cfg.networked && self.coord.group.is_none() {
+                // A joiner's empty group gives way to the founder's.
+                let fresh = self
+                    .coord
+                    .group
+                    .as_ref()
+                    .is_none_or(|g| !g.is_voter() && g.commit() == 0);
+                if founded && self.cfg.networked && fresh {
                     if let Some(v) = voters {
                         self.cfg.coord.voters = v;
                     }
