@@ -26,6 +26,9 @@ pub enum Error {
     UnknownTree(String),
 }
 
+/// Keys and values of a tree, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A put (`Some` value) or a delete, on a tree (its index in `Sled::TREES`).
 type PlainWrite = (usize, Vec<u8>, Option<Vec<u8>>);
 
@@ -42,7 +45,7 @@ pub trait Store: Send + Sync {
     /// A small value of the store's own (identity, generation).
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
     /// The coordinator's Raft state (`roboconf_core::coord::log`).
-    fn raft(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error>;
+    fn raft(&self) -> Result<Pairs, Error>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), Error>;
 }
 
@@ -198,7 +201,7 @@ impl Store for Sled {
         )
     }
 
-    fn raft(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    fn raft(&self) -> Result<Pairs, Error> {
         let mut out = Vec::new();
         for kv in self.raft.iter() {
             let (k, v) = kv?;

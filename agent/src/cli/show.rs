@@ -43,6 +43,18 @@ pub fn status(apps: &[AppStatus]) -> String {
                 let _ = write!(line, " {}", own.join(" "));
             }
             let _ = writeln!(out, "{}", line.trim_end());
+            if let Some(m) = &i.machine {
+                let id = if m.id.is_empty() { "-" } else { m.id.as_str() };
+                let _ = writeln!(
+                    out,
+                    "{}  machine: {id} on target {} ({}), generation {}, {}",
+                    "  ".repeat(depth),
+                    m.target,
+                    m.handler,
+                    m.generation,
+                    m.state
+                );
+            }
             if let Some(e) = &i.last_error {
                 let _ = writeln!(out, "{}  last error: {e}", "  ".repeat(depth));
             }
