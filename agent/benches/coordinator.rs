@@ -107,7 +107,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn mesh(root: &Path, n: usize, voters: usize) -> Vec<Agent> {
     let first = Agent::start(&root.join("a0"), "a0");
     let v = voters.to_string();
-    assert!(first.cli(&["mesh", "init", "--voters", &v]).status.success());
+    assert!(first
+        .cli(&["mesh", "init", "--voters", &v])
+        .status
+        .success());
     let addr = first.address();
     let mut agents = vec![first];
     for k in 1..n {
@@ -134,7 +137,9 @@ fn failover(voters: usize, rounds: usize) -> Vec<f64> {
     let mut times = Vec::new();
     for _ in 0..rounds {
         let Some(k) = agents.iter().position(Agent::leads) else {
-            wait("a leader", Duration::from_secs(30), || agents.iter().any(Agent::leads));
+            wait("a leader", Duration::from_secs(30), || {
+                agents.iter().any(Agent::leads)
+            });
             continue;
         };
         agents[k].kill();
@@ -147,10 +152,14 @@ fn failover(voters: usize, rounds: usize) -> Vec<f64> {
         let dir = agents[k].dir.clone();
         agents[k] = Agent::start(&dir, &format!("a{k}"));
         let back = &agents[k];
-        wait("the restarted voter to follow", Duration::from_secs(30), || {
-            let s = back.json(&["stats", "--json"]);
-            s["coordinator_voter"] == 1 && s["coordinator_commit"].as_u64() > Some(1)
-        });
+        wait(
+            "the restarted voter to follow",
+            Duration::from_secs(30),
+            || {
+                let s = back.json(&["stats", "--json"]);
+                s["coordinator_voter"] == 1 && s["coordinator_commit"].as_u64() > Some(1)
+            },
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     times
@@ -171,11 +180,17 @@ fn deploys(rounds: usize) -> Vec<f64> {
     w("descriptor/application.properties", "application-name = bench\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
     w("graph/main.graph", GRAPH);
     // One root declared (never deployed here): the rounds create theirs.
-    w("instances/main.instances", "instance of VM {\n\tname: seed;\n}\n");
+    w(
+        "instances/main.instances",
+        "instance of VM {\n\tname: seed;\n}\n",
+    );
     w("graph/Db/scripts/deploy.sh", "#!/bin/sh\ntrue\n");
     w(
         "graph/VM/target.properties",
-        &format!("id = here\nhandler = local\nlocal.dir = {}\n", machines.display()),
+        &format!(
+            "id = here\nhandler = local\nlocal.dir = {}\n",
+            machines.display()
+        ),
     );
     let agents = mesh(root, 3, 3);
     let a = &agents[0];
@@ -185,19 +200,32 @@ fn deploys(rounds: usize) -> Vec<f64> {
     for k in 0..rounds {
         let vm = format!("/vm{k}");
         let db = format!("{vm}/db");
-        assert!(a.cli(&["instance", "create", "bench", &vm, "--component", "VM"]).status.success());
-        assert!(a.cli(&["instance", "create", "bench", &db, "--component", "Db"]).status.success());
+        assert!(a
+            .cli(&["instance", "create", "bench", &vm, "--component", "VM"])
+            .status
+            .success());
+        assert!(a
+            .cli(&["instance", "create", "bench", &db, "--component", "Db"])
+            .status
+            .success());
         let t = Instant::now();
         assert!(a.cli(&["instance", "start", "bench", &vm]).status.success());
-        wait("the root's machine and its instance", Duration::from_secs(60), || {
-            let s = a.json(&["status", "bench", "--json"]);
-            s["instances"].as_array().is_some_and(|l| {
-                l.iter()
-                    .any(|i| i["path"] == db.as_str() && i["state"] == "DEPLOYED_STARTED")
-            })
-        });
+        wait(
+            "the root's machine and its instance",
+            Duration::from_secs(60),
+            || {
+                let s = a.json(&["status", "bench", "--json"]);
+                s["instances"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|i| i["path"] == db.as_str() && i["state"] == "DEPLOYED_STARTED")
+                })
+            },
+        );
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert!(a.cli(&["instance", "undeploy", "bench", &vm]).status.success());
+        assert!(a
+            .cli(&["instance", "undeploy", "bench", &vm])
+            .status
+            .success());
         wait("the machine retired", Duration::from_secs(60), || {
             std::fs::read_dir(&machines).map_or(0, |d| d.count()) == 0
         });

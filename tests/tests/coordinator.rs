@@ -202,3 +202,106 @@ fn a_root_with_a_local_target_gets_a_machine_and_loses_it_when_undeployed() {
     });
     assert!(machines.alive().is_empty());
 }
+
+/// The leader alone on one side of a partition (network namespaces, when root): the two
+/// others elect a new leader, the old one steps down, and a root deployed on its side
+/// launches nothing; after the heal one leader remains and the root gets exactly one
+/// machine. (The launched agent listens on loopback in its leader's namespace: that it
+/// joins is the other tests' business; here only the machines are counted.)
+#[test]
+fn a_leader_cut_off_in_the_minority_launches_nothing() {
+    if !roboconf_tests::netns::available() {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let machines_dir = root.join("machines");
+    let machines = Machines(machines_dir.clone());
+    let target = format!(
+        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
+        machines_dir.display()
+    );
+    let app = roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[("graph/VM/target.properties", target.as_str())],
+    );
+    let lan = roboconf_tests::netns::Lan::new(3);
+    let agents: Vec<Agent> = (0..3)
+        .map(|k| {
+            let listen = format!("/ip4/{}/tcp/0", lan.addr(k));
+            let name = format!("n{k}");
+            let args = [
+                "--listen",
+                listen.as_str(),
+                "--ip",
+                &lan.addr(k),
+                "--node",
+                &name,
+            ];
+            Agent::start_in(Some(lan.ns(k)), &root.join(&name), &args, &[])
+        })
+        .collect();
+    agents[0].init_mesh();
+    for a in &agents[1..] {
+        a.join(&agents[0]);
+    }
+    let leads = |a: &Agent| {
+        let o = a.cli(&["stats", "--json"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        (
+            s["coordinator_leader"] == 1,
+            s["coordinator_term"].as_u64().unwrap_or(0),
+        )
+    };
+    agents[0].wait_until("three voters", Duration::from_secs(30), |a| {
+        coordinator(a)["voters"].as_array().map_or(0, |l| l.len()) == 3
+    });
+    // Registered, nothing deployed yet.
+    let o = agents[0].cli(&["app", "add", &app.display().to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for a in &agents {
+        a.wait_until("the application everywhere", Duration::from_secs(30), |a| {
+            !a.status("shop").is_null() && a.status("shop")["instances"].is_array()
+        });
+    }
+    let k = (0..3).find(|&k| leads(&agents[k]).0).expect("a leader");
+    let old_term = leads(&agents[k]).1;
+    lan.split(&[k]);
+    let others: Vec<usize> = (0..3).filter(|&j| j != k).collect();
+    agents[others[0]].wait_until(
+        "a leader on the majority side",
+        Duration::from_secs(30),
+        |_| {
+            others
+                .iter()
+                .any(|&j| leads(&agents[j]).0 && leads(&agents[j]).1 > old_term)
+        },
+    );
+    agents[k].wait_until(
+        "the cut-off leader steps down",
+        Duration::from_secs(30),
+        |a| !leads(a).0,
+    );
+    // Deployed on the minority side: nothing can commit there.
+    let o = agents[k].cli(&["instance", "start", "shop", "/vm-db"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A negative check over a window (not a synchronisation): three leader rounds' worth.
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        assert_eq!(machines.count(), 0, "the minority launched a machine");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lan.heal();
+    agents[k].wait_until("one machine once healed", Duration::from_secs(60), |_| {
+        machines.count() == 1
+    });
+    let leaders: Vec<usize> = (0..3).filter(|&j| leads(&agents[j]).0).collect();
+    assert!(leaders.len() <= 1, "one leader at most: {leaders:?}");
+    agents[k].wait_until("exactly one leader", Duration::from_secs(30), |_| {
+        (0..3).filter(|&j| leads(&agents[j]).0).count() == 1
+    });
+    assert_eq!(machines.count(), 1, "no duplicate machine");
+}
