@@ -178,6 +178,17 @@ fn a_root_with_a_local_target_gets_a_machine_and_loses_it_when_undeployed() {
     assert_eq!(vm["machine"]["generation"], 1, "{vm}");
     let text = std::fs::read_to_string(&journal).unwrap_or_default();
     assert!(text.contains("start /vm-app/app db=5432"), "{text}");
+    // Choosing among a root's targets: only a root, only one of its component's.
+    let o = a.cli(&["instance", "target", "shop", "/vm-db", "nope"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && err.contains("by-hand, here"),
+        "{err}"
+    );
+    let o = a.cli(&["instance", "target", "shop", "/vm-db/db", "here"]);
+    assert!(!o.status.success());
+    let o = a.cli(&["instance", "target", "shop", "/vm-db", "here"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Undeploy one root: its subtree stops, then its machine goes.
     let o = a.cli(&["instance", "undeploy", "shop", "/vm-app"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -137,6 +137,12 @@ pub enum Request {
         root: String,
         node: String,
     },
+    /// The target file a root's machine is launched with (a component with several).
+    InstanceTarget {
+        app: String,
+        root: String,
+        target: String,
+    },
     /// Make a new mesh with this agent as its first member (and the coordinator's first
     /// voter; the mesh wants `voters` of them, 3 by default).
     MeshInit {
@@ -186,6 +192,13 @@ impl Request {
                 .and_then(|()| check_name("node", node)),
             Request::Status { app: a } => a.as_deref().map_or(Ok(()), app),
             Request::MeshVoters { node, .. } => check_name("node", node),
+            Request::InstanceTarget {
+                app: a,
+                root,
+                target,
+            } => app(a)
+                .and_then(|()| check_instance_path(root))
+                .and_then(|()| check_name("target", target)),
             Request::AppList
             | Request::Members
             | Request::Stats

@@ -116,6 +116,9 @@ pub fn instance(data_dir: Option<PathBuf>, c: InstanceCommand) -> anyhow::Result
         },
         InstanceCommand::Delete { app, path } => Request::InstanceDelete { app, path },
         InstanceCommand::Bind { app, root, node } => Request::InstanceBind { app, root, node },
+        InstanceCommand::Target { app, root, target } => {
+            Request::InstanceTarget { app, root, target }
+        }
         InstanceCommand::Deploy { app, path }
         | InstanceCommand::Start { app, path }
         | InstanceCommand::Stop { app, path }

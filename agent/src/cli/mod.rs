@@ -220,6 +220,13 @@ pub enum InstanceCommand {
     Stop { app: String, path: String },
     /// Stop if needed, then undeploy.
     Undeploy { app: String, path: String },
+    /// Which target file (by its `id`) launches a root's machine, when its component has
+    /// several (the coordinator uses it at the next launch).
+    Target {
+        app: String,
+        root: String,
+        target: String,
+    },
     /// Which node (name or id) hosts a root instance; what runs under it moves there.
     Bind {
         app: String,

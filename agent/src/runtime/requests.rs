@@ -141,6 +141,7 @@ impl Loop {
             Request::AppList => Command::AppList,
             Request::Members => Command::Members,
             Request::InstanceBind { app, root, node } => Command::Bind { app, root, node },
+            Request::InstanceTarget { app, root, target } => Command::Target { app, root, target },
             Request::Leave => Command::Leave,
             Request::AppRemove { name } => {
                 let bundle = self.node.engine().app(&name).map(|a| a.bundle.clone());

@@ -96,10 +96,12 @@ impl Core {
                 continue;
             }
             for i in a.insts.values().filter(|i| i.parent.is_none()) {
+                let chosen = self.machine_target(&a.name, &i.rec.path);
                 let targets: Vec<_> = a
                     .targets
                     .iter()
                     .filter(|t| t.component == i.rec.component)
+                    .filter(|t| chosen.as_ref().is_none_or(|c| *c == t.id))
                     .filter(|t| roboconf_model::targets::LAUNCHABLE.contains(&t.handler.as_str()))
                     // Roboconf's `embedded` without an address: machines started by hand.
                     .filter(|t| t.handler != "embedded" || t.properties.contains_key("embedded.ip"))
@@ -161,6 +163,54 @@ impl Core {
     /// Whether a member's records count (it is neither dead nor gone).
     pub fn member_counts(&self, node: &NodeId) -> bool {
         self.member_info.contains_key(node) && self.counts(node.as_str())
+    }
+
+    /// `instance target APP /ROOT ID`: the target file a root's machine is launched with
+    /// (shared with its desired state; it applies to the next launch).
+    pub(super) fn choose_target(
+        &mut self,
+        app: &str,
+        root: &str,
+        id: &str,
+    ) -> crate::api::Response {
+        use crate::api::Response;
+        let Some(a) = self.apps.get(app) else {
+            return Response::error(format!("no application named `{app}`"));
+        };
+        let Some(i) = a.insts.get(root) else {
+            return Response::error(format!("`{app}` has no instance `{root}`"));
+        };
+        if i.parent.is_some() {
+            return Response::error(format!(
+                "{root} is not a root instance: only roots have machines"
+            ));
+        }
+        let ids: Vec<&str> = a
+            .targets
+            .iter()
+            .filter(|t| t.component == i.rec.component)
+            .map(|t| t.id.as_str())
+            .collect();
+        if !ids.contains(&id) {
+            return Response::error(format!(
+                "the component {} of {root} has no target `{id}` (its targets: {})",
+                i.rec.component,
+                if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.join(", ")
+                }
+            ));
+        }
+        let (component, target) = (i.rec.component.clone(), i.rec.desired);
+        let rec = DesiredRecord {
+            target,
+            component,
+            machine_target: Some(id.to_string()),
+        };
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        self.put(Kind::Desired, &desired_key(app, root), Some(bytes));
+        Response::ok(format!("{root} will be launched with target `{id}`"))
     }
 
     /// The member an operator means by `node` (an id or a name).

@@ -44,6 +44,9 @@ pub fn exports_key(node: &NodeId, app: &str, path: &str) -> String {
 pub struct DesiredRecord {
     pub target: crate::api::Desired,
     pub component: String,
+    /// A root's target file chosen by the operator (`instance target`), by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_target: Option<String>,
 }
 
 /// `app␟path` (desired records).
@@ -133,8 +136,23 @@ impl Core {
             .and_then(|a| a.insts.get(path))
             .map(|i| i.rec.component.clone())
             .unwrap_or_default();
-        let bytes = serde_json::to_vec(&DesiredRecord { target, component }).unwrap_or_default();
+        let machine_target = self.machine_target(app, path);
+        let rec = DesiredRecord {
+            target,
+            component,
+            machine_target,
+        };
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
         self.put(Kind::Desired, &desired_key(app, path), Some(bytes));
+    }
+
+    /// The target file chosen for a root (`instance target`), if any.
+    pub(super) fn machine_target(&self, app: &str, root: &str) -> Option<String> {
+        self.replica
+            .get(Kind::Desired, &desired_key(app, root))
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| serde_json::from_slice::<DesiredRecord>(v).ok())
+            .and_then(|r| r.machine_target)
     }
 
     /// An operator deleted an instance: every node forgets it.
@@ -391,8 +409,9 @@ impl Core {
             let _ = self.delete_instances(&app, &path);
             return;
         };
-        let Ok(DesiredRecord { target, component }) =
-            serde_json::from_slice::<DesiredRecord>(value)
+        let Ok(DesiredRecord {
+            target, component, ..
+        }) = serde_json::from_slice::<DesiredRecord>(value)
         else {
             return;
         };

@@ -153,6 +153,12 @@ pub enum Command {
         root: String,
         node: String,
     },
+    /// The target file a root's machine is launched with (`instance target`).
+    Target {
+        app: String,
+        root: String,
+        target: String,
+    },
     /// Records a new join token (its secret stays with the runtime and the operator).
     TokenIssue {
         id: String,

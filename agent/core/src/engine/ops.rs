@@ -34,6 +34,7 @@ impl Core {
             },
             Command::Leave => Response::error("leave is handled by the core's step"),
             Command::Bind { app, root, node } => self.instance_bind(&app, &root, &node),
+            Command::Target { app, root, target } => self.choose_target(&app, &root, &target),
             Command::TokenIssue {
                 id,
                 hash,
