@@ -159,6 +159,14 @@ fn a_root_with_a_local_target_gets_a_machine_and_loses_it_when_undeployed() {
                 && a.state("shop", "/vm-app/app") == "DEPLOYED_STARTED"
         },
     );
+    a.wait_until("the launches recorded", Duration::from_secs(30), |a| {
+        a.status("shop")["instances"].as_array().is_some_and(|l| {
+            l.iter()
+                .filter(|i| i["machine"]["state"] == "running")
+                .count()
+                == 2
+        })
+    });
     assert_eq!(
         machines.alive().len(),
         2,
@@ -315,4 +323,134 @@ fn a_leader_cut_off_in_the_minority_launches_nothing() {
         (0..3).filter(|&j| leads(&agents[j]).0).count() == 1
     });
     assert_eq!(machines.count(), 1, "no duplicate machine");
+}
+
+/// The remote machines of a test's `embedded` target, killed (if any is left) when
+/// dropped: each folder's `pid` names its agent's session.
+struct Remote(PathBuf);
+
+impl Remote {
+    fn count(&self) -> usize {
+        std::fs::read_dir(&self.0).map_or(0, |d| d.count())
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            if let Ok(pid) = std::fs::read_to_string(e.path().join("pid")) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", pid.trim())])
+                    .status();
+            }
+        }
+    }
+}
+
+fn embedded_app(root: &Path, sshd: &roboconf_tests::sshd::Sshd, port: u16) -> PathBuf {
+    let target = format!(
+        "handler = embedded\nid = over-ssh\nname = over SSH\nembedded.ip = 127.0.0.1\nembedded.port = {port}\nscp.user = root\nscp.keyfile = {}\nscp.known.hosts.file = {}\nembedded.remote.dir = {}\n",
+        sshd.key.display(),
+        sshd.known_hosts.display(),
+        root.join("remote").display()
+    );
+    roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        // The remote agents' scripts run without the test's environment.
+        &[("graph/VM/ssh.target.properties", target.as_str())],
+    )
+}
+
+#[test]
+fn the_embedded_target_starts_machines_over_ssh_and_removes_them() {
+    if !roboconf_tests::sshd::available() {
+        eprintln!("skipped: needs root and openssh-server (CI installs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let sshd = roboconf_tests::sshd::Sshd::start(&root.join("sshd"));
+    let remote = Remote(root.join("remote"));
+    let app = embedded_app(root, &sshd, sshd.port);
+    let agents = three(root, &[]);
+    let a = &agents[0];
+    let o = a.cli(&["app", "add", &app.display().to_string(), "--start"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    a.wait_until(
+        "both machines' instances started",
+        Duration::from_secs(90),
+        |a| {
+            a.state("shop", "/vm-db/db") == "DEPLOYED_STARTED"
+                && a.state("shop", "/vm-app/app") == "DEPLOYED_STARTED"
+        },
+    );
+    assert_eq!(remote.count(), 2, "one machine per root");
+    a.wait_until("the launches recorded", Duration::from_secs(30), |a| {
+        a.status("shop")["instances"].as_array().is_some_and(|l| {
+            l.iter()
+                .filter(|i| i["machine"]["state"] == "running")
+                .count()
+                == 2
+        })
+    });
+    let status = a.status("shop");
+    let vm = status["instances"]
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["path"] == "/vm-app"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(vm["machine"]["handler"], "embedded", "{vm}");
+    assert_eq!(vm["machine"]["address"], "127.0.0.1", "{vm}");
+    let o = a.cli(&["app", "undeploy", "shop"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    a.wait_until(
+        "every remote machine removed",
+        Duration::from_secs(60),
+        |_| remote.count() == 0,
+    );
+}
+
+#[test]
+fn an_unreachable_ssh_host_leaves_the_root_not_deployed_with_the_reason() {
+    if !roboconf_tests::sshd::available() {
+        eprintln!("skipped: needs root and openssh-server (CI installs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let sshd = roboconf_tests::sshd::Sshd::start(&root.join("sshd"));
+    let _remote = Remote(root.join("remote"));
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a port");
+    let app = embedded_app(root, &sshd, closed);
+    let agents = three(root, &[]);
+    let a = &agents[0];
+    let o = a.cli(&["app", "add", &app.display().to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = a.cli(&["instance", "start", "shop", "/vm-db"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let failed = |a: &Agent| {
+        let s = a.status("shop");
+        s["instances"].as_array().is_some_and(|l| {
+            l.iter().any(|i| {
+                i["path"] == "/vm-db"
+                    && i["state"] == "NOT_DEPLOYED"
+                    && i["last_error"].as_str().is_some_and(|e| e.contains("ssh"))
+            })
+        })
+    };
+    a.wait_until(
+        "the root NOT_DEPLOYED with ssh's reason",
+        Duration::from_secs(60),
+        failed,
+    );
+    assert!(
+        !root.join("remote").exists()
+            || std::fs::read_dir(root.join("remote")).map_or(0, |d| d.count()) == 0
+    );
 }

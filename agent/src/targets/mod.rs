@@ -6,6 +6,7 @@
 //! mesh's bootstrap addresses, a single-use join token, its name — in a file, and joins
 //! the mesh at start; the leader binds the root to it.
 
+mod embedded;
 mod local;
 
 use roboconf_core::coord::{MachineKey, TargetSpec};
@@ -76,8 +77,9 @@ pub trait Target {
 pub fn handler(spec: &TargetSpec, data_dir: &Path) -> Result<Box<dyn Target + Send>, String> {
     match spec.handler.as_str() {
         "local" => Ok(Box::new(local::Local::new(&spec.properties, data_dir)?)),
+        "embedded" => Ok(Box::new(embedded::Embedded::new(&spec.properties)?)),
         other => Err(format!(
-            "target `{}`: handler `{other}` cannot launch machines in this mesh (it launches with `local`)",
+            "target `{}`: handler `{other}` cannot launch machines in this mesh (it launches with `local` and `embedded`)",
             spec.id
         )),
     }
