@@ -454,3 +454,57 @@ fn an_unreachable_ssh_host_leaves_the_root_not_deployed_with_the_reason() {
             || std::fs::read_dir(root.join("remote")).map_or(0, |d| d.count()) == 0
     );
 }
+
+/// `mesh voters`: asked of a member that does not lead, it names the leader; on the
+/// leader, removing a voter keeps the wanted count (a live member replaces it), adding
+/// one raises it.
+#[test]
+fn an_operator_replaces_and_adds_voters_on_the_leader() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let mut agents = three(root, &[]);
+    let d = start(root, "d", &[]);
+    d.join(&agents[0]);
+    agents.push(d);
+    let leads = |a: &Agent| {
+        let o = a.cli(&["stats", "--json"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        s["coordinator_leader"] == 1
+    };
+    let voters = |a: &Agent| -> Vec<String> {
+        let mut v: Vec<String> = coordinator(a)["voters"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|x| x["name"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let l = agents.iter().position(leads).expect("a leader");
+    let follower = (0..3).find(|&k| k != l).expect("a follower voter");
+    let o = agents[follower].cli(&["mesh", "voters", "add", "d"]);
+    let text =
+        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success() && text.contains("ask"), "{text}");
+    // Remove a follower voter: `d` takes its place.
+    let name = ["a", "b", "c"][follower];
+    let o = agents[l].cli(&["mesh", "voters", "remove", name]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agents[l].wait_until(
+        "d replaces the removed voter",
+        Duration::from_secs(30),
+        |a| {
+            let v = voters(a);
+            v.len() == 3 && v.contains(&"d".to_string()) && !v.contains(&name.to_string())
+        },
+    );
+    // Add it back: four voters.
+    let o = agents[l].cli(&["mesh", "voters", "add", name]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agents[l].wait_until("four voters", Duration::from_secs(30), |a| {
+        voters(a).len() == 4
+    });
+}

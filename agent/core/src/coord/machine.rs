@@ -106,6 +106,10 @@ pub struct Machine {
     /// Members being added: learners until they hold the log, then voters.
     #[serde(default)]
     pub learners: BTreeMap<u64, String>,
+    /// Members removed from the voters: never added back by the leader itself (an
+    /// operator's `mesh voters add` does).
+    #[serde(default)]
+    pub excluded: std::collections::BTreeSet<String>,
     pub want_voters: u32,
     /// Most machines launched at once in the mesh, and per application.
     pub max_machines: u32,

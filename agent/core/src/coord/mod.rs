@@ -468,6 +468,7 @@ impl Group {
                     let node = String::from_utf8_lossy(&e.context).into_owned();
                     match cc.get_change_type() {
                         ConfChangeType::AddLearnerNode => {
+                            self.machine.excluded.remove(&node);
                             self.machine.learners.insert(cc.node_id, node.clone());
                             out.voters.push((NodeId::new(node), true));
                         }
@@ -484,6 +485,7 @@ impl Group {
                         }
                         ConfChangeType::RemoveNode => {
                             self.machine.learners.remove(&cc.node_id);
+                            self.machine.excluded.insert(node.clone());
                             if let Some(n) = self.machine.voters.remove(&cc.node_id) {
                                 out.voters.push((NodeId::new(n), false));
                             }

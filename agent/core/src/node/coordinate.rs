@@ -483,6 +483,7 @@ impl Node {
                 .filter(|(id, l)| {
                     *l == engine::members::Liveness::Alive
                         && !voters.contains(id)
+                        && !machine.excluded.contains(id.as_str())
                         && !machines.contains(id.as_str())
                 })
                 .map(|(id, _)| id.clone())
