@@ -1,0 +1,164 @@
+//! `examples/lamp` on a 3-voter mesh where every VM root is launched by the coordinator
+//! with the `local` target (the example's own target file): four machines, the balancer
+//! configured with both app servers; `instance create` + `start` of a new VM launches
+//! exactly one more agent, which joins and hosts it, and the balancer is re-configured;
+//! a second scale-out with the leader killed (`kill -9`) while it launches: another voter
+//! leads and finishes it, one machine for that root; `app undeploy` terminates every
+//! machine (no process left). The example's fixed ports are replaced by free ones.
+
+use roboconf_tests::Agent;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A copy of examples/lamp with free ports.
+fn lamp(root: &Path) -> PathBuf {
+    let app = root.join("lamp");
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(roboconf_tests::workspace().join("examples/lamp"))
+        .arg(&app)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(copy, "copy examples/lamp");
+    let (lb, db) = (free_port(), free_port());
+    let instances = format!(
+        "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
+    );
+    std::fs::write(app.join("instances/lamp.instances"), instances).expect("instances");
+    app
+}
+
+/// The servers in the balancer's configuration (wherever its machine keeps it).
+fn servers(machines: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![machines.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "lb.conf") {
+                found = std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("server "))
+                    .map(String::from)
+                    .collect();
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn stats(a: &Agent) -> serde_json::Value {
+    serde_json::from_slice(&a.cli(&["stats", "--json"]).stdout).unwrap_or_default()
+}
+
+fn start(root: &Path, name: &str) -> Agent {
+    Agent::start(
+        &root.join(name),
+        &["--listen", "/ip4/127.0.0.1/tcp/0", "--node", name],
+        &[],
+    )
+}
+
+#[test]
+fn lamp_with_every_machine_launched_by_the_coordinator() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    // The example's target has no `local.dir`: machines go beside the agents' data dirs.
+    let machines = root.join("roboconf-machines");
+    let app = lamp(root);
+    let mut agents = vec![start(root, "a")];
+    agents[0].init_mesh();
+    for n in ["b", "c"] {
+        let x = start(root, n);
+        x.join(&agents[0]);
+        agents.push(x);
+    }
+    agents[0].wait_until("three voters", Duration::from_secs(30), |a| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&a.cli(&["coordinator", "--json"]).stdout).unwrap_or_default();
+        v["voters"].as_array().is_some_and(|l| l.len() == 3)
+    });
+    let o = agents[0].cli(&["app", "add", &app.display().to_string(), "--start"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agents[0].wait_until(
+        "four machines and both app servers in the balancer",
+        Duration::from_secs(90),
+        |_| roboconf_tests::live_machines(&machines).len() == 4 && servers(&machines).len() == 2,
+    );
+    // Scale-out on a follower: one more machine, three servers.
+    let f = (0..3)
+        .find(|&k| stats(&agents[k])["coordinator_leader"] != 1)
+        .expect("a follower");
+    for (path, comp) in [("/vm-app-3", "VM"), ("/vm-app-3/app-3", "App")] {
+        let o = agents[f].cli(&["instance", "create", "lamp", path, "--component", comp]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = agents[f].cli(&["instance", "start", "lamp", "/vm-app-3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agents[f].wait_until("app-3 in the balancer", Duration::from_secs(60), |_| {
+        servers(&machines)
+            .iter()
+            .any(|s| s.contains("/vm-app-3/app-3"))
+    });
+    assert_eq!(
+        roboconf_tests::live_machines(&machines).len(),
+        5,
+        "exactly one more machine"
+    );
+    // A second scale-out, the leader killed while it launches.
+    let l = (0..3)
+        .find(|&k| stats(&agents[k])["coordinator_leader"] == 1)
+        .expect("the leader");
+    let f = (0..3).find(|&k| k != l).expect("a survivor");
+    for (path, comp) in [("/vm-app-4", "VM"), ("/vm-app-4/app-4", "App")] {
+        let o = agents[f].cli(&["instance", "create", "lamp", path, "--component", comp]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = agents[f].cli(&["instance", "start", "lamp", "/vm-app-4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agents[f].wait_until(
+        "the launch of /vm-app-4 under way",
+        Duration::from_secs(30),
+        |a| {
+            a.status("lamp")["instances"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|i| i["path"] == "/vm-app-4" && i["machine"].is_object())
+            })
+        },
+    );
+    agents[l].kill9();
+    agents[f].wait_until("a new leader", Duration::from_secs(10), |_| {
+        (0..3).any(|k| k != l && stats(&agents[k])["coordinator_leader"] == 1)
+    });
+    agents[f].wait_until("app-4 in the balancer", Duration::from_secs(90), |_| {
+        servers(&machines)
+            .iter()
+            .any(|s| s.contains("/vm-app-4/app-4"))
+    });
+    assert_eq!(
+        roboconf_tests::live_machines(&machines).len(),
+        6,
+        "one machine per root, /vm-app-4's launched once"
+    );
+    // Undeploy everything: every machine terminated.
+    let o = agents[f].cli(&["app", "undeploy", "lamp"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agents[f].wait_until("every machine terminated", Duration::from_secs(90), |_| {
+        roboconf_tests::live_machines(&machines).is_empty()
+            && std::fs::read_dir(&machines).map_or(0, |d| d.count()) == 0
+    });
+}
