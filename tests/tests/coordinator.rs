@@ -508,3 +508,77 @@ fn an_operator_replaces_and_adds_voters_on_the_leader() {
         voters(a).len() == 4
     });
 }
+
+/// A machine whose agent dies: its root shows PROBLEM with the reason; deploying the
+/// root again replaces the machine (a new generation) and what ran there runs again.
+#[test]
+fn a_dead_machine_is_a_problem_and_deploying_again_replaces_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let machines_dir = root.join("machines");
+    let machines = Machines(machines_dir.clone());
+    let target = format!(
+        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
+        machines_dir.display()
+    );
+    let app = roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[("graph/VM/target.properties", target.as_str())],
+    );
+    let agents = three(root, &[]);
+    let a = &agents[0];
+    let o = a.cli(&["app", "add", &app.display().to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = a.cli(&["instance", "start", "shop", "/vm-db"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let machine = |a: &Agent| -> serde_json::Value {
+        a.status("shop")["instances"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["path"] == "/vm-db"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    a.wait_until(
+        "the database started on its machine",
+        Duration::from_secs(60),
+        |a| {
+            a.state("shop", "/vm-db/db") == "DEPLOYED_STARTED"
+                && machine(a)["machine"]["state"] == "running"
+        },
+    );
+    // Its agent dies.
+    let pids = machines.alive();
+    assert_eq!(pids.len(), 1);
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", pids[0])])
+        .status();
+    a.wait_until(
+        "the root in PROBLEM, its agent dead",
+        Duration::from_secs(60),
+        |a| {
+            let m = machine(a);
+            m["state"] == "PROBLEM" && m["last_error"].as_str().is_some_and(|e| e.contains("dead"))
+        },
+    );
+    // Deployed again: a new generation replaces it.
+    let o = a.cli(&["instance", "start", "shop", "/vm-db"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    a.wait_until(
+        "a second generation running",
+        Duration::from_secs(90),
+        |a| {
+            let m = machine(a);
+            m["machine"]["generation"] == 2
+                && m["machine"]["state"] == "running"
+                && a.state("shop", "/vm-db/db") == "DEPLOYED_STARTED"
+        },
+    );
+    assert_eq!(
+        machines.alive().len(),
+        1,
+        "the dead machine's folder is gone, one runs"
+    );
+    assert_eq!(machines.count(), 1);
+}
