@@ -582,3 +582,42 @@ fn a_dead_machine_is_a_problem_and_deploying_again_replaces_it() {
     );
     assert_eq!(machines.count(), 1);
 }
+
+/// `mesh init --max-machines 1`: of two roots deployed, one gets a machine; the limit is
+/// the leader's, counted from the replicated state.
+#[test]
+fn the_machine_limit_holds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let machines_dir = root.join("machines");
+    let machines = Machines(machines_dir.clone());
+    let target = format!(
+        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
+        machines_dir.display()
+    );
+    let app = roboconf_tests::shop_app(
+        root,
+        GRAPH,
+        INSTANCES,
+        &[("graph/VM/target.properties", target.as_str())],
+    );
+    let a = start(root, "a", &[]);
+    let o = a.cli(&["mesh", "init", "--voters", "1", "--max-machines", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = a.cli(&["app", "add", &app.display().to_string(), "--start"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    a.wait_until("one machine", Duration::from_secs(60), |_| {
+        machines.alive().len() == 1
+    });
+    // A negative check over a window (not a synchronisation): a few leader rounds.
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        assert!(machines.count() <= 1, "the limit of one machine was passed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = a.cli(&["app", "undeploy", "shop"]);
+    assert!(o.status.success());
+    a.wait_until("no machine", Duration::from_secs(60), |_| {
+        machines.count() == 0
+    });
+}

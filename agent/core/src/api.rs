@@ -148,6 +148,12 @@ pub enum Request {
     MeshInit {
         #[serde(default)]
         voters: Option<u32>,
+        /// Most machines the coordinator keeps at once in the mesh, and per application
+        /// (Roboconf's `autonomic.maximum.vm.number`; 64 each by default).
+        #[serde(default)]
+        max_machines: Option<u32>,
+        #[serde(default)]
+        max_machines_per_app: Option<u32>,
     },
     /// The coordinator: its leader, term and voters.
     Coordinator,

@@ -148,7 +148,14 @@ impl Demo {
             || call(&dir, &Request::AppList).is_some(),
         )?;
         let joined = match join {
-            None => call(&dir, &Request::MeshInit { voters: None }),
+            None => call(
+                &dir,
+                &Request::MeshInit {
+                    voters: None,
+                    max_machines: None,
+                    max_machines_per_app: None,
+                },
+            ),
             Some(addr) => {
                 let token = match call(&self.nodes[0].dir, &Request::MeshToken { ttl_ms: 600_000 })
                 {

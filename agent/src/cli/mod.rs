@@ -157,6 +157,12 @@ pub enum MeshCommand {
         /// count): from 1 to 7.
         #[arg(long, default_value_t = 3)]
         voters: u32,
+        /// Most machines the coordinator keeps at once in the mesh (64 by default).
+        #[arg(long)]
+        max_machines: Option<u32>,
+        /// Most machines the coordinator keeps at once per application (64 by default).
+        #[arg(long)]
+        max_machines_per_app: Option<u32>,
     },
     /// Add a member (name or id) to the coordinator's voters, or remove one (a removed
     /// voter is replaced by a live member). Ask the leader (`roboconf coordinator`).
@@ -266,7 +272,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Members { json } => client::members(data_dir, json),
         Command::Stats { json } => client::stats(data_dir, json),
         Command::Leave => client::leave(data_dir),
-        Command::Mesh(MeshCommand::Init { voters }) => {
+        Command::Mesh(MeshCommand::Init {
+            voters,
+            max_machines,
+            max_machines_per_app,
+        }) => {
             if !(1..=7).contains(&voters) {
                 eprintln!("roboconf mesh init: --voters {voters}: from 1 to 7");
                 return Ok(ExitCode::from(2));
@@ -275,6 +285,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 &Request::MeshInit {
                     voters: Some(voters),
+                    max_machines,
+                    max_machines_per_app,
                 },
             )
         }

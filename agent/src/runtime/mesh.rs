@@ -116,8 +116,15 @@ impl Loop {
                         if let Some(m) = self.mesh.as_mut() {
                             m.member(creds);
                         }
-                        let voters = self.init_voters.take();
-                        self.node.step(now_ms(), Input::Joined { founded, voters });
+                        let (voters, limits) = self.init_voters.take().unwrap_or_default();
+                        self.node.step(
+                            now_ms(),
+                            Input::Joined {
+                                founded,
+                                voters,
+                                limits,
+                            },
+                        );
                         crate::api::Response::ok(text)
                     }
                     Err(e) => crate::api::Response::error(e),

@@ -130,8 +130,8 @@ struct Loop {
     listening: Vec<String>,
     /// When the node wants `tick` (wall ms).
     wake_at: u64,
-    /// The voters `mesh init --voters` asked for.
-    init_voters: Option<u32>,
+    /// The voters and machine limits `mesh init` asked for.
+    init_voters: Option<(Option<u32>, Option<(u32, u32)>)>,
     /// The coordinator's machines (targets), and their results.
     machines: crate::targets::Machines,
 }

@@ -40,7 +40,11 @@ impl Loop {
         }
         let id = self.next_id();
         let command = match req {
-            Request::MeshInit { voters } => {
+            Request::MeshInit {
+                voters,
+                max_machines,
+                max_machines_per_app,
+            } => {
                 if let Some(v) = voters.filter(|v| !(1..=7).contains(v)) {
                     let _ = reply.send(Response::error(format!(
                         "--voters {v}: a mesh has from 1 to 7 voters (3 by default)"
@@ -49,7 +53,14 @@ impl Loop {
                 }
                 match &self.mesh {
                     Some(m) => {
-                        self.init_voters = voters;
+                        let limits = match (max_machines, max_machines_per_app) {
+                            (None, None) => None,
+                            (m, a) => {
+                                let d = roboconf_core::coord::Settings::default();
+                                Some((m.unwrap_or(d.max_machines), a.unwrap_or(d.max_per_app)))
+                            }
+                        };
+                        self.init_voters = Some((voters, limits));
                         m.init(reply)
                     }
                     None => {

@@ -149,6 +149,7 @@ impl Cluster {
             Input::Joined {
                 founded: true,
                 voters: Some(voters),
+                limits: None,
             },
         );
         self.effects(k);

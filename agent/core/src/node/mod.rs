@@ -77,6 +77,8 @@ pub enum Input {
     Joined {
         founded: bool,
         voters: Option<u32>,
+        /// Most machines the coordinator keeps at once, in the mesh and per application.
+        limits: Option<(u32, u32)>,
     },
     /// A machine operation asked by `Effect::Machine` ended.
     MachineDone {
@@ -398,7 +400,15 @@ impl Node {
                 }
             }
             Input::Addresses(a) => self.engine.step(engine::Input::Addresses(a)),
-            Input::Joined { founded, voters } => {
+            Input::Joined {
+                founded,
+                voters,
+                limits,
+            } => {
+                if let Some((mesh, app)) = limits {
+                    self.cfg.coord.max_machines = mesh;
+                    self.cfg.coord.max_per_app = app;
+                }
                 // A joiner's empty group gives way to the founder's.
                 let fresh = self
                     .coord
