@@ -99,6 +99,10 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
+/// What `mesh init` asked of the coordinator: its voters, and its machine limits (in
+/// the mesh, per application).
+type Founding = (Option<u32>, Option<(u32, u32)>);
+
 /// The event loop's state: the node, and what the runtime keeps beside it to finish
 /// its answers.
 struct Loop {
@@ -131,7 +135,7 @@ struct Loop {
     /// When the node wants `tick` (wall ms).
     wake_at: u64,
     /// The voters and machine limits `mesh init` asked for.
-    init_voters: Option<(Option<u32>, Option<(u32, u32)>)>,
+    init_voters: Option<Founding>,
     /// The coordinator's machines (targets), and their results.
     machines: crate::targets::Machines,
 }
