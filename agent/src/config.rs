@@ -49,6 +49,10 @@ pub struct Config {
     /// (when not a member yet).
     #[serde(skip)]
     pub join: Option<(Vec<String>, String)>,
+    /// The user data file `join` came from: read again before each attempt (a new
+    /// coordinator leader writes its own token there).
+    #[serde(skip)]
+    pub user_data: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             collect_after_secs: 60,
             reset_store: false,
             join: None,
+            user_data: None,
         }
     }
 }

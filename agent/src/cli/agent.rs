@@ -39,6 +39,7 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
                     cfg.node = ud.name.clone();
                 }
                 cfg.join = Some((ud.peers.clone(), ud.token.clone()));
+                cfg.user_data = Some(path.clone());
             }
             Err(e) => {
                 eprintln!("roboconf agent: {e}");

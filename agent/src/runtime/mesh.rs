@@ -77,6 +77,15 @@ impl Loop {
         k: usize,
         retry_tx: &tokio::sync::mpsc::Sender<usize>,
     ) {
+        // The file may hold a newer leader's token and addresses.
+        if let Some(ud) = self
+            .cfg
+            .user_data
+            .as_deref()
+            .and_then(|p| crate::targets::UserData::read(p).ok())
+        {
+            self.cfg.join = Some((ud.peers, ud.token));
+        }
         let (Some((addrs, token)), Some(m)) = (self.cfg.join.clone(), &self.mesh) else {
             return;
         };

@@ -198,6 +198,19 @@ impl Target for Embedded {
             node,
         };
         if let Some(node) = self.running(&ip, &dir).map_err(Failure::clean)? {
+            // Found: its user data gets this leader's token and addresses (read again by
+            // the agent before each attempt to join).
+            if let Ok(local) = Scratch::new(key) {
+                let ud_path = local.0.join("user-data.json");
+                if std::fs::write(
+                    &ud_path,
+                    serde_json::to_vec_pretty(user).unwrap_or_default(),
+                )
+                .is_ok()
+                {
+                    let _ = self.scp(&ip, &ud_path, &format!("{dir}/user-data.json"));
+                }
+            }
             return Ok(created(node));
         }
         // Made here: the identity (the member id is known before the agent starts) and

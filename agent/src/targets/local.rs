@@ -114,7 +114,14 @@ impl Target for Local {
         };
         if let Some(r) = read_record(&dir) {
             if alive(&r) {
-                // Created for this key already (by this leader or the one before).
+                // Created for this key already (by this leader or the one before): its
+                // user data gets this leader's token and addresses, which the agent reads
+                // again before each attempt to join (the first leader may have died before
+                // its token reached anyone else).
+                let ud_path = dir.join("user-data.json");
+                let tmp = dir.join("user-data.json.tmp");
+                let ud = serde_json::to_vec_pretty(user).unwrap_or_default();
+                let _ = std::fs::write(&tmp, ud).and_then(|()| std::fs::rename(&tmp, &ud_path));
                 return Ok(created(r.node));
             }
         }
