@@ -42,32 +42,13 @@ fn one_seed_one_run() {
     assert!(a.propagation_ms.samples > 0, "{a:?}");
 }
 
-#[test]
-fn invariants_hold_over_many_seeds_of_mixed_faults() {
-    let seeds: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    // Two threads (the machine's two cores), each taking every other seed.
-    let failed: Vec<String> = std::thread::scope(|scope| {
+/// Runs `check` for seeds `0..seeds` on two threads (the machine's two cores, each taking
+/// every other seed); the failures it reported, in one list.
+fn over_seeds(seeds: u64, check: impl Fn(u64) -> Vec<String> + Sync) -> Vec<String> {
+    let check = &check;
+    std::thread::scope(|scope| {
         let workers: Vec<_> = (0..2u64)
-            .map(|w| {
-                scope.spawn(move || {
-                    let mut failed = Vec::new();
-                    for seed in (w..seeds).step_by(2) {
-                        let p = params(50, seed, Kind::Mixed, 20, 0.05);
-                        let (r, _) = run(&p, false);
-                        if !r.invariant_violations.is_empty() {
-                            let q = roboconf_sim::scenario::shrink(&p);
-                            failed.push(format!(
-                                "seed {seed}: {:?} (replay: roboconf-sim --agents 50 --seed {seed} --scenario mixed --duration 20s --loss 0.05 --duplicate 0.02 --exporters 5; shrunk: --agents {} --duration {}s)",
-                                r.invariant_violations, q.agents, q.duration_s
-                            ));
-                        }
-                    }
-                    failed
-                })
-            })
+            .map(|w| scope.spawn(move || (w..seeds).step_by(2).flat_map(check).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -76,6 +57,29 @@ fn invariants_hold_over_many_seeds_of_mixed_faults() {
                     .unwrap_or_else(|_| vec!["a worker panicked".into()])
             })
             .collect()
+    })
+}
+
+fn seeds(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn invariants_hold_over_many_seeds_of_mixed_faults() {
+    let failed = over_seeds(seeds("SIM_SEEDS", 200), |seed| {
+        let p = params(50, seed, Kind::Mixed, 20, 0.05);
+        let (r, _) = run(&p, false);
+        if r.invariant_violations.is_empty() {
+            return Vec::new();
+        }
+        let q = roboconf_sim::scenario::shrink(&p);
+        vec![format!(
+            "seed {seed}: {:?} (replay: roboconf-sim --agents 50 --seed {seed} --scenario mixed --duration 20s --loss 0.05 --duplicate 0.02 --exporters 5; shrunk: --agents {} --duration {}s)",
+            r.invariant_violations, q.agents, q.duration_s
+        )]
     });
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
@@ -86,44 +90,23 @@ fn invariants_hold_over_many_seeds_of_mixed_faults() {
 /// middle of launches, a partition and 5% loss, with 5 voters among 20 nodes.
 #[test]
 fn the_coordinator_s_invariants_hold_over_many_seeds() {
-    let seeds: u64 = std::env::var("SIM_COORD_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let failed: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..2u64)
-            .map(|w| {
-                scope.spawn(move || {
-                    let mut failed = Vec::new();
-                    let mut leaders = 0;
-                    for seed in (w..seeds).step_by(2) {
-                        let p = params(20, seed, Kind::Coordinator, 40, 0.05);
-                        let (r, _, c) = roboconf_sim::scenario::play(&p, false);
-                        leaders += c.coord.elected.len();
-                        if !r.invariant_violations.is_empty() {
-                            failed.push(format!(
-                                "seed {seed}: {:?} (replay: roboconf-sim --agents 20 --seed {seed} --scenario coordinator --duration 40s --loss 0.05 --duplicate 0.02 --exporters 5)",
-                                r.invariant_violations
-                            ));
-                        }
-                        if c.coord.creates == 0 {
-                            failed.push(format!("seed {seed}: no machine was ever created"));
-                        }
-                    }
-                    if leaders == 0 && seeds > 1 {
-                        failed.push("no leader was ever elected".into());
-                    }
-                    failed
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| vec!["a worker panicked".into()])
-            })
-            .collect()
+    let failed = over_seeds(seeds("SIM_COORD_SEEDS", 60), |seed| {
+        let p = params(20, seed, Kind::Coordinator, 40, 0.05);
+        let (r, _, c) = roboconf_sim::scenario::play(&p, false);
+        let mut failed = Vec::new();
+        if !r.invariant_violations.is_empty() {
+            failed.push(format!(
+                "seed {seed}: {:?} (replay: roboconf-sim --agents 20 --seed {seed} --scenario coordinator --duration 40s --loss 0.05 --duplicate 0.02 --exporters 5)",
+                r.invariant_violations
+            ));
+        }
+        if c.coord.elected.is_empty() {
+            failed.push(format!("seed {seed}: no leader was ever elected"));
+        }
+        if c.coord.creates == 0 {
+            failed.push(format!("seed {seed}: no machine was ever created"));
+        }
+        failed
     });
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -32,6 +32,20 @@ impl Drop for Machines {
     }
 }
 
+/// The application `shop` whose `VM` roots use the `local` target (machines under
+/// `root/machines`), with `files` besides; and the guard of those machines.
+fn local_app(root: &Path, files: &[(&str, &str)]) -> (PathBuf, Machines) {
+    let dir = root.join("machines");
+    let target = format!(
+        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
+        dir.display()
+    );
+    let mut all = vec![("graph/VM/target.properties", target.as_str())];
+    all.extend_from_slice(files);
+    let app = roboconf_tests::shop_app(root, GRAPH, INSTANCES, &all);
+    (app, Machines(dir))
+}
+
 fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
@@ -41,6 +55,11 @@ fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// `stats --json`, as a JSON value.
+fn stats(a: &Agent) -> serde_json::Value {
+    serde_json::from_slice(&a.cli(&["stats", "--json"]).stdout).unwrap_or_default()
 }
 
 fn coordinator(a: &Agent) -> serde_json::Value {
@@ -101,11 +120,7 @@ fn three_voters_elect_a_leader_and_another_takes_over_after_a_kill9() {
     // Kill the leader: one of the others takes over, in a later term.
     let k = agents
         .iter()
-        .position(|a| {
-            let o = a.cli(&["stats", "--json"]);
-            let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-            s["coordinator_leader"] == 1
-        })
+        .position(|a| stats(a)["coordinator_leader"] == 1)
         .expect("the leader is one of the three");
     agents[k].kill9();
     let other = (k + 1) % 3;
@@ -128,18 +143,9 @@ fn three_voters_elect_a_leader_and_another_takes_over_after_a_kill9() {
 fn a_root_with_a_local_target_gets_a_machine_and_loses_it_when_undeployed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
-    let machines_dir = root.join("machines");
-    let machines = Machines(machines_dir.clone());
-    let target = format!(
-        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
-        machines_dir.display()
-    );
-    let app = roboconf_tests::shop_app(
+    let (app, machines) = local_app(
         root,
-        GRAPH,
-        INSTANCES,
         &[
-            ("graph/VM/target.properties", target.as_str()),
             ("graph/Db/scripts/start.sh", START),
             ("graph/App/scripts/start.sh", START),
         ],
@@ -235,18 +241,7 @@ fn a_leader_cut_off_in_the_minority_launches_nothing() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
-    let machines_dir = root.join("machines");
-    let machines = Machines(machines_dir.clone());
-    let target = format!(
-        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
-        machines_dir.display()
-    );
-    let app = roboconf_tests::shop_app(
-        root,
-        GRAPH,
-        INSTANCES,
-        &[("graph/VM/target.properties", target.as_str())],
-    );
+    let (app, machines) = local_app(root, &[]);
     let lan = roboconf_tests::netns::Lan::new(3);
     let agents: Vec<Agent> = (0..3)
         .map(|k| {
@@ -268,8 +263,7 @@ fn a_leader_cut_off_in_the_minority_launches_nothing() {
         a.join(&agents[0]);
     }
     let leads = |a: &Agent| {
-        let o = a.cli(&["stats", "--json"]);
-        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let s = stats(a);
         (
             s["coordinator_leader"] == 1,
             s["coordinator_term"].as_u64().unwrap_or(0),
@@ -466,11 +460,7 @@ fn an_operator_replaces_and_adds_voters_on_the_leader() {
     let d = start(root, "d", &[]);
     d.join(&agents[0]);
     agents.push(d);
-    let leads = |a: &Agent| {
-        let o = a.cli(&["stats", "--json"]);
-        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        s["coordinator_leader"] == 1
-    };
+    let leads = |a: &Agent| stats(a)["coordinator_leader"] == 1;
     let voters = |a: &Agent| -> Vec<String> {
         let mut v: Vec<String> = coordinator(a)["voters"]
             .as_array()
@@ -515,18 +505,7 @@ fn an_operator_replaces_and_adds_voters_on_the_leader() {
 fn a_dead_machine_is_a_problem_and_deploying_again_replaces_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
-    let machines_dir = root.join("machines");
-    let machines = Machines(machines_dir.clone());
-    let target = format!(
-        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
-        machines_dir.display()
-    );
-    let app = roboconf_tests::shop_app(
-        root,
-        GRAPH,
-        INSTANCES,
-        &[("graph/VM/target.properties", target.as_str())],
-    );
+    let (app, machines) = local_app(root, &[]);
     let agents = three(root, &[]);
     let a = &agents[0];
     let o = a.cli(&["app", "add", &app.display().to_string()]);
@@ -589,18 +568,7 @@ fn a_dead_machine_is_a_problem_and_deploying_again_replaces_it() {
 fn the_machine_limit_holds() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
-    let machines_dir = root.join("machines");
-    let machines = Machines(machines_dir.clone());
-    let target = format!(
-        "handler = local\nid = here\nname = this host\nlocal.dir = {}\n",
-        machines_dir.display()
-    );
-    let app = roboconf_tests::shop_app(
-        root,
-        GRAPH,
-        INSTANCES,
-        &[("graph/VM/target.properties", target.as_str())],
-    );
+    let (app, machines) = local_app(root, &[]);
     let a = start(root, "a", &[]);
     let o = a.cli(&["mesh", "init", "--voters", "1", "--max-machines", "1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

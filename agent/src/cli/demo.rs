@@ -86,20 +86,32 @@ fn call(dir: &Path, req: &Request) -> Option<Response> {
         .ok()
 }
 
-fn states(dir: &Path) -> Vec<(String, State)> {
+/// The instances of `lamp` as the agent at `dir` shows them.
+fn instances(dir: &Path) -> Vec<crate::api::InstanceView> {
     match call(
         dir,
         &Request::Status {
             app: Some("lamp".into()),
         },
     ) {
-        Some(Response::Status { apps }) => apps
-            .into_iter()
-            .flat_map(|a| a.instances)
-            .map(|i| (i.path, i.state))
-            .collect(),
+        Some(Response::Status { apps }) => apps.into_iter().flat_map(|a| a.instances).collect(),
         _ => Vec::new(),
     }
+}
+
+fn states(dir: &Path) -> Vec<(String, State)> {
+    instances(dir)
+        .into_iter()
+        .map(|i| (i.path, i.state))
+        .collect()
+}
+
+/// The machine of a root, as the coordinator's leader published it.
+fn machine(dir: &Path, root: &str) -> Option<crate::api::MachineView> {
+    instances(dir)
+        .into_iter()
+        .find(|i| i.path == root)
+        .and_then(|i| i.machine)
 }
 
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -332,7 +344,7 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
     ));
     scale_out(&dir0, 4)?;
     wait_for("the launch in flight", Duration::from_secs(30), || {
-        machine_state(&dir0, "/vm-app-4").is_some()
+        machine(&dir0, "/vm-app-4").is_some()
     })?;
     show_coordinator(&demo.nodes[leader].dir);
     if let Some(mut c) = demo.nodes[leader].child.take() {
@@ -483,41 +495,12 @@ fn leader_index(demo: &Demo) -> Option<usize> {
     })
 }
 
-fn machine_state(dir: &Path, root: &str) -> Option<String> {
-    match call(
-        dir,
-        &Request::Status {
-            app: Some("lamp".into()),
-        },
-    ) {
-        Some(Response::Status { apps }) => apps
-            .into_iter()
-            .flat_map(|a| a.instances)
-            .find(|i| i.path == root)
-            .and_then(|i| i.machine)
-            .map(|m| m.state),
-        _ => None,
-    }
-}
-
 fn show_machine(dir: &Path, root: &str) {
-    if let Some(Response::Status { apps }) = call(
-        dir,
-        &Request::Status {
-            app: Some("lamp".into()),
-        },
-    ) {
-        if let Some(m) = apps
-            .into_iter()
-            .flat_map(|a| a.instances)
-            .find(|i| i.path == root)
-            .and_then(|i| i.machine)
-        {
-            super::out(&format!(
-                "    {root}: machine {} on target {} ({}), generation {}, {}\n",
-                m.id, m.target, m.handler, m.generation, m.state
-            ));
-        }
+    if let Some(m) = machine(dir, root) {
+        super::out(&format!(
+            "    {root}: machine {} on target {} ({}), generation {}, {}\n",
+            m.id, m.target, m.handler, m.generation, m.state
+        ));
     }
 }
 
