@@ -512,7 +512,7 @@ impl Core {
                 }
             }
         }
-        for (name, app) in core.apps.iter_mut() {
+        for app in core.apps.values_mut() {
             let started: Vec<String> = app
                 .insts
                 .iter()
@@ -522,7 +522,6 @@ impl Core {
             for p in started {
                 app.publish(&p, &core.cfg.ip);
             }
-            let _ = name;
         }
         let names: Vec<String> = core.apps.keys().cloned().collect();
         for name in names {
