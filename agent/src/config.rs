@@ -41,6 +41,13 @@ pub struct Config {
     pub collect_every_secs: u64,
     /// How long a withdrawal stands before it is acknowledged for collection, in seconds.
     pub collect_after_secs: u64,
+    /// Seconds between two rounds of the probes of the instances this agent hosts
+    /// (Roboconf's 20 s).
+    pub probe_period_secs: u64,
+    /// Seconds one probe may take (an unreachable target does not block the others).
+    pub probe_timeout_secs: u64,
+    /// The SMTP relay of the commands' `email` instruction (on the coordinator's leader).
+    pub email: Option<Email>,
     /// `--reset-store`: start although the store is gone while the data dir still holds
     /// applications or instance folders (a one-time decision, never read from the file).
     #[serde(skip)]
@@ -72,9 +79,54 @@ impl Default for Config {
             forbidden_ports: Vec::new(),
             collect_every_secs: 30,
             collect_after_secs: 60,
+            probe_period_secs: 20,
+            probe_timeout_secs: 10,
+            email: None,
             reset_store: false,
             join: None,
             user_data: None,
+        }
+    }
+}
+
+/// The SMTP relay (`[email]`; Roboconf's `mail.*` preferences). Plain SMTP, with
+/// `AUTH PLAIN` when a user is given: use a relay on the agent's host or network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Email {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Added to every e-mail's recipients (Roboconf's `email.default.recipients`).
+    pub default_recipients: Vec<String>,
+    pub timeout_secs: u64,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Email {
+            host: "127.0.0.1".into(),
+            port: 25,
+            from: format!("roboconf@{}", hostname()),
+            username: None,
+            password: None,
+            default_recipients: Vec::new(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl Email {
+    pub fn relay(&self) -> crate::autonomic::email::Relay {
+        crate::autonomic::email::Relay {
+            host: self.host.clone(),
+            port: self.port,
+            from: self.from.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
         }
     }
 }
@@ -151,6 +203,12 @@ impl Config {
         if let Ok(ip) = std::env::var("ROBOCONF_IP") {
             cfg.ip = ip;
         }
+        if let Some(p) = std::env::var("ROBOCONF_PROBE_PERIOD_SECS")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            cfg.probe_period_secs = p;
+        }
         Ok(cfg)
     }
 
@@ -177,6 +235,11 @@ impl Config {
         if self.collect_every_secs == 0 || self.collect_after_secs == 0 {
             return Err(Error::Invalid(
                 "collect-every-secs and collect-after-secs must be at least 1".into(),
+            ));
+        }
+        if self.probe_period_secs == 0 || self.probe_timeout_secs == 0 {
+            return Err(Error::Invalid(
+                "probe-period-secs and probe-timeout-secs must be at least 1".into(),
             ));
         }
         if self.max_parallel_scripts == 0 {

@@ -33,6 +33,8 @@ pub struct Application {
     pub instances: InstanceSet,
     pub commands: Vec<(String, Commands)>,
     pub rules: Vec<Rule>,
+    /// The probes of components (`probes/<Component>.measures`), by component.
+    pub probes: Vec<(String, Vec<crate::probes::Probe>)>,
     /// The target files of the `target` components (`crate::targets`).
     pub targets: Vec<crate::targets::TargetDef>,
     /// The DSL files read.
@@ -457,6 +459,61 @@ fn load_commands_and_rules(app: &mut Application, limits: Limits, diags: &mut Ve
                 }
             }
             Err(e) => diags.push(Diagnostic::new(Code::RULE_IO_ERROR, &f, 0, 0, e)),
+        }
+    }
+    load_probes(app, limits, diags);
+}
+
+/// `probes/<Component>.measures`, with `<Component>.measures.properties` if present.
+fn load_probes(app: &mut Application, limits: Limits, diags: &mut Vec<Diagnostic>) {
+    let dir = app.dir.join("probes");
+    if !is_real_dir(&dir) {
+        return;
+    }
+    for f in list_files(&dir) {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".measures.properties") {
+            continue;
+        }
+        let Some(component) = name.strip_suffix(".measures") else {
+            diags.push(Diagnostic::new(
+                Code::PROBE_UNKNOWN_COMPONENT,
+                &f,
+                0,
+                0,
+                "files under `probes/` are `<Component>.measures` and `<Component>.measures.properties`: ignored",
+            ));
+            continue;
+        };
+        let known = app
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.component(component).is_some());
+        if !known {
+            diags.push(Diagnostic::new(
+                Code::PROBE_UNKNOWN_COMPONENT,
+                &f,
+                0,
+                0,
+                format!("no component `{component}` in the graph: these probes never run"),
+            ));
+        }
+        let text = match read_text(&f, limits) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::new(Code::P_IO_ERROR, &f, 0, 0, e));
+                continue;
+            }
+        };
+        let props_file = dir.join(format!("{name}.properties"));
+        let props = props_file
+            .is_file()
+            .then(|| read_text(&props_file, limits).ok())
+            .flatten();
+        let (probes, ds) = crate::probes::parse(&text, props.as_deref(), &f);
+        diags.extend(ds);
+        if known && !probes.is_empty() {
+            app.probes.push((component.to_string(), probes));
         }
     }
 }

@@ -258,6 +258,17 @@ codes! {
     X_TARGET_HANDLER_NOT_SUPPORTED => Warning,
     /// A key of a known handler that it does not have, or a value it cannot use.
     X_TARGET_INVALID_PROPERTY => Error,
+    /// A probe file (`probes/*.measures`) that does not read: text before the first
+    /// `[EVENT handler name]`, a malformed header, a section whose body its handler
+    /// cannot use.
+    PROBE_INVALID_SYNTAX => Error,
+    /// A probe section of a handler no agent has: reported and skipped (as Roboconf).
+    PROBE_UNKNOWN_HANDLER => Warning,
+    /// A `{{ key }}` that the `.measures.properties` file does not define: left as is.
+    PROBE_UNKNOWN_PROPERTY => Warning,
+    /// A probe file of a component the graph does not have, or a file of `probes/`
+    /// that is not a probe file.
+    PROBE_UNKNOWN_COMPONENT => Warning,
 }
 
 impl Code {

@@ -7,17 +7,20 @@
 
 pub mod app;
 pub mod commands;
+pub mod cron;
 pub mod descriptor;
 pub mod diag;
 pub mod dsl;
 pub mod graph;
 pub mod instances;
 pub mod limits;
+pub mod probes;
 pub mod props;
 pub mod recipes;
 pub mod resolve;
 pub mod rules;
 pub mod targets;
+pub mod timefmt;
 pub mod validate;
 
 pub use diag::{Code, Diagnostic, Severity};

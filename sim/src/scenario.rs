@@ -129,6 +129,20 @@ pub enum Op {
         k: usize,
         deploy: bool,
     },
+    /// Node `from` publishes an autonomic event (a probe hit).
+    Event {
+        from: usize,
+        event: &'static str,
+    },
+    /// Node `from` asks the coordinator to run a commands file (`roboconf exec`).
+    Exec {
+        from: usize,
+        command: &'static str,
+    },
+    /// Node `from` schedules a job (`roboconf job add`).
+    Job {
+        from: usize,
+    },
 }
 
 /// The operations of a scenario, timed (µs), from the seed.
@@ -215,6 +229,36 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
                 ));
                 t += 1_000_000 + rng.below(2_000_000) as u64;
             }
+            // Autonomic: load events (high more often than low, so the machine limit is
+            // reached), an operator's exec now and then, a job every 5 s.
+            let mut t = start + 700_000;
+            while t + 2_000_000 < end {
+                let event = if rng.chance(0.6) {
+                    "load-high"
+                } else {
+                    "load-low"
+                };
+                ops.push((
+                    t,
+                    Op::Event {
+                        from: rng.below(n),
+                        event,
+                    },
+                ));
+                t += 300_000 + rng.below(1_500_000) as u64;
+            }
+            let mut t = start + 1_300_000;
+            while t + 2_000_000 < end {
+                ops.push((
+                    t,
+                    Op::Exec {
+                        from: rng.below(n),
+                        command: "tick",
+                    },
+                ));
+                t += 5_000_000 + rng.below(5_000_000) as u64;
+            }
+            ops.push((start + 100_000, Op::Job { from: rng.below(n) }));
             // The first crash once the voters are in place.
             let mut t = start + 8_000_000;
             while t + 8_000_000 < end {
@@ -393,6 +437,33 @@ pub fn apply(c: &mut Cluster, op: Op) {
                 },
             );
         }
+        Op::Event { from, event } => c.probe_event(from, event),
+        Op::Exec { from, command } => {
+            if c.nodes[from].up {
+                let id = format!("sim-{}", c.queue.now);
+                c.command(
+                    from,
+                    Command::Exec {
+                        id,
+                        app: APP.into(),
+                        command: command.into(),
+                    },
+                );
+            }
+        }
+        Op::Job { from } => {
+            if c.nodes[from].up {
+                let spec = roboconf_core::autonomic::records::JobSpec {
+                    id: "job-1".into(),
+                    app: APP.into(),
+                    name: "ticks".into(),
+                    command: "tick".into(),
+                    cron: "*/5 * * * * ?".into(),
+                    created_ms: 0,
+                };
+                c.command(from, Command::JobAdd(spec));
+            }
+        }
         Op::Calm => {
             if !c.parts.is_whole() {
                 c.parts.heal();
@@ -447,6 +518,27 @@ pub fn application_with(exporters: usize, boxes: usize) -> LoadedApp {
         "graph/VM/t.target.properties",
         "id = l\nhandler = l\nname = l\n",
     );
+    if boxes > 0 {
+        // Autonomic: grow and shrink the boxes on load, a tick file written on demand.
+        for (rule, event, sleep) in crate::cluster::RULES {
+            w(
+                &format!("rules.autonomic/{rule}.drl"),
+                &format!("rule \"{rule}\"\nsleep period is {sleep}s\nwhen\n\t{event}\nthen\n\t{rule}\nend\n"),
+            );
+        }
+        w(
+            "commands/grow.commands",
+            "define N = extra $(SMART_INDEX)\ncreate Box as $(N)\nchange status of /$(N) to DEPLOYED_STARTED\n",
+        );
+        w(
+            "commands/shrink.commands",
+            "define L = extra $(EXISTING_INDEX MAX)\nundeploy all /$(L)\ndelete /$(L)\n",
+        );
+        w(
+            "commands/tick.commands",
+            "define T = $(MILLI_TIME)\nappend tick $(T) into %TMP%/ticks\n",
+        );
+    }
     let mut inst = String::new();
     for k in 0..exporters {
         inst.push_str(&format!(
@@ -510,6 +602,10 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         hosts,
         vec![app.clone()],
     );
+    if boxes > 0 {
+        // The boxes, and two machines more for the rules to launch.
+        c.coord.limit = boxes + 2;
+    }
     if let Some((every, after)) = p.collect_ms {
         c.compress_collection(every, after);
     }
@@ -616,6 +712,7 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         violations.extend(c.coord.violations.iter().cloned());
         if boxes > 0 {
             violations.extend(c.check_machines());
+            violations.extend(c.check_autonomic());
         }
     }
     if c.healed_at.is_some() {

@@ -171,6 +171,30 @@ pub enum Request {
         addr: String,
         token: String,
     },
+    /// Run a commands file through the coordinator (answered with the request id; the
+    /// execution shows in `history`).
+    Exec {
+        app: String,
+        command: String,
+    },
+    /// The executions of commands files (of one application).
+    History {
+        app: Option<String>,
+    },
+    /// Schedule a commands file (a Quartz cron expression, with seconds, in UTC).
+    JobAdd {
+        app: String,
+        name: String,
+        command: String,
+        cron: String,
+    },
+    JobList {
+        app: Option<String>,
+    },
+    JobRemove {
+        app: String,
+        name: String,
+    },
 }
 
 impl Request {
@@ -198,6 +222,25 @@ impl Request {
                 .and_then(|()| check_name("node", node)),
             Request::Status { app: a } => a.as_deref().map_or(Ok(()), app),
             Request::MeshVoters { node, .. } => check_name("node", node),
+            Request::Exec { app: a, command } => {
+                app(a).and_then(|()| check_name("commands file", command))
+            }
+            Request::History { app: a } | Request::JobList { app: a } => {
+                a.as_deref().map_or(Ok(()), app)
+            }
+            Request::JobAdd {
+                app: a,
+                name,
+                command,
+                cron,
+            } => app(a)
+                .and_then(|()| check_name("job", name))
+                .and_then(|()| check_name("commands file", command))
+                .and_then(|()| match cron.len() <= 256 {
+                    true => Ok(()),
+                    false => Err("a cron expression has at most 256 bytes".to_string()),
+                }),
+            Request::JobRemove { app: a, name } => app(a).and_then(|()| check_name("job", name)),
             Request::InstanceTarget {
                 app: a,
                 root,
@@ -342,6 +385,23 @@ pub enum Response {
         counters: Vec<(String, u64)>,
     },
     Coordinator(CoordinatorView),
+    History {
+        items: Vec<crate::coord::autonomic::HistoryItem>,
+    },
+    Jobs {
+        jobs: Vec<JobView>,
+    },
+}
+
+/// A scheduled job, as `job list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub app: String,
+    pub name: String,
+    pub command: String,
+    pub cron: String,
+    /// Its next instant (ms since the Unix epoch), if it has one.
+    pub next_ms: Option<u64>,
 }
 
 impl Response {

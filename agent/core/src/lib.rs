@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod autonomic;
 pub mod coord;
 pub mod engine;
 pub mod mesh;

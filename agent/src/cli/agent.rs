@@ -31,6 +31,9 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
     if let Some(t) = args.script_timeout {
         cfg.script_timeout_secs = t;
     }
+    if let Some(p) = args.probe_period {
+        cfg.probe_period_secs = p;
+    }
     if let Some(path) = args.user_data {
         match crate::targets::UserData::read(&path) {
             Ok(ud) => {

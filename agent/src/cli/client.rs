@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn call(data_dir: &Path, req: &Request) -> Result<Response, String> {
+pub(super) fn call(data_dir: &Path, req: &Request) -> Result<Response, String> {
     let socket = crate::control::socket_path(data_dir);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -29,12 +29,12 @@ fn call(data_dir: &Path, req: &Request) -> Result<Response, String> {
         })
 }
 
-fn dir(d: Option<PathBuf>) -> PathBuf {
+pub(super) fn dir(d: Option<PathBuf>) -> PathBuf {
     d.unwrap_or_else(default_data_dir)
 }
 
 /// Prints a response; the exit code says whether it was a success.
-fn finish(r: Result<Response, String>, json: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn finish(r: Result<Response, String>, json: bool) -> anyhow::Result<ExitCode> {
     let r = match r {
         Ok(r) => r,
         Err(e) => {

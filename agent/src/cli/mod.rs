@@ -4,6 +4,7 @@
 //! 1 the operation failed or the input is invalid, 2 usage error.
 
 mod agent;
+mod autonomic;
 mod client;
 mod demo;
 mod show;
@@ -103,6 +104,27 @@ pub enum Command {
         #[arg(long)]
         exit: bool,
     },
+    /// Run a commands file (`commands/NAME.commands`) through the coordinator; exits
+    /// once it ended (0: ok, 1: it failed).
+    Exec {
+        app: String,
+        name: String,
+        /// How long to wait for its end: 30s, 5m...
+        #[arg(long, default_value = "2m")]
+        timeout: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The executions of commands files: origin (operator, rule, job, command), result,
+    /// start and duration.
+    History {
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scheduled jobs: commands files run on a cron schedule by the coordinator.
+    #[command(subcommand)]
+    Job(autonomic::JobCommand),
     /// Show the recent script runs of an instance: action, exit code, output.
     Logs {
         app: String,
@@ -138,6 +160,11 @@ pub struct AgentArgs {
     /// Seconds a script may run before it is killed.
     #[arg(long)]
     pub script_timeout: Option<u64>,
+    /// Seconds between two rounds of the probes of hosted instances (20 by default;
+    /// also `ROBOCONF_PROBE_PERIOD_SECS`, which machines launched by a `local` target
+    /// inherit).
+    #[arg(long)]
+    pub probe_period: Option<u64>,
     /// Start with an empty store although the data dir holds applications or instance
     /// folders (the store was lost): those are moved aside into `reset-<time>/`.
     #[arg(long)]
@@ -298,6 +325,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client::simple(data_dir, &Request::MeshVoters { node, add })
         }
         Command::Coordinator { json } => client::coordinator(data_dir, json),
+        Command::Exec {
+            app,
+            name,
+            timeout,
+            json,
+        } => {
+            let Some(timeout) = parse_duration(&timeout) else {
+                eprintln!("roboconf exec: invalid duration `{timeout}` (e.g. 30s, 5m)");
+                return Ok(ExitCode::from(2));
+            };
+            autonomic::exec(data_dir, app, name, timeout, json)
+        }
+        Command::History { app, json } => autonomic::history(data_dir, app, json),
+        Command::Job(c) => autonomic::job(data_dir, c),
         Command::Mesh(MeshCommand::Token { ttl }) => {
             let checked = parse_duration(&ttl)
                 .ok_or_else(|| "not a duration".to_string())

@@ -78,6 +78,7 @@ impl Loop {
             }
             Effect::Run(run) => self.run(*run),
             Effect::Machine(op) => self.machine(op),
+            Effect::External(x) => self.external(x),
             Effect::Fetch { name, hash, from } => {
                 if let Some(m) = &self.mesh {
                     m.fetch(name, hash, &from);

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 mod apps;
+mod autonomic;
 mod effects;
 mod layout;
 mod mesh;
@@ -138,6 +139,8 @@ struct Loop {
     init_voters: Option<Founding>,
     /// The coordinator's machines (targets), and their results.
     machines: crate::targets::Machines,
+    /// Probe rounds, and the reports of the autonomic tasks.
+    probing: autonomic::Probing,
 }
 
 /// One thing the event loop received: the `select!` only builds it; `handle` acts.
@@ -148,6 +151,7 @@ enum Branch {
     Net(crate::net::Event),
     Report(Report),
     Machine(crate::targets::Done),
+    Autonomic(autonomic::Report),
     Wake,
     Stop,
 }
@@ -284,6 +288,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(control::MAX_CLIENTS);
     tokio::spawn(control::serve(listener, requests_tx));
     let (machine_tx, mut machine_rx) = mpsc::channel::<crate::targets::Done>(64);
+    let (auto_tx, mut auto_rx) = mpsc::channel::<autonomic::Report>(256);
     let lp_data_dir = cfg.data_dir.clone();
     let mut lp = Loop {
         workers: Arc::new(Semaphore::new(cfg.max_parallel_scripts)),
@@ -310,6 +315,11 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         wake_at: 0,
         init_voters: None,
         machines: crate::targets::Machines::new(machine_tx, &lp_data_dir),
+        probing: autonomic::Probing {
+            next_ms: 0,
+            busy: Default::default(),
+            report_tx: auto_tx,
+        },
     };
     if member {
         if let Some(m) = &lp.mesh {
@@ -331,7 +341,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             source,
         })?;
     loop {
-        let wait = Duration::from_millis(lp.wake_at.saturating_sub(now_ms()));
+        let wake = lp.wake_at.min(lp.probing.next_ms.max(1));
+        let wait = Duration::from_millis(wake.saturating_sub(now_ms()));
         let net_event = async {
             match net_rx.as_mut() {
                 Some(events) => events.recv().await,
@@ -345,6 +356,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             Some(ev) = net_event => Branch::Net(ev),
             Some(r) = reports_rx.recv() => Branch::Report(r),
             Some(d) = machine_rx.recv() => Branch::Machine(d),
+            Some(r) = auto_rx.recv() => Branch::Autonomic(r),
             Some(k) = join_rx.recv() => {
                 lp.join_with_user_data(k, &join_tx);
                 continue;
@@ -371,6 +383,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             };
             lp.handle(more);
         }
+        lp.probe_round();
         lp.flush().await?;
         if lp.stop {
             break;
@@ -404,6 +417,7 @@ impl Loop {
             Branch::Machine((key, result)) => {
                 self.node.step(now_ms(), Input::MachineDone { key, result })
             }
+            Branch::Autonomic(r) => self.autonomic_report(r),
             Branch::Wake => self.node.tick(now_ms()),
             Branch::Stop => return false,
         }

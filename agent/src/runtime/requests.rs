@@ -143,6 +143,62 @@ impl Loop {
                 // The proposal leaves with the next flush.
                 return;
             }
+            Request::Exec { app, command } => {
+                let rid = crate::admission::random_bytes::<8>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>();
+                Command::Exec {
+                    id: format!("{}-{rid}", now_ms()),
+                    app,
+                    command,
+                }
+            }
+            Request::History { app } => {
+                let items = self.node.engine().history(app.as_deref());
+                let _ = reply.send(Response::History { items });
+                return;
+            }
+            Request::JobList { app } => {
+                let now = now_ms();
+                let jobs = self
+                    .node
+                    .engine()
+                    .jobs(app.as_deref())
+                    .into_iter()
+                    .map(|j| crate::api::JobView {
+                        next_ms: roboconf_core::autonomic::parse_cron(&j.cron)
+                            .ok()
+                            .and_then(|s| s.next_after(now.max(j.created_ms))),
+                        app: j.app,
+                        name: j.name,
+                        command: j.command,
+                        cron: j.cron,
+                    })
+                    .collect();
+                let _ = reply.send(Response::Jobs { jobs });
+                return;
+            }
+            Request::JobAdd {
+                app,
+                name,
+                command,
+                cron,
+            } => {
+                let rid = crate::admission::random_bytes::<8>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>();
+                Command::JobAdd(roboconf_core::autonomic::records::JobSpec {
+                    id: rid,
+                    app,
+                    name,
+                    command,
+                    cron,
+                    created_ms: 0,
+                })
+            }
+            Request::JobRemove { app, name } => Command::JobRemove { app, name },
             Request::Stats => {
                 let _ = reply.send(Response::Stats {
                     counters: self.stats(),
@@ -198,6 +254,7 @@ impl Loop {
             ("tombstones_collected", self.node.engine().collected()),
         ];
         c.extend(self.node.coord_counts());
+        c.extend(self.node.autonomic_counts());
         if let Some(m) = &self.mesh {
             let (d, u) = (&m.net.dropped, &m.net.udp);
             c.extend([

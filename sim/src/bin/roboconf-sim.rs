@@ -168,6 +168,24 @@ fn main() -> ExitCode {
             cluster.coord.terminates,
             cluster.coord.machines.len()
         );
+        let runs = cluster.executions();
+        let count = |origin: &str| runs.iter().filter(|h| h.origin == origin).count();
+        let failed: Vec<String> = runs
+            .iter()
+            .filter_map(|h| h.reason.clone())
+            .take(3)
+            .collect();
+        eprintln!(
+            "autonomic: {} events, executions by rule {}, by job {}, by operator {}; {} failed {:?}",
+            cluster.coord.events,
+            count("rule"),
+            count("job"),
+            count("operator"),
+            runs.iter()
+                .filter(|h| h.result == roboconf_core::coord::autonomic::Outcome::Error)
+                .count(),
+            failed
+        );
     }
     // The process ends below: the cluster's memory goes back with it, without freeing
     // every simulated agent's maps one allocation at a time.

@@ -128,6 +128,7 @@ impl Cluster {
                 }
             }
             Effect::Machine(op) => self.machine_op(k, op),
+            Effect::External(x) => self.external(k, x),
             Effect::Run(run) => {
                 let at_ms = self.wall_ms(k) + 2;
                 let life = self.nodes[k].life;

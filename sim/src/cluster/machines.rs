@@ -28,6 +28,12 @@ pub struct Coord {
     /// Leaders crashed by the scenario: (when, their term).
     pub leader_crashes: Vec<(u64, u64)>,
     pub violations: Vec<String>,
+    /// The machine limit of the mesh (0: none), and when the live machines exceeded it.
+    pub limit: usize,
+    pub limit_violations: Vec<String>,
+    /// Autonomic: events published, steps outside the mesh asked.
+    pub events: u64,
+    pub externals: u64,
 }
 
 impl Cluster {
@@ -80,6 +86,13 @@ impl Cluster {
                         .below(up.len().max(1))
                         .min(up.len().saturating_sub(1))];
                     self.coord.machines.insert(root, (op.key.generation, node));
+                    let live = self.coord.machines.len();
+                    if self.coord.limit > 0 && live > self.coord.limit {
+                        self.coord.limit_violations.push(format!(
+                            "{live} machines run, over the limit of {}",
+                            self.coord.limit
+                        ));
+                    }
                     Some(created(&op.key, node))
                 }
             },
@@ -144,12 +157,14 @@ impl Cluster {
     /// Node `k` makes the mesh's coordinator (`mesh init --voters`).
     pub fn found_coordinator(&mut self, k: usize, voters: u32) {
         let now = self.wall_ms(k);
+        let limits =
+            (self.coord.limit > 0).then_some((self.coord.limit as u32, self.coord.limit as u32));
         self.nodes[k].node.step(
             now,
             Input::Joined {
                 founded: true,
                 voters: Some(voters),
-                limits: None,
+                limits,
             },
         );
         self.effects(k);

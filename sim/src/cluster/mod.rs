@@ -11,6 +11,8 @@
 //! or without the disk, restarts, partitions, clock skew) are operations the scenario
 //! schedules. Every observation goes to `Metrics`.
 
+mod autonomic;
+pub use autonomic::RULES;
 mod effects;
 mod links;
 mod machines;
@@ -71,6 +73,12 @@ pub enum Ev {
         node: usize,
         life: u32,
         op: roboconf_core::node::MachineOp,
+    },
+    /// The simulated driver finished a step outside the mesh of leader `node`.
+    External {
+        node: usize,
+        life: u32,
+        x: roboconf_core::node::External,
     },
 }
 
@@ -223,6 +231,7 @@ impl Cluster {
             Ev::Op(_) => (8, 0),
             Ev::Boot { node } => (9, *node as u64),
             Ev::Machine { node, .. } => (11, *node as u64),
+            Ev::External { node, .. } => (12, *node as u64),
         };
         self.mix(self.queue.now);
         self.mix(kind);
@@ -303,6 +312,7 @@ impl Cluster {
                 self.start_node(node);
             }
             Ev::Machine { node, life, op } => self.machine_done(node, life, op),
+            Ev::External { node, life, x } => self.external_done(node, life, x),
         }
     }
 

@@ -96,6 +96,8 @@ pub enum Command {
     Terminated { key: MachineKey },
     /// How many voters the mesh wants (the leader adds live members up to it).
     WantVoters(u32),
+    /// Rules, jobs and executions (`super::autonomic`).
+    Autonomic(super::autonomic::Op),
 }
 
 /// The replicated state.
@@ -119,6 +121,9 @@ pub struct Machine {
     /// `app \0 root` → the last generation issued (kept after the intent closes, so a
     /// key is never reused).
     pub generations: BTreeMap<String, u64>,
+    /// Rules fired, jobs' instants, executions (`super::autonomic`).
+    #[serde(default)]
+    pub autonomic: super::autonomic::Autonomic,
 }
 
 /// The map key of a root.
@@ -131,6 +136,8 @@ pub fn root_key(app: &str, root: &str) -> String {
 pub enum Applied {
     /// The command changed the intent of this root.
     Intent(MachineKey),
+    /// The autonomic state changed.
+    Autonomic,
     Nothing,
 }
 
@@ -253,6 +260,10 @@ impl Machine {
             Command::WantVoters(n) => {
                 self.want_voters = n.clamp(1, 7);
                 Applied::Nothing
+            }
+            Command::Autonomic(op) => {
+                self.autonomic.apply(op);
+                Applied::Autonomic
             }
         }
     }

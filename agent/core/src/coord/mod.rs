@@ -9,6 +9,7 @@
 //! source; after every step and tick this module overwrites it from the node's seeded
 //! `Rng` whenever raft-rs has just reset it, so a seed replays the same election.
 
+pub mod autonomic;
 pub mod log;
 pub mod machine;
 
@@ -87,6 +88,8 @@ pub struct Out {
     pub applied: Vec<MachineKey>,
     /// Voter changes applied: (member, added).
     pub voters: Vec<(NodeId, bool)>,
+    /// The autonomic state changed.
+    pub autonomic: bool,
 }
 
 /// One node's part in the Raft group.
@@ -453,8 +456,10 @@ impl Group {
             match e.get_entry_type() {
                 EntryType::EntryNormal => {
                     if let Ok(cmd) = serde_json::from_slice::<Command>(&e.data) {
-                        if let Applied::Intent(k) = self.machine.apply(cmd, e.term) {
-                            out.applied.push(k);
+                        match self.machine.apply(cmd, e.term) {
+                            Applied::Intent(k) => out.applied.push(k),
+                            Applied::Autonomic => out.autonomic = true,
+                            Applied::Nothing => {}
                         }
                     }
                 }

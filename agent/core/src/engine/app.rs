@@ -51,6 +51,11 @@ pub struct AppState {
     pub importers: BTreeMap<String, BTreeSet<String>>,
     /// The target files of its `target` components (the coordinator launches with them).
     pub targets: Vec<roboconf_model::targets::TargetDef>,
+    /// The commands files, by name, and the autonomic rules.
+    pub commands: Vec<(String, roboconf_model::commands::Commands)>,
+    pub rules: crate::autonomic::Rules,
+    /// The probes of each component (`probes/<Component>.measures`).
+    pub probes: BTreeMap<String, Vec<roboconf_model::probes::Probe>>,
 }
 
 /// The root (machine) instance of a path: `/vm/app/web` → `/vm`.
@@ -86,6 +91,9 @@ impl AppState {
             exporters: BTreeMap::new(),
             importers: BTreeMap::new(),
             targets: loaded.model.targets.clone(),
+            commands: loaded.model.commands.clone(),
+            rules: crate::autonomic::Rules::new(loaded.model.rules.clone()),
+            probes: loaded.model.probes.iter().cloned().collect(),
         }
     }
 

@@ -85,6 +85,9 @@ impl Core {
             value: e.to_stored(),
         });
         self.broadcast.push(e);
+        if matches!(kind, Kind::Event | Kind::Operator) {
+            self.autonomic_touch(kind, key.to_string());
+        }
     }
 
     /// `put`, unless the replica already holds that value for the key (absent counts as
@@ -336,6 +339,10 @@ impl Core {
             }
             if kind == Kind::Ack {
                 self.took_ack(&key);
+                continue;
+            }
+            if matches!(kind, Kind::Event | Kind::Operator) {
+                self.autonomic_touch(kind, key);
                 continue;
             }
             if kind == Kind::Member {

@@ -6,6 +6,7 @@
 //! the runtime makes the writes durable before it acts on anything after them.
 
 mod app;
+mod autonomic;
 pub mod collect;
 mod coordination;
 pub mod folders;
@@ -19,6 +20,7 @@ mod tokens;
 mod views;
 
 pub use app::{parent_path, AppState, LoadedApp};
+pub use autonomic::AppModel;
 pub use coordination::{Coordination, Launchable, COORDINATOR_KEY};
 pub use records::{AppRecord, InstanceRecord, Retry, RunRecord, Write};
 
@@ -165,6 +167,18 @@ pub enum Command {
         hash: String,
         expires_ms: u64,
     },
+    /// `roboconf exec`: a request (by id) the coordinator's leader takes.
+    Exec {
+        id: String,
+        app: String,
+        command: String,
+    },
+    /// `roboconf job add` (the id is new for each addition).
+    JobAdd(crate::autonomic::records::JobSpec),
+    JobRemove {
+        app: String,
+        name: String,
+    },
     /// Redeems a join token for `node`, which will be known as `name`: answered `Ok`
     /// once, for an unexpired token whose secret hashes to `hash`, when no other live
     /// member carries that name.
@@ -245,6 +259,8 @@ pub enum Input {
     },
     /// What the coordinator's leader writes through the engine.
     Coordination(Coordination),
+    /// A probe of an instance hosted here hit.
+    Autonomic(crate::autonomic::records::EventRecord),
 }
 
 /// A plug-in run the runtime must start (after persisting what came before it).
@@ -392,6 +408,10 @@ pub struct Core {
     /// machines, or by mistake).
     name_counts: BTreeMap<u64, u32>,
     collector: collect::Collector,
+    /// Autonomic records touched since the coordinator's leader last looked, and whether
+    /// too many were to keep.
+    autonomic_touched: BTreeSet<(crate::mesh::replica::Kind, String)>,
+    autonomic_overflow: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -452,6 +472,8 @@ impl Core {
             member_info: BTreeMap::new(),
             name_counts: BTreeMap::new(),
             collector: Default::default(),
+            autonomic_touched: BTreeSet::new(),
+            autonomic_overflow: false,
             cfg,
             apps: BTreeMap::new(),
             ports_used: BTreeSet::new(),
@@ -629,6 +651,7 @@ impl Core {
                 self.coordination(c);
                 self.reconcile();
             }
+            Input::Autonomic(rec) => self.autonomic_event(rec),
             Input::Addresses(a) => {
                 self.addresses = a;
                 let addrs = self.addresses.clone();
@@ -691,7 +714,7 @@ impl Core {
 
     /// Whether this node hosts the root instance `root`: its binding says so, or, with no
     /// binding yet, the node's `--host` list does.
-    fn is_hosted(&self, app: &str, root: &str) -> bool {
+    pub(super) fn is_hosted(&self, app: &str, root: &str) -> bool {
         match self.host_of(app, root) {
             Some(node) => node == self.replica.origin().node,
             None => self.cfg.hosts.iter().any(|(a, r)| a == app && r == root),

@@ -40,6 +40,9 @@ impl Core {
                 hash,
                 expires_ms,
             } => self.token_issue(&id, hash, expires_ms),
+            Command::Exec { id, app, command } => self.exec_request(&id, &app, &command),
+            Command::JobAdd(spec) => self.job_add(spec),
+            Command::JobRemove { app, name } => self.job_remove(&app, &name),
             Command::TokenRedeem {
                 id,
                 hash,
@@ -190,7 +193,7 @@ impl Core {
         Response::ok(format!("application `{name}` removed"))
     }
 
-    fn set_desired(&mut self, app: &str, path: &str, target: Desired) {
+    pub(super) fn set_desired(&mut self, app: &str, path: &str, target: Desired) {
         let Some(i) = self.apps.get_mut(app).and_then(|a| a.insts.get_mut(path)) else {
             return;
         };
@@ -256,7 +259,7 @@ impl Core {
     }
 
     /// Why an instance cannot be created there, if it cannot.
-    fn creation_error(&self, app: &str, path: &str, component: &str) -> Option<String> {
+    pub(super) fn creation_error(&self, app: &str, path: &str, component: &str) -> Option<String> {
         let Some(a) = self.apps.get(app) else {
             return Some(format!("no application named `{app}`"));
         };

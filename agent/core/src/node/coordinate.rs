@@ -228,7 +228,7 @@ impl Node {
         self.propose(cmd);
     }
 
-    fn propose(&mut self, cmd: Command) -> bool {
+    pub(super) fn propose(&mut self, cmd: Command) -> bool {
         let Some(g) = self.coord.group.as_mut() else {
             return false;
         };
@@ -239,7 +239,7 @@ impl Node {
     }
 
     /// Whether a proposal for `what` is still on its way (and marks one made now).
-    fn pending(&mut self, what: &str, now: u64) -> bool {
+    pub(super) fn pending(&mut self, what: &str, now: u64) -> bool {
         match self.coord.proposed.get(what) {
             Some(at) if now < at + PROPOSAL_PATIENCE_MS => true,
             _ => {
@@ -318,6 +318,7 @@ impl Node {
             }
         }
         self.publish(term);
+        self.lead_autonomic(now, term);
     }
 
     /// One open intent, as the leader sees it.

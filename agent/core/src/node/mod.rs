@@ -6,11 +6,13 @@
 //! replies, events) and when to call `tick` again. The agent's runtime and the simulator
 //! are two such drivers: the protocol is written once, and simulated as it runs.
 
+mod autonomic;
 mod config;
 mod coordinate;
 mod peers;
 mod sync;
 
+pub use autonomic::External;
 pub use config::{Config, GossipSettings, PeerSettings, SwimSettings, SyncSettings};
 pub use coordinate::{MachineAction, MachineOp, MachineResult, MAX_DATAGRAM};
 
@@ -85,6 +87,14 @@ pub enum Input {
         key: crate::coord::MachineKey,
         result: MachineResult,
     },
+    /// A probe of an instance hosted here hit (an autonomic event).
+    Probe(crate::autonomic::records::EventRecord),
+    /// A step asked by `Effect::External` ended (`error`: it failed).
+    ExternalDone {
+        execution: u64,
+        index: usize,
+        error: Option<String>,
+    },
 }
 
 /// What a node asks of its driver, once the writes before it are durable.
@@ -98,6 +108,9 @@ pub enum Effect {
     /// A machine operation for the coordinator's leader (its target's), answered by
     /// `Input::MachineDone`.
     Machine(MachineOp),
+    /// A step of an execution outside the mesh (a file written, an e-mail sent), for the
+    /// coordinator's leader; answered by `Input::ExternalDone`.
+    External(External),
     /// A request to a connected peer; its answer comes back as `Input::Response`, or
     /// `Input::RequestFailed`.
     Request { to: NodeId, body: Body },
@@ -198,6 +211,7 @@ pub struct Node {
     last_words: Vec<Entry>,
     left: bool,
     coord: coordinate::Coordinator,
+    auto: autonomic::Lead,
     /// Datagrams not sent or not read: too big, or of an unknown kind.
     coord_dropped: u64,
     /// Machine operations asked of the driver.
@@ -254,6 +268,7 @@ impl Node {
             last_words: Vec::new(),
             left: false,
             coord: Default::default(),
+            auto: Default::default(),
             coord_dropped: 0,
             machine_ops: 0,
         };
@@ -382,6 +397,12 @@ impl Node {
                 _ => self.coord_dropped += 1,
             },
             Input::MachineDone { key, result } => self.machine_done(key, result),
+            Input::Probe(rec) => self.probe_hit(rec),
+            Input::ExternalDone {
+                execution,
+                index,
+                error,
+            } => self.external_done(execution, index, error),
             Input::Request { id, from, body } => self.request(id, from, body),
             Input::Response { from, body } => self.response(from, body),
             Input::RequestFailed { to } => self.sync.failed(&to),

@@ -24,6 +24,11 @@ pub enum Kind {
     /// What a node acknowledges of others' tombstones, and how far its own are collected
     /// (`engine::collect`).
     Ack,
+    /// Autonomic events: owner records of the node whose probe hit, one per application
+    /// and event name (`crate::autonomic::records`).
+    Event,
+    /// Operators' autonomic wishes: scheduled jobs and `exec` requests.
+    Operator,
 }
 
 impl Kind {
@@ -31,7 +36,7 @@ impl Kind {
     pub fn owned(self) -> bool {
         matches!(
             self,
-            Kind::Member | Kind::Observed | Kind::Exports | Kind::Ack
+            Kind::Member | Kind::Observed | Kind::Exports | Kind::Ack | Kind::Event
         )
     }
 

@@ -4,10 +4,14 @@
 Usage: lb.py HOST PORT CONF_FILE
 CONF_FILE has one `server <name> <ip>:<port>` line per backend. It is re-read
 when it changes (checked on each request) and on SIGHUP. GET /lb-status lists
-the backends; every other request is forwarded to the next backend in turn,
-skipping backends that refuse the connection.
+the backends; GET /lb-load answers the load as JSON, one `key: value` per line
+(`load`: requests per second per backend over the last 10 s, for the autonomic
+probe in probes/LB.measures); every other request is forwarded to the next
+backend in turn, skipping backends that refuse the connection.
 """
+import collections
 import http.client
+import time
 import http.server
 import itertools
 import os
@@ -18,6 +22,18 @@ import threading
 host, port, conf_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 state = {"mtime": None, "servers": [], "turn": itertools.count()}
 lock = threading.Lock()
+WINDOW = 10.0
+recent = collections.deque(maxlen=100000)
+
+
+def load(backends):
+    now = time.monotonic()
+    with lock:
+        while recent and recent[0] < now - WINDOW:
+            recent.popleft()
+        n = len(recent)
+    per_s = n / WINDOW
+    return per_s / max(1, backends), per_s
 
 
 def servers():
@@ -60,6 +76,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/lb-status":
             text = "".join(f"server {n} {ip}:{p}\n" for n, ip, p in backends)
             return self.reply(200, (text or "no backend\n").encode())
+        if self.path == "/lb-load":
+            per_backend, per_s = load(len(backends))
+            text = (f'{{\n"load": {per_backend:.2f},\n"requests-per-second": {per_s:.2f},\n'
+                    f'"backends": {len(backends)}\n}}\n')
+            return self.reply(200, text.encode(), [("Content-Type", "application/json")])
+        with lock:
+            recent.append(time.monotonic())
         length = int(self.headers.get("Content-Length") or 0)
         payload = self.rfile.read(length) if length else None
         for i in range(len(backends)):
