@@ -603,8 +603,8 @@ pub fn play(p: &Params, progress: bool) -> (Report, u64, Cluster) {
         vec![app.clone()],
     );
     if boxes > 0 {
-        // The boxes, and two machines more for the rules to launch.
-        c.coord.limit = boxes + 2;
+        // The boxes, and one machine more for the rules to launch: they reach it.
+        c.coord.limit = boxes + 1;
     }
     if let Some((every, after)) = p.collect_ms {
         c.compress_collection(every, after);

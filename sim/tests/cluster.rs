@@ -89,6 +89,9 @@ fn invariants_hold_over_many_seeds_of_mixed_faults() {
 /// root, no machine without an intent once calm) over seeds of leader crashes in the
 /// middle of launches, a partition and 5% loss, with 5 voters among 20 nodes.
 #[test]
+/// With the autonomic invariants (`cluster::autonomic`): each event occurrence fires each
+/// rule at most once, never inside its sleep period, each job instant at most once, the
+/// machine limit never exceeded.
 fn the_coordinator_s_invariants_hold_over_many_seeds() {
     let failed = over_seeds(seeds("SIM_COORD_SEEDS", 60), |seed| {
         let p = params(20, seed, Kind::Coordinator, 40, 0.05);
@@ -105,6 +108,14 @@ fn the_coordinator_s_invariants_hold_over_many_seeds() {
         }
         if c.coord.creates == 0 {
             failed.push(format!("seed {seed}: no machine was ever created"));
+        }
+        // The autonomic invariants are not vacuous: rules, jobs and operators ran
+        // commands files.
+        let runs = c.executions();
+        for origin in ["rule", "job", "operator"] {
+            if !runs.iter().any(|h| h.origin == origin) {
+                failed.push(format!("seed {seed}: no execution by {origin}"));
+            }
         }
         failed
     });

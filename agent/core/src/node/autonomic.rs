@@ -308,9 +308,11 @@ impl Node {
             return Err("no coordinator".into());
         };
         let m = g.machine();
-        let room = |max: u32, used: usize| (max as usize).saturating_sub(used);
-        let room = room(m.max_machines, m.machines(None))
-            .min(room(m.max_per_app, m.machines(Some(&e.app))));
+        // The nearer of the two limits (the mesh's, the application's).
+        let mesh = (m.machines(None), m.max_machines as usize);
+        let app = (m.machines(Some(&e.app)), m.max_per_app as usize);
+        let room = |(used, max): (usize, usize)| max.saturating_sub(used);
+        let (used, max) = if room(mesh) <= room(app) { mesh } else { app };
         let Some(model) = self.engine.app_model(&e.app) else {
             return Err(format!("no application named `{}`", e.app));
         };
@@ -324,8 +326,8 @@ impl Node {
             commands,
             now_ms: now,
             random: &mut random,
-            machines: 0,
-            max_machines: room,
+            machines: used,
+            max_machines: max,
         };
         let plan = plan::plan(&mut ctx, &e.command)?;
         let size = serde_json::to_vec(&plan).map_or(usize::MAX, |v| v.len());
