@@ -66,8 +66,12 @@ pub(super) struct Lead {
 #[derive(Debug, Default)]
 struct Progress {
     started_ms: u64,
-    /// External steps: index → `None` while running, then their error if any.
-    externals: BTreeMap<usize, Option<Option<String>>>,
+    /// External steps not asked yet, in order (one runs at a time: a `write` then an
+    /// `append` to the same file keep their order), the one running, and the errors of
+    /// those that ended.
+    externals: std::collections::VecDeque<(usize, Step)>,
+    running: Option<usize>,
+    external_errors: Vec<(usize, String)>,
     /// Deletions waiting for an undeployment: (index, path).
     deletes: Vec<(usize, String)>,
     errors: Vec<String>,
@@ -82,8 +86,11 @@ impl Node {
     /// An external step ended.
     pub(super) fn external_done(&mut self, execution: u64, index: usize, error: Option<String>) {
         if let Some(p) = self.auto.carrying.get_mut(&execution) {
-            if let Some(slot) = p.externals.get_mut(&index) {
-                *slot = Some(error);
+            if p.running == Some(index) {
+                p.running = None;
+                if let Some(e) = error {
+                    p.external_errors.push((index, e));
+                }
             }
         }
     }
@@ -364,13 +371,7 @@ impl Node {
                         Err(err) => Err(err),
                     },
                     Step::Write { .. } | Step::Email { .. } => {
-                        p.externals.insert(index, None);
-                        self.effects.push(Effect::External(External {
-                            execution: id,
-                            index,
-                            app: e.app.clone(),
-                            step: step.clone(),
-                        }));
+                        p.externals.push_back((index, step.clone()));
                         Ok(())
                     }
                 };
@@ -406,16 +407,26 @@ impl Node {
         };
         p.deletes = still;
         p.errors.extend(errors);
-        if !p.deletes.is_empty() || p.externals.values().any(Option::is_none) {
+        if p.running.is_none() {
+            if let Some((index, step)) = p.externals.pop_front() {
+                p.running = Some(index);
+                self.effects.push(Effect::External(External {
+                    execution: id,
+                    index,
+                    app: e.app.clone(),
+                    step,
+                }));
+                return;
+            }
+        }
+        if !p.deletes.is_empty() || p.running.is_some() || !p.externals.is_empty() {
             return;
         }
         let mut errors = p.errors.clone();
-        errors.extend(
-            p.externals
-                .iter()
-                .filter_map(|(i, r)| r.clone().flatten().map(|err| (i, err)))
-                .map(|(i, err)| format!("step {} ({}): {err}", i + 1, word(&plan.steps[*i]))),
-        );
+        errors.extend(p.external_errors.iter().map(|(i, err)| {
+            let w = plan.steps.get(*i).map_or("step", word);
+            format!("step {} ({w}): {err}", i + 1)
+        }));
         let (result, reason) = match (errors.is_empty(), plan.skipped) {
             (false, _) => (Outcome::Error, Some(errors.join("; "))),
             (true, true) => (Outcome::OkWithSkipped, None),
