@@ -141,15 +141,23 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
     // Load: the probe sees more than 3 requests per second per server.
     let stop = Arc::new(AtomicBool::new(false));
     let loader = load(lb, stop.clone());
-    a.wait_until("a third app server in the balancer", Duration::from_secs(90), |_| {
-        servers(&machines)
-            .iter()
-            .any(|s| s.contains("/vm-app-3/app-1"))
-    });
+    a.wait_until(
+        "a third app server in the balancer",
+        Duration::from_secs(90),
+        |_| {
+            servers(&machines)
+                .iter()
+                .any(|s| s.contains("/vm-app-3/app-1"))
+        },
+    );
     stop.store(true, Ordering::Relaxed);
     let sent = loader.join().expect("loader");
     assert!(sent > 0);
-    assert_eq!(roboconf_tests::live_machines(&machines).len(), 5, "one more machine");
+    assert_eq!(
+        roboconf_tests::live_machines(&machines).len(),
+        5,
+        "one more machine"
+    );
     let h = history(a);
     let ups: Vec<&serde_json::Value> = h.iter().filter(|x| x["command"] == "scale-up").collect();
     assert_eq!(ups.len(), 1, "{h:?}");
@@ -159,11 +167,15 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
     a.wait_until("back to two app servers", Duration::from_secs(120), |_| {
         servers(&machines).len() == 2 && roboconf_tests::live_machines(&machines).len() == 4
     });
-    a.wait_until("the scale-down in the history", Duration::from_secs(30), |a| {
-        history(a)
-            .iter()
-            .any(|x| x["command"] == "scale-down" && x["result"] == "ok")
-    });
+    a.wait_until(
+        "the scale-down in the history",
+        Duration::from_secs(30),
+        |a| {
+            history(a)
+                .iter()
+                .any(|x| x["command"] == "scale-down" && x["result"] == "ok")
+        },
+    );
     let o = a.cli(&["app", "undeploy", "lamp"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     a.wait_until("every machine terminated", Duration::from_secs(90), |_| {

@@ -1,5 +1,5 @@
 //! `roboconf demo --exit` runs its whole script — a mesh of agents on loopback deploying
-//! examples/lamp, a scale-out, a node killed and the balancer re-configured — and leaves
+//! examples/lamp, a scale-out, a scale-up fired by load (autonomic), a node killed and the balancer re-configured — and leaves
 //! nothing behind: no temporary folder, no agent, no process of the application.
 
 use roboconf_tests::roboconf;
@@ -17,6 +17,9 @@ fn the_demo_runs_and_cleans_up() {
         "the coordinator launches a local machine",
         "a new leader in",
         "the new leader finished the launch",
+        "autonomic scale-up",
+        "a new app server in the balancer",
+        "history: scale-up ran by rule `scale-up`: ok",
         "killing node4",
         "re-configured",
         "done",
@@ -25,6 +28,10 @@ fn the_demo_runs_and_cleans_up() {
     }
     assert!(out.contains("server /vm-app-3/app-3"), "{out}");
     assert!(out.contains("server /vm-app-4/app-4"), "{out}");
+    assert!(
+        out.contains("server /vm-app-5/app-1"),
+        "the replica of vm-app-1: {out}"
+    );
     assert!(out.contains("2 machines (one per launched root)"), "{out}");
     assert!(
         out.contains("PROBLEM"),

@@ -5,7 +5,9 @@
 //! launches a `local` machine for it — and shows the load balancer's regenerated
 //! configuration; kills the coordinator's leader in the middle of a second launch and
 //! shows another voter taking over and finishing it; kills a node and shows the
-//! re-configuration; then stays up until Ctrl-C (`--exit`: ends there). Everything it
+//! re-configuration; puts HTTP load on the balancer until its probe fires the rule
+//! `scale-up`, whose command replicates an app server's machine (autonomic management:
+//! no operator command); then stays up until Ctrl-C (`--exit`: ends there). Everything it
 //! started — agents, machines and the application's processes — is stopped and its
 //! temporary folder removed.
 
@@ -148,6 +150,8 @@ impl Demo {
         for h in hosts {
             cmd.args(["--host", h]);
         }
+        // Probes every second (machines launched by the `local` target inherit it).
+        cmd.env("ROBOCONF_PROBE_PERIOD_SECS", "1");
         let child = cmd.stdout(Stdio::null()).stderr(log).spawn()?;
         self.nodes.push(Node {
             name: name.clone(),
@@ -235,7 +239,7 @@ fn servers(conf: &str) -> usize {
 
 /// The demo's copy of `examples/lamp`, with free ports for every server (so that it runs
 /// beside anything).
-fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
+fn prepare_app(root: &Path) -> anyhow::Result<(PathBuf, u16)> {
     let candidates = [
         PathBuf::from("examples/lamp"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lamp"),
@@ -257,7 +261,13 @@ fn prepare_app(root: &Path) -> anyhow::Result<PathBuf> {
          instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
     );
     std::fs::write(app.join("instances/lamp.instances"), instances)?;
-    Ok(app)
+    // The balancer's port for its probe; thresholds low enough for a demo's load, and
+    // no scale-down (it would take the demo's own scale-outs away).
+    std::fs::write(
+        app.join("probes/LB.measures.properties"),
+        format!("lb-port = {lb}\nhigh = 3\nlow = -1\n"),
+    )?;
+    Ok((app, lb))
 }
 
 pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
@@ -269,7 +279,7 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
         nodes: Vec::new(),
         lb: 1,
     };
-    let app = prepare_app(&root)?;
+    let (app, lb_port) = prepare_app(&root)?;
     // node1 makes the mesh and is the coordinator's first voter (and leader); the roots
     // are spread over the other nodes, started by hand.
     let roots = ["/vm-lb", "/vm-app-1", "/vm-app-2", "/vm-db"];
@@ -372,6 +382,24 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
     ));
     super::out(&demo.lb_conf());
 
+    say("autonomic scale-up: HTTP load on the balancer until its probe reports more than 3 requests per second per app server; the rule `scale-up` runs commands/scale-up.commands");
+    let before = servers(&demo.lb_conf());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = load(lb_port, stop.clone());
+    let t = Instant::now();
+    let scaled = wait_for("the autonomic scale-up", Duration::from_secs(90), || {
+        servers(&demo.lb_conf()) > before
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = loader.join().unwrap_or(0);
+    scaled?;
+    super::out(&format!(
+        "    {sent} requests sent; a new app server in the balancer {:.1} s after the load began\n",
+        t.elapsed().as_secs_f64()
+    ));
+    super::out(&demo.lb_conf());
+    show_history(&dir0);
+
     // The last node: an app server's host, not a voter (the coordinator keeps its
     // majority for the clean-up).
     let victim = demo.nodes.len() - 1;
@@ -454,6 +482,47 @@ pub fn run(nodes: usize, exit: bool) -> anyhow::Result<ExitCode> {
     drop(demo);
     super::out("done\n");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Requests to the balancer in a loop until `stop`; how many were sent.
+fn load(
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: lb\r\n\r\n");
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+                n += 1;
+            }
+        }
+        n
+    })
+}
+
+fn show_history(dir: &Path) {
+    if let Some(Response::History { items }) = call(
+        dir,
+        &Request::History {
+            app: Some("lamp".into()),
+        },
+    ) {
+        for h in items.iter().filter(|h| h.origin != "operator") {
+            super::out(&format!(
+                "    history: {} ran by {} `{}`: {} in {} ms\n",
+                h.command,
+                h.origin,
+                h.details,
+                h.result.word(),
+                h.duration_ms
+            ));
+        }
+    }
 }
 
 /// Creates `/vm-app-K` and its app server, and starts it.
