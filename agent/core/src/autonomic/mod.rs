@@ -12,7 +12,7 @@ pub use plan::Model;
 
 use crate::coord::autonomic::{rule_key, trigger_hash, RuleState};
 use roboconf_model::rules::Rule;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// `$(FORMATTED_TIME pattern)` (Java's `SimpleDateFormat`, UTC).
 pub fn format_time(pattern: &str, ms: u64) -> String {
@@ -73,17 +73,22 @@ pub struct Occurrence {
 pub fn due<'a>(
     rules: &'a Rules,
     o: &Occurrence,
-    fired: &BTreeMap<String, RuleState>,
+    fired: &HashMap<String, RuleState>,
     now_ms: u64,
 ) -> Vec<&'a Rule> {
     let hash = trigger_hash(&o.trigger);
+    // One key buffer for all the lookups (no allocation per rule).
+    let mut key = rule_key(&o.app, "");
+    let prefix = key.len();
     rules
         .of_event(&o.event)
         .filter(|r| {
             let window_ok = r
                 .time_window
                 .is_none_or(|w| now_ms.saturating_sub(o.at_ms) <= u64::from(w) * 1000);
-            let state = fired.get(&rule_key(&o.app, &r.name));
+            key.truncate(prefix);
+            key.push_str(&r.name);
+            let state = fired.get(key.as_str());
             let rested = state.is_none_or(|s| {
                 s.trigger != hash
                     && now_ms >= s.fired_ms.saturating_add(u64::from(r.sleep_period) * 1000)
@@ -122,7 +127,7 @@ mod tests {
             at_ms: 100_000,
         };
         let names = |v: Vec<&Rule>| v.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
-        let mut fired = BTreeMap::new();
+        let mut fired = HashMap::new();
         assert_eq!(names(due(&rules, &o, &fired, 105_000)), ["up", "alert"]);
         // Outside the window of `alert`.
         assert_eq!(names(due(&rules, &o, &fired, 111_000)), ["up"]);

@@ -230,7 +230,7 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Autonomic {
     /// `app \0 rule` → its last firing.
-    pub rules: BTreeMap<String, RuleState>,
+    pub rules: std::collections::HashMap<String, RuleState>,
     /// Job id → the last instant it fired for.
     pub jobs: BTreeMap<String, u64>,
     /// Operator requests taken (oldest first).
