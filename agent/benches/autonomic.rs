@@ -10,7 +10,6 @@
 use roboconf_core::autonomic::{due, Occurrence, Rules};
 use roboconf_core::coord::autonomic::{rule_key, trigger_hash, RuleState};
 use roboconf_model::rules::Rule;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -157,13 +156,43 @@ fn end_to_end(rounds: usize) -> Vec<f64> {
     let machines = root.join("machines");
     let trigger = root.join("trigger");
     write(&app, "descriptor/application.properties", "application-name = shop\napplication-version = 1.0.0\napplication-dsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n");
-    write(&app, "graph/main.graph", "VM {\n\tinstaller: target;\n\tchildren: Web;\n}\nWeb {\n\tinstaller: script;\n}\n");
-    write(&app, "instances/main.instances", "instance of VM {\n\tname: vm 1;\n\tinstance of Web {\n\t\tname: web;\n\t}\n}\n");
-    write(&app, "graph/VM/target.properties", &format!("handler = local\nid = here\nname = here\nlocal.dir = {}\n", machines.display()));
+    write(
+        &app,
+        "graph/main.graph",
+        "VM {\n\tinstaller: target;\n\tchildren: Web;\n}\nWeb {\n\tinstaller: script;\n}\n",
+    );
+    write(
+        &app,
+        "instances/main.instances",
+        "instance of VM {\n\tname: vm 1;\n\tinstance of Web {\n\t\tname: web;\n\t}\n}\n",
+    );
+    write(
+        &app,
+        "graph/VM/target.properties",
+        &format!(
+            "handler = local\nid = here\nname = here\nlocal.dir = {}\n",
+            machines.display()
+        ),
+    );
     write(&app, "graph/Web/scripts/start.sh", "#!/bin/bash\ntrue\n");
-    write(&app, "probes/Web.measures", &format!("[EVENT file grow]\nDelete if exists {}\n", trigger.display()));
-    write(&app, "rules.autonomic/grow.drl", "rule \"grow\"\nwhen\n\tgrow\nthen\n\tgrow\nend\n");
-    write(&app, "commands/grow.commands", "define N = vm $(SMART_INDEX)\nreplicate /vm 1 as $(N)\ndeploy and start all /$(N)\n");
+    write(
+        &app,
+        "probes/Web.measures",
+        &format!(
+            "[EVENT file grow]\nDelete if exists {}\n",
+            trigger.display()
+        ),
+    );
+    write(
+        &app,
+        "rules.autonomic/grow.drl",
+        "rule \"grow\"\nwhen\n\tgrow\nthen\n\tgrow\nend\n",
+    );
+    write(
+        &app,
+        "commands/grow.commands",
+        "define N = vm $(SMART_INDEX)\nreplicate /vm 1 as $(N)\ndeploy and start all /$(N)\n",
+    );
     let a = Agent::start(&root.join("a"));
     assert!(a.cli(&["mesh", "init", "--voters", "1"]).status.success());
     let o = a.cli(&["app", "add", &app.display().to_string(), "--start"]);

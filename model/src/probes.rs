@@ -167,12 +167,14 @@ fn expand(line: &str, props: &BTreeMap<String, String>, missing: &mut Vec<String
     out
 }
 
+/// A section as read: its header's line, handler and event, and its body's lines.
+type Section = (usize, String, String, Vec<(usize, String)>);
+
 /// Parses a probe file (with its properties, if any).
 pub fn parse(text: &str, props: Option<&str>, file: &Path) -> (Vec<Probe>, Vec<Diagnostic>) {
     let props = props.map(properties).unwrap_or_default();
     let mut diags = Vec::new();
-    // (header line, handler, event, body lines)
-    let mut sections: Vec<(usize, String, String, Vec<(usize, String)>)> = Vec::new();
+    let mut sections: Vec<Section> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
         let l = raw.trim();
