@@ -464,25 +464,33 @@ fn load_commands_and_rules(app: &mut Application, limits: Limits, diags: &mut Ve
     load_probes(app, limits, diags);
 }
 
-/// `probes/<Component>.measures`, with `<Component>.measures.properties` if present.
+/// `probes/<Component>.measures`, with `<Component>.measures.properties` if present (a
+/// regular file: links are not followed). Probes of a component the graph does not have,
+/// and other files (subfolders too), are warnings.
 fn load_probes(app: &mut Application, limits: Limits, diags: &mut Vec<Diagnostic>) {
     let dir = app.dir.join("probes");
-    if !is_real_dir(&dir) {
-        return;
-    }
-    for f in list_files(&dir) {
+    let files = if is_real_dir(&dir) {
+        list_files(&dir)
+    } else {
+        Vec::new()
+    };
+    let warn = |f: &Path, why: String| Diagnostic::new(Code::PROBE_UNKNOWN_COMPONENT, f, 0, 0, why);
+    // Sorted (`list_files`): looked up by binary search.
+    let has = |p: &PathBuf| files.binary_search(p).is_ok();
+    for f in &files {
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.ends_with(".measures.properties") {
+        let top = f.parent() == Some(dir.as_path());
+        let stem = name.strip_suffix(".measures.properties");
+        if stem.is_some_and(|c| top && has(&dir.join(format!("{c}.measures")))) {
             continue;
         }
-        let Some(component) = name.strip_suffix(".measures") else {
-            diags.push(Diagnostic::new(
-                Code::PROBE_UNKNOWN_COMPONENT,
-                &f,
-                0,
-                0,
-                "files under `probes/` are `<Component>.measures` and `<Component>.measures.properties`: ignored",
-            ));
+        let component = name.strip_suffix(".measures").filter(|_| top);
+        let Some(component) = component else {
+            let why = match stem {
+                Some(c) => format!("no `probes/{c}.measures` goes with this file: ignored"),
+                None => "not a probe file: `probes/` holds `<Component>.measures` and `<Component>.measures.properties` files, ignored".into(),
+            };
+            diags.push(warn(f, why));
             continue;
         };
         let known = app
@@ -490,28 +498,29 @@ fn load_probes(app: &mut Application, limits: Limits, diags: &mut Vec<Diagnostic
             .as_ref()
             .is_some_and(|g| g.component(component).is_some());
         if !known {
-            diags.push(Diagnostic::new(
-                Code::PROBE_UNKNOWN_COMPONENT,
-                &f,
-                0,
-                0,
+            diags.push(warn(
+                f,
                 format!("no component `{component}` in the graph: these probes never run"),
             ));
         }
-        let text = match read_text(&f, limits) {
-            Ok(t) => t,
+        let props_file = dir.join(format!("{name}.properties"));
+        let props = match has(&props_file).then(|| read_text(&props_file, limits)) {
+            Some(Err(e)) => {
+                diags.push(Diagnostic::new(Code::P_IO_ERROR, &props_file, 0, 0, e));
+                continue;
+            }
+            Some(Ok(text)) => Some(text),
+            None => None,
+        };
+        let text = match read_text(f, limits) {
+            Ok(text) => text,
             Err(e) => {
-                diags.push(Diagnostic::new(Code::P_IO_ERROR, &f, 0, 0, e));
+                diags.push(Diagnostic::new(Code::P_IO_ERROR, f, 0, 0, e));
                 continue;
             }
         };
-        let props_file = dir.join(format!("{name}.properties"));
-        let props = props_file
-            .is_file()
-            .then(|| read_text(&props_file, limits).ok())
-            .flatten();
-        let (probes, ds) = crate::probes::parse(&text, props.as_deref(), &f);
-        diags.extend(ds);
+        let (probes, found) = crate::probes::parse(&text, props.as_deref(), f);
+        diags.extend(found);
         if known && !probes.is_empty() {
             app.probes.push((component.to_string(), probes));
         }

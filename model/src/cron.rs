@@ -1,9 +1,12 @@
 //! Quartz cron expressions, as Roboconf's scheduler takes them (`0 0 8 ? * MON-FRI`):
-//! seconds, minutes, hours, day of month, month, day of week and an optional year, with
-//! `*`, `?`, values, ranges, lists, steps, month and day names (Quartz numbers days 1 =
-//! SUN … 7 = SAT), and Quartz's `L`, `LW`, `nW` (day of month) and `nL`, `n#k` (day of
-//! week). Exactly one of the two day fields is `?`, as Quartz requires. Instants are
-//! computed in **UTC**, field by field (a yearly schedule answers in microseconds).
+//! [`parse`] reads seconds, minutes, hours, day of month, month, day of week and an
+//! optional year (1970–2099), with `*`, `?`, values, ranges (`a-b`, wrapping around like
+//! Quartz's: `FRI-MON`, `22-2`; not for years), lists, steps (`*/n`, `a/n`, `a-b/n`),
+//! month and day names in any case (Quartz numbers days 1 = SUN … 7 = SAT), and Quartz's
+//! `L`, `L-n`, `LW`, `nW` (day of month) and `L`, `nL`, `n#k` (day of week). Exactly one
+//! of the two day fields is `?`, as Quartz requires. [`Schedule::next_after`] computes
+//! instants in **UTC**, field by field (a yearly schedule answers in microseconds), up to
+//! the end of 2099.
 
 use crate::timefmt::{civil_from_days, days_from_civil, days_in_month, weekday};
 
@@ -16,9 +19,15 @@ pub struct CronError(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Dom {
     Any,
+    /// Bit `d - 1` for day `d`.
     Set(u64),
-    Last { offset: u32 },
+    /// `L` (offset 0) or `L-n`: the last day of the month, or `n` days before it.
+    Last {
+        offset: u32,
+    },
+    /// `LW`: the last weekday (Monday to Friday) of the month.
     LastWeekday,
+    /// `nW`: the weekday nearest to day `n`, in the same month.
     NearestWeekday(u32),
 }
 
@@ -39,149 +48,246 @@ pub struct Schedule {
     seconds: u64,
     minutes: u64,
     hours: u64,
+    /// Bit `m - 1` for month `m`.
     months: u64,
     dom: Dom,
     dow: Dow,
-    /// Years from 1970 (bit k: 1970 + k), up to 2097.
-    years: u128,
+    /// Bit `y - 1970` of word `(y - 1970) / 64`, for the years 1970 to [`LAST_YEAR`].
+    years: [u64; 3],
 }
 
 const MONTH_NAMES: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-const LAST_YEAR: i64 = 2097;
+const FIRST_YEAR: i64 = 1970;
+/// The last year a schedule may name and fire in (as the year field of Quartz's
+/// documentation: 1970–2099).
+pub const LAST_YEAR: i64 = 2099;
 
 fn err(field: &str, tok: &str, why: &str) -> CronError {
-    CronError(format!("{field} `{tok}`: {why}"))
+    CronError(format!("{field}: `{tok}`: {why}"))
 }
 
-/// A value of a field: a number or a name (`names[i]` is `base + i`).
-fn value(field: &str, tok: &str, names: &[&str], base: u32) -> Result<u32, CronError> {
-    if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(tok)) {
-        return Ok(base + i as u32);
-    }
-    tok.parse::<u32>()
-        .map_err(|_| err(field, tok, "not a number or a name"))
-}
-
-/// `*`, values, ranges, lists and steps, as bits of `min..=max`.
-fn set(
-    field: &str,
-    text: &str,
+/// One field's bounds and names (`names[i]` is `min + i`).
+struct Field {
+    name: &'static str,
     min: u32,
     max: u32,
-    names: &[&str],
-    base: u32,
-) -> Result<u128, CronError> {
-    let mut bits = 0u128;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let s: u32 = s.parse().map_err(|_| err(field, part, "bad step"))?;
-                if s == 0 {
-                    return Err(err(field, part, "a step of 0"));
-                }
-                (r, s)
-            }
-            None => (part, 1),
-        };
-        let (lo, hi) = if range == "*" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (value(field, a, names, base)?, value(field, b, names, base)?)
-        } else {
-            let v = value(field, range, names, base)?;
-            // `a/n` runs from a to the end of the field.
-            (v, if part.contains('/') { max } else { v })
-        };
-        if lo < min || hi > max || lo > hi {
-            return Err(err(
-                field,
-                part,
-                &format!("out of range (from {min} to {max})"),
-            ));
-        }
-        let mut v = lo;
-        while v <= hi {
-            bits |= 1u128 << (v - min);
-            v += step;
-        }
-    }
-    Ok(bits)
+    names: &'static [&'static str],
+    /// Whether a range may wrap around (`FRI-MON`, `22-2`): every field but the year.
+    wraps: bool,
 }
 
-/// Parses an expression of 6 or 7 fields.
+const SECONDS: Field = Field::plain("seconds", 0, 59);
+const MINUTES: Field = Field::plain("minutes", 0, 59);
+const HOURS: Field = Field::plain("hours", 0, 23);
+const DAY_OF_MONTH: Field = Field::plain("day-of-month", 1, 31);
+const MONTH: Field = Field {
+    names: &MONTH_NAMES,
+    ..Field::plain("month", 1, 12)
+};
+const DAY_OF_WEEK: Field = Field {
+    names: &DAY_NAMES,
+    ..Field::plain("day-of-week", 1, 7)
+};
+const YEAR: Field = Field {
+    wraps: false,
+    // Both bounds are small positive constants.
+    ..Field::plain("year", FIRST_YEAR as u32, LAST_YEAR as u32)
+};
+
+impl Field {
+    const fn plain(name: &'static str, min: u32, max: u32) -> Field {
+        Field {
+            name,
+            min,
+            max,
+            names: &[],
+            wraps: true,
+        }
+    }
+
+    /// A value: a number or a name, within the bounds.
+    fn value(&self, tok: &str) -> Result<u32, CronError> {
+        let named = self
+            .names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(tok))
+            .and_then(|i| u32::try_from(i).ok())
+            .map(|i| self.min + i);
+        let v = match named {
+            Some(v) => v,
+            None if tok == "?" => {
+                return Err(err(
+                    self.name,
+                    tok,
+                    "`?` is only allowed in the day-of-month and day-of-week fields",
+                ))
+            }
+            None if tok.is_empty() => return Err(err(self.name, tok, "a value is missing")),
+            None if !tok.bytes().all(|b| b.is_ascii_digit()) => {
+                let what = if self.names.is_empty() {
+                    "not a number"
+                } else {
+                    "not a number or a name"
+                };
+                return Err(err(self.name, tok, what));
+            }
+            None => tok.parse::<u32>().unwrap_or(u32::MAX),
+        };
+        if v < self.min || v > self.max {
+            return Err(err(
+                self.name,
+                tok,
+                &format!("out of range (from {} to {})", self.min, self.max),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// `*`, values, ranges, lists and steps: the values they name.
+    fn values(&self, text: &str) -> Result<Vec<u32>, CronError> {
+        let span = self.max - self.min + 1;
+        let mut out = Vec::new();
+        for part in text.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((r, s)) => {
+                    let step = s
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|s| (1..=span).contains(s))
+                        .ok_or_else(|| {
+                            err(
+                                self.name,
+                                part,
+                                &format!("the step must be from 1 to {span}"),
+                            )
+                        })?;
+                    (r, step)
+                }
+                None => (part, 1),
+            };
+            let (lo, hi) = if range == "*" {
+                (self.min, self.max)
+            } else if let Some((a, b)) = range.split_once('-') {
+                (self.value(a)?, self.value(b)?)
+            } else {
+                let v = self.value(range)?;
+                // `a/n` runs from a to the end of the field.
+                (v, if part.contains('/') { self.max } else { v })
+            };
+            let hi = match (lo <= hi, self.wraps) {
+                (true, _) => hi,
+                // Wraps around: `22-2` is 22, 23, 0, 1, 2.
+                (false, true) => hi + span,
+                (false, false) => {
+                    return Err(err(self.name, part, "the range ends before it starts"))
+                }
+            };
+            let mut v = lo;
+            while v <= hi {
+                out.push(self.min + (v - self.min) % span);
+                v = v.saturating_add(step);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The values as bits (bit `v - min` for `v`); at most 64 values.
+    fn bits(&self, text: &str) -> Result<u64, CronError> {
+        let values = self.values(text)?;
+        Ok(values.iter().fold(0, |bits, v| {
+            bits | 1u64.checked_shl(v - self.min).unwrap_or(0)
+        }))
+    }
+}
+
+/// Parses an expression of 6 or 7 fields, separated by whitespace: seconds, minutes,
+/// hours, day-of-month, month, day-of-week and an optional year.
 pub fn parse(expr: &str) -> Result<Schedule, CronError> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if !(6..=7).contains(&fields.len()) {
-        return Err(CronError(format!(
-            "expected 6 or 7 fields (seconds minutes hours day-of-month month day-of-week [year]), found {}",
-            fields.len()
-        )));
-    }
-    let up: Vec<String> = fields.iter().map(|f| f.to_ascii_uppercase()).collect();
-    let seconds = set("seconds", &up[0], 0, 59, &[], 0)? as u64;
-    let minutes = set("minutes", &up[1], 0, 59, &[], 0)? as u64;
-    let hours = set("hours", &up[2], 0, 23, &[], 0)? as u64;
-    let months = set("month", &up[4], 1, 12, &MONTH_NAMES, 1)? as u64;
-    let years = match up.get(6) {
-        Some(y) => set("year", y, 1970, LAST_YEAR as u32, &[], 0)?,
-        None => u128::MAX,
+    let fields: Vec<String> = expr
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let (sec, min, hour, dom_t, month, dow_t, year) = match fields.as_slice() {
+        [a, b, c, d, e, f] => (a, b, c, d, e, f, None),
+        [a, b, c, d, e, f, g] => (a, b, c, d, e, f, Some(g)),
+        _ => {
+            return Err(CronError(format!(
+                "expected 6 or 7 fields (seconds minutes hours day-of-month month day-of-week [year]), found {}",
+                fields.len()
+            )))
+        }
     };
-    let (dom_t, dow_t) = (up[3].as_str(), up[5].as_str());
-    if (dom_t == "?") == (dow_t == "?") {
-        return Err(CronError(
-            "give either a day of month or a day of week, and `?` for the other (Quartz does not support both)".into(),
-        ));
+    let seconds = SECONDS.bits(sec)?;
+    let minutes = MINUTES.bits(min)?;
+    let hours = HOURS.bits(hour)?;
+    let months = MONTH.bits(month)?;
+    let years = match year {
+        Some(y) => YEAR.values(y)?.iter().fold([0u64; 3], |mut bits, y| {
+            let k = y - YEAR.min;
+            if let Some(word) = bits.get_mut((k / 64) as usize) {
+                *word |= 1 << (k % 64);
+            }
+            bits
+        }),
+        None => [u64::MAX; 3],
+    };
+    match (dom_t.as_str(), dow_t.as_str()) {
+        ("?", "?") => {
+            return Err(CronError(
+                "`?` can only be specified for the day-of-month -OR- the day-of-week".into(),
+            ))
+        }
+        (d, w) if d != "?" && w != "?" => {
+            return Err(CronError(format!(
+                "support for specifying both a day-of-week AND a day-of-month parameter is not implemented (`{d}` and `{w}`: give `?` for one of them)"
+            )))
+        }
+        _ => {}
     }
-    let dom = match dom_t {
+    let dom = match dom_t.as_str() {
         "?" => Dom::Any,
         "L" => Dom::Last { offset: 0 },
         "LW" => Dom::LastWeekday,
         t if t.starts_with("L-") => Dom::Last {
-            offset: t[2..]
-                .parse()
-                .ok()
-                .filter(|o| *o <= 30)
-                .ok_or_else(|| err("day of month", t, "bad offset"))?,
+            offset: t
+                .get(2..)
+                .and_then(|o| o.parse().ok())
+                .filter(|o| (1..=30).contains(o))
+                .ok_or_else(|| err("day-of-month", t, "expected L-n with n from 1 to 30"))?,
         },
         t if t.len() > 1 && t.ends_with('W') => {
-            let d: u32 = t[..t.len() - 1]
+            let n = t.strip_suffix('W').unwrap_or(t);
+            let n = n
                 .parse()
                 .ok()
                 .filter(|d| (1..=31).contains(d))
-                .ok_or_else(|| err("day of month", t, "expected nW with n from 1 to 31"))?;
-            Dom::NearestWeekday(d)
+                .ok_or_else(|| err("day-of-month", t, "expected nW with n from 1 to 31"))?;
+            Dom::NearestWeekday(n)
         }
-        t => Dom::Set(set("day of month", t, 1, 31, &[], 0)? as u64),
+        t => Dom::Set(DAY_OF_MONTH.bits(t)?),
     };
-    let dow = match dow_t {
+    let dow = match dow_t.as_str() {
         "?" => Dow::Any,
-        t if t.len() > 1 && t.ends_with('L') => {
-            Dow::Last(value("day of week", &t[..t.len() - 1], &DAY_NAMES, 1)?.wrapping_sub(1))
-        }
+        // `L` alone is the last day of the week: Saturday.
         "L" => Dow::Set(1 << 6),
+        t if t.ends_with('L') => {
+            Dow::Last(DAY_OF_WEEK.value(t.strip_suffix('L').unwrap_or(t))? - 1)
+        }
         t if t.contains('#') => {
             let (d, k) = t.split_once('#').unwrap_or_default();
-            let d = value("day of week", d, &DAY_NAMES, 1)?;
-            let k: u32 = k
+            let d = DAY_OF_WEEK.value(d)?;
+            let k = k
                 .parse()
                 .ok()
                 .filter(|k| (1..=5).contains(k))
-                .ok_or_else(|| err("day of week", t, "expected d#k with k from 1 to 5"))?;
-            if !(1..=7).contains(&d) {
-                return Err(err("day of week", t, "out of range (from 1 to 7)"));
-            }
+                .ok_or_else(|| err("day-of-week", t, "expected d#k with k from 1 to 5"))?;
             Dow::Nth(d - 1, k)
         }
-        t => Dow::Set(set("day of week", t, 1, 7, &DAY_NAMES, 1)? as u64),
+        t => Dow::Set(DAY_OF_WEEK.bits(t)?),
     };
-    if let Dow::Last(d) = dow {
-        if d > 6 {
-            return Err(err("day of week", dow_t, "out of range (from 1 to 7)"));
-        }
-    }
     Ok(Schedule {
         seconds,
         minutes,
@@ -194,6 +300,18 @@ pub fn parse(expr: &str) -> Result<Schedule, CronError> {
 }
 
 impl Schedule {
+    /// Whether the year field allows `y`.
+    fn year_allowed(&self, y: i64) -> bool {
+        let Some(k) = y
+            .checked_sub(FIRST_YEAR)
+            .and_then(|k| u32::try_from(k).ok())
+        else {
+            return false;
+        };
+        let word = usize::try_from(k / 64).ok().and_then(|w| self.years.get(w));
+        word.is_some_and(|w| w & (1 << (k % 64)) != 0)
+    }
+
     /// Whether the schedule holds on a day (`days` since 1970-01-01).
     fn day_matches(&self, y: i64, m: u32, d: u32, days: i64) -> bool {
         let last = days_in_month(y, m);
@@ -236,7 +354,7 @@ impl Schedule {
     }
 
     /// The first instant strictly after `after_ms` (ms since the Unix epoch, UTC) that
-    /// matches, in ms; `None` when none comes before 2098.
+    /// matches, in ms (a whole second); `None` when none comes before the year 2100.
     pub fn next_after(&self, after_ms: u64) -> Option<u64> {
         let start = after_ms / 1000 + 1;
         let mut days = (start / 86_400) as i64;
@@ -252,7 +370,7 @@ impl Schedule {
             if y > LAST_YEAR {
                 return None;
             }
-            if self.years & (1u128 << (y - 1970)) == 0 {
+            if !self.year_allowed(y) {
                 // The next year.
                 days = days_from_civil(y + 1, 1, 1);
                 from = (0, 0, 0);
@@ -297,117 +415,4 @@ impl Schedule {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(y: i64, m: u32, d: u32, h: u64, mi: u64, s: u64) -> u64 {
-        (days_from_civil(y, m, d) as u64 * 86_400 + h * 3600 + mi * 60 + s) * 1000
-    }
-
-    #[test]
-    fn quartz_schedules() {
-        // 2023-11-18 is a Saturday.
-        let s = parse("0 0 8 ? * MON-FRI").unwrap();
-        assert_eq!(
-            s.next_after(at(2023, 11, 18, 9, 0, 0)),
-            Some(at(2023, 11, 20, 8, 0, 0))
-        );
-        let s = parse("*/15 * * * * ?").unwrap();
-        assert_eq!(
-            s.next_after(at(2023, 1, 1, 0, 0, 0)),
-            Some(at(2023, 1, 1, 0, 0, 15))
-        );
-        assert_eq!(
-            s.next_after(at(2023, 1, 1, 0, 0, 59)),
-            Some(at(2023, 1, 1, 0, 1, 0))
-        );
-        let s = parse("0 0 0 L * ?").unwrap();
-        assert_eq!(
-            s.next_after(at(2024, 2, 1, 0, 0, 0)),
-            Some(at(2024, 2, 29, 0, 0, 0))
-        );
-        // The last Friday (6) of November 2023: the 24th.
-        let s = parse("0 0 12 ? * 6L").unwrap();
-        assert_eq!(
-            s.next_after(at(2023, 11, 1, 0, 0, 0)),
-            Some(at(2023, 11, 24, 12, 0, 0))
-        );
-        // The first Monday (2) of December 2023: the 4th.
-        let s = parse("0 0 12 ? * 2#1").unwrap();
-        assert_eq!(
-            s.next_after(at(2023, 11, 30, 0, 0, 0)),
-            Some(at(2023, 12, 4, 12, 0, 0))
-        );
-        // 2023-07-15 is a Saturday: the nearest weekday is Friday the 14th.
-        let s = parse("0 0 12 15W * ?").unwrap();
-        assert_eq!(
-            s.next_after(at(2023, 7, 1, 0, 0, 0)),
-            Some(at(2023, 7, 14, 12, 0, 0))
-        );
-        let s = parse("0 0 0 29 2 ?").unwrap();
-        assert_eq!(
-            s.next_after(at(2025, 1, 1, 0, 0, 0)),
-            Some(at(2028, 2, 29, 0, 0, 0))
-        );
-        let s = parse("0 30 6 1 JAN ? 2030").unwrap();
-        assert_eq!(s.next_after(0), Some(at(2030, 1, 1, 6, 30, 0)));
-        assert_eq!(s.next_after(at(2031, 1, 1, 0, 0, 0)), None);
-        // Strictly after.
-        let s = parse("0 0 8 * * ?").unwrap();
-        assert_eq!(
-            s.next_after(at(2023, 1, 1, 8, 0, 0)),
-            Some(at(2023, 1, 2, 8, 0, 0))
-        );
-    }
-
-    #[test]
-    fn bad_expressions_say_why() {
-        for bad in [
-            "0 0 8 * *",
-            "0 0 8 * * MON",
-            "0 0 8 ? * FUNDAY",
-            "60 * * ? * *",
-            "0 0 25 * * ?",
-            "0 0 0 ? * 9#1",
-            "*/0 * * * * ?",
-            "0 0 0 32W * ?",
-        ] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
-        let e = parse("0 0 25 * * ?").unwrap_err().to_string();
-        assert!(e.contains("hours `25`"), "{e}");
-    }
-
-    #[test]
-    fn it_agrees_with_a_second_by_second_search() {
-        let mut seed = 7u64;
-        let mut next = |n: u64| {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) % n
-        };
-        for _ in 0..200 {
-            let expr = format!(
-                "{} {} {} ? * {}",
-                ["*", "0", "*/20", "5,35"][next(4) as usize],
-                ["*", "0", "*/7", "10-12"][next(4) as usize],
-                ["*", "0", "*/5", "9-17"][next(4) as usize],
-                ["*", "MON-FRI", "SUN", "2,4"][next(4) as usize],
-            );
-            let s = parse(&expr).unwrap();
-            let from = at(2024, 2, 27, 0, 0, 0) + next(86_400 * 3) * 1000;
-            let brute = (1..=86_400 * 9u64)
-                .map(|k| from / 1000 * 1000 + k * 1000)
-                .find(|t| {
-                    let secs = t / 1000;
-                    let days = (secs / 86_400) as i64;
-                    let (y, m, d) = civil_from_days(days);
-                    let sod = secs % 86_400;
-                    s.hours & (1 << (sod / 3600)) != 0
-                        && s.minutes & (1 << (sod / 60 % 60)) != 0
-                        && s.seconds & (1 << (sod % 60)) != 0
-                        && s.day_matches(y, m, d, days)
-                });
-            assert_eq!(s.next_after(from), brute, "{expr} after {from}");
-        }
-    }
-}
+mod tests;

@@ -7,8 +7,15 @@
 //! LiveStatus query) and `docker` (a container name, by default the instance's clean
 //! reversed path). A section of an unknown handler is reported and skipped; the agent
 //! that hosts the instance evaluates the others (`agent/src/runtime/autonomic.rs`).
+//!
+//! Where Roboconf is silent or lax, this reader decides: handler names and keywords are
+//! read in any case; a `rest` probe is one line; a header line must be exactly
+//! `[EVENT <handler> <event-name>]` (a malformed one is an error and its body is
+//! skipped); text before the first header is reported once. Every finding carries its
+//! line and column (a section's findings are at its header).
 
 use crate::diag::{Code, Diagnostic};
+use crate::limits::preview;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -114,9 +121,19 @@ impl NagiosCheck {
     }
 }
 
+/// The variables of a docker probe's container name, longest first.
+const DOCKER_VARIABLES: [&str; 4] = [
+    "ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH",
+    "ROBOCONF_CLEAN_INSTANCE_PATH",
+    "ROBOCONF_INSTANCE_PATH",
+    "ROBOCONF_INSTANCE_NAME",
+];
+
 /// A container name with the instance's variables: `ROBOCONF_INSTANCE_NAME`,
 /// `ROBOCONF_INSTANCE_PATH`, `ROBOCONF_CLEAN_INSTANCE_PATH` (no leading `/`, `/` and
-/// spaces as `_`), `ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH` (`/vm/server` → `server_vm`).
+/// spaces as `_`), `ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH` (the path's names in reverse
+/// order joined with `_`, spaces as `_`: `/vm/server` → `server_vm`). The template is
+/// read once, left to right, so a value that holds a variable's name stays as it is.
 pub fn docker_container_name(template: &str, name: &str, path: &str) -> String {
     let clean = path.trim_start_matches('/').replace(['/', ' '], "_");
     let reversed: Vec<String> = path
@@ -125,165 +142,271 @@ pub fn docker_container_name(template: &str, name: &str, path: &str) -> String {
         .rev()
         .map(|s| s.replace(' ', "_"))
         .collect();
-    template
-        .replace("ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH", &reversed.join("_"))
-        .replace("ROBOCONF_CLEAN_INSTANCE_PATH", &clean)
-        .replace("ROBOCONF_INSTANCE_PATH", path)
-        .replace("ROBOCONF_INSTANCE_NAME", name)
-}
-
-/// Reads Java-style properties (`key=value`, `key: value`, `#`/`!` comments).
-pub fn properties(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-        .filter_map(|l| {
-            let at = l.find(['=', ':'])?;
-            Some((l[..at].trim().to_string(), l[at + 1..].trim().to_string()))
-        })
-        .collect()
-}
-
-/// `{{ key }}` replaced by the properties; the keys not found, for warnings.
-fn expand(line: &str, props: &BTreeMap<String, String>, missing: &mut Vec<String>) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("{{") {
-        let Some(j) = rest[i..].find("}}").map(|j| i + j) else {
-            break;
-        };
-        out.push_str(&rest[..i]);
-        let key = rest[i + 2..j].trim();
-        match props.get(key) {
-            Some(v) => out.push_str(v),
+    let reversed = reversed.join("_");
+    let values = [reversed.as_str(), clean.as_str(), path, name];
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find("ROBOCONF_") {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        rest = rest.get(at..).unwrap_or_default();
+        let found = DOCKER_VARIABLES
+            .iter()
+            .zip(values)
+            .find_map(|(var, value)| rest.strip_prefix(var).map(|after| (after, value)));
+        match found {
+            Some((after, value)) => {
+                out.push_str(value);
+                rest = after;
+            }
             None => {
-                missing.push(key.to_string());
-                out.push_str(&rest[i..j + 2]);
+                out.push_str("ROBOCONF_");
+                rest = rest.get("ROBOCONF_".len()..).unwrap_or_default();
             }
         }
-        rest = &rest[j + 2..];
     }
     out.push_str(rest);
     out
 }
 
-/// A section as read: its header's line, handler and event, and its body's lines.
-type Section = (usize, String, String, Vec<(usize, String)>);
+/// Reads the `.measures.properties` file: Java properties (`key=value`, `key: value`,
+/// `key value`, `#`/`!` comments, continuations and escapes: `crate::props`).
+pub fn properties(text: &str) -> BTreeMap<String, String> {
+    crate::props::parse(text)
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect()
+}
 
-/// Parses a probe file (with its properties, if any).
+/// `{{ key }}` replaced by the properties (spaces around the key are optional; a key
+/// has no space in it, so `{{ a b }}` is text); the keys not found, with their byte
+/// offset in `line`, for warnings (they are left as they are).
+fn expand(line: &str, props: &BTreeMap<String, String>) -> (String, Vec<(usize, String)>) {
+    let mut out = String::with_capacity(line.len());
+    let mut missing = Vec::new();
+    let mut at = 0;
+    while let Some(open) = line.get(at..).and_then(|r| r.find("{{")).map(|o| at + o) {
+        let inner_at = open + 2;
+        let Some(close) = line.get(inner_at..).and_then(|r| r.find("}}")) else {
+            break;
+        };
+        let close = inner_at + close;
+        let key = line.get(inner_at..close).unwrap_or_default().trim();
+        out.push_str(line.get(at..open).unwrap_or_default());
+        let template = line.get(open..close + 2).unwrap_or_default();
+        match props.get(key) {
+            _ if key.is_empty() || key.contains(char::is_whitespace) => out.push_str(template),
+            Some(v) => out.push_str(v),
+            None => {
+                missing.push((open, key.to_string()));
+                out.push_str(template);
+            }
+        }
+        at = close + 2;
+    }
+    out.push_str(line.get(at..).unwrap_or_default());
+    (out, missing)
+}
+
+/// The 1-based column (in characters) of byte `at` of `line`.
+fn column(line: &str, at: usize) -> usize {
+    line.get(..at)
+        .map_or(1, |before| before.chars().count() + 1)
+}
+
+/// A section as read: its header's line and column, handler and event, and its
+/// body's lines.
+struct Section {
+    line: usize,
+    col: usize,
+    handler: String,
+    event: String,
+    body: Vec<String>,
+}
+
+/// The handler and the event of a header line (trimmed), if it reads
+/// `[EVENT <handler> <event-name>]` (`EVENT` in any case).
+fn header(l: &str) -> Option<(&str, &str)> {
+    let inner = l.strip_prefix('[')?.strip_suffix(']')?;
+    let rest = strip_words(inner, &["event"])?;
+    match rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [handler, event] => Some((*handler, *event)),
+        _ => None,
+    }
+}
+
+/// Whether a trimmed line is meant as a header: it starts with `[EVENT`.
+fn is_header(l: &str) -> bool {
+    l.strip_prefix('[')
+        .and_then(|r| r.get(..5))
+        .is_some_and(|w| w.eq_ignore_ascii_case("event"))
+}
+
+/// Parses a probe file (with its properties, if any): the probes it defines and what is
+/// wrong with it. A section that cannot be used is reported (`PROBE_INVALID_SYNTAX`,
+/// `PROBE_UNKNOWN_HANDLER`) and skipped; the others are kept.
 pub fn parse(text: &str, props: Option<&str>, file: &Path) -> (Vec<Probe>, Vec<Diagnostic>) {
     let props = props.map(properties).unwrap_or_default();
     let mut diags = Vec::new();
     let mut sections: Vec<Section> = Vec::new();
+    // Lines under a malformed header, or before the first header, belong to no section.
+    let mut in_section = false;
+    let mut stray_reported = false;
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
         let l = raw.trim();
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        let mut missing = Vec::new();
-        let l = expand(l, &props, &mut missing);
-        for key in missing {
+        let indent = raw.len() - raw.trim_start().len();
+        let col = column(raw, indent);
+        let (l, missing) = expand(l, &props);
+        for (at, key) in missing {
             diags.push(Diagnostic::new(
                 Code::PROBE_UNKNOWN_PROPERTY,
                 file,
                 line,
-                1,
-                format!("`{{{{ {key} }}}}`: no such key in the .measures.properties file"),
+                column(raw, indent + at),
+                format!(
+                    "`{{{{ {key} }}}}`: no such key in the .measures.properties file, left as is"
+                ),
             ));
         }
-        if l.starts_with('[') && l.get(1..6).is_some_and(|w| w.eq_ignore_ascii_case("event")) {
-            let inner = l[1..].strip_suffix(']').map(|s| s[5..].trim());
-            let words: Vec<&str> = inner
-                .map(|s| s.split_whitespace().collect())
-                .unwrap_or_default();
-            if words.len() != 2 || !l[6..].starts_with(char::is_whitespace) {
+        let l = l.trim();
+        if l.is_empty() {
+            continue;
+        }
+        if is_header(l) {
+            in_section = false;
+            match header(l) {
+                Some((handler, event)) => {
+                    in_section = true;
+                    sections.push(Section {
+                        line,
+                        col,
+                        handler: handler.to_string(),
+                        event: event.to_string(),
+                        body: Vec::new(),
+                    });
+                }
+                None => diags.push(Diagnostic::new(
+                    Code::PROBE_INVALID_SYNTAX,
+                    file,
+                    line,
+                    col,
+                    format!(
+                        "expected `[EVENT <handler> <event-name>]`, found `{}`: the section is skipped",
+                        preview(l)
+                    ),
+                )),
+            }
+            continue;
+        }
+        let before_first = sections.is_empty();
+        match sections.last_mut().filter(|_| in_section) {
+            Some(s) => s.body.push(l.to_string()),
+            None if before_first && !stray_reported => {
+                stray_reported = true;
                 diags.push(Diagnostic::new(
                     Code::PROBE_INVALID_SYNTAX,
                     file,
                     line,
-                    1,
-                    format!("expected `[EVENT <handler> <event-name>]`, found `{l}`"),
+                    col,
+                    "text before the first `[EVENT <handler> <event-name>]` is ignored",
                 ));
-                // Its body is skipped with it.
-                sections.push((line, String::new(), String::new(), Vec::new()));
-                continue;
             }
-            sections.push((line, words[0].to_string(), words[1].to_string(), Vec::new()));
-            continue;
-        }
-        match sections.last_mut() {
-            Some(s) => s.3.push((line, l)),
-            None => diags.push(Diagnostic::new(
-                Code::PROBE_INVALID_SYNTAX,
-                file,
-                line,
-                1,
-                "text before the first `[EVENT <handler> <event-name>]`",
-            )),
+            None => {}
         }
     }
     let mut probes = Vec::new();
-    for (line, handler, event, body) in sections {
-        if handler.is_empty() {
-            continue;
-        }
-        let bad = |why: String| Diagnostic::new(Code::PROBE_INVALID_SYNTAX, file, line, 1, why);
-        let check = match handler.to_ascii_lowercase().as_str() {
-            "file" => match body.as_slice() {
-                [(_, l)] => Ok(Check::File(file_check(l))),
-                _ => Err(bad(format!(
-                    "a `file` probe has one line (`Delete if exists <path>`, `Notify if not exists <path>` or a path); `{event}` has {}",
-                    body.len()
-                ))),
+    for s in sections {
+        let at = |code: Code, why: String| Diagnostic::new(code, file, s.line, s.col, why);
+        let event = &s.event;
+        let count = s.body.len();
+        let check = match s.handler.to_ascii_lowercase().as_str() {
+            "file" => match s.body.as_slice() {
+                [l] => file_check(l).map(Check::File),
+                _ => Err(format!(
+                    "a `file` probe has one line (`Delete if exists <path>`, `Notify if not exists <path>` or a path); `{event}` has {count}"
+                )),
             },
-            "rest" => match body.as_slice() {
-                [(_, l)] => rest_check(l).ok_or_else(|| {
-                    bad(format!("expected `Check <url> THAT <key> <op> <value>`, found `{l}`"))
+            "rest" => match s.body.as_slice() {
+                [l] => rest_check(l).ok_or_else(|| {
+                    format!("expected `Check <url> THAT <key> <op> <value>`, found `{}`", preview(l))
                 }),
-                _ => Err(bad(format!("a `rest` probe has one line; `{event}` has {}", body.len()))),
+                _ => Err(format!("a `rest` probe has one line; `{event}` has {count}")),
             },
-            "nagios" => nagios_check(&body).map_err(bad),
-            "docker" => match body.as_slice() {
+            "nagios" => nagios_check(&s.body),
+            "docker" => match s.body.as_slice() {
                 [] => Ok(Check::Docker {
                     container: "ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH".into(),
                 }),
-                [(_, l)] => Ok(Check::Docker { container: l.clone() }),
-                _ => Err(bad("a `docker` probe has at most one line: the container's name".into())),
+                [l] => Ok(Check::Docker { container: l.clone() }),
+                _ => Err(format!(
+                    "a `docker` probe has at most one line, the container's name; `{event}` has {count}"
+                )),
             },
-            other => {
-                diags.push(Diagnostic::new(
+            _ => {
+                diags.push(at(
                     Code::PROBE_UNKNOWN_HANDLER,
-                    file,
-                    line,
-                    1,
-                    format!("unknown probe handler `{other}` (file, rest, nagios, docker): `{event}` is skipped"),
+                    format!(
+                        "unknown probe handler `{}` (known: file, rest, nagios, docker): `{event}` is skipped",
+                        preview(&s.handler)
+                    ),
                 ));
                 continue;
             }
         };
         match check {
-            Ok(check) => probes.push(Probe { event, check, line }),
-            Err(d) => diags.push(d),
+            Ok(check) => probes.push(Probe {
+                event: s.event.clone(),
+                check,
+                line: s.line,
+            }),
+            Err(why) => diags.push(at(Code::PROBE_INVALID_SYNTAX, why)),
         }
     }
     (probes, diags)
 }
 
-fn strip_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    s.get(..prefix.len())
-        .filter(|h| h.eq_ignore_ascii_case(prefix))
-        .map(|_| s[prefix.len()..].trim())
+/// `s` without the leading `words` (in any case, separated and followed by
+/// whitespace, or ending `s`), trimmed.
+fn strip_words<'a>(s: &'a str, words: &[&str]) -> Option<&'a str> {
+    let mut rest = s.trim_start();
+    for (i, w) in words.iter().enumerate() {
+        let head = rest.get(..w.len()).filter(|h| h.eq_ignore_ascii_case(w))?;
+        let after = rest.get(head.len()..)?;
+        let spaced = after.trim_start();
+        if spaced.len() == after.len() && !after.is_empty() {
+            return None;
+        }
+        if spaced.is_empty() && i + 1 < words.len() {
+            return None;
+        }
+        rest = spaced;
+    }
+    Some(rest.trim_end())
 }
 
-fn file_check(l: &str) -> FileCheck {
-    if let Some(p) = strip_ci(l, "delete if exists ") {
-        FileCheck::DeleteIfExists(p.to_string())
-    } else if let Some(p) = strip_ci(l, "notify if not exists ") {
-        FileCheck::NotifyIfNotExists(p.to_string())
-    } else {
-        FileCheck::NotifyIfExists(l.to_string())
+/// A `file` probe's line: `Delete if exists <path>`, `Notify if not exists <path>` (the
+/// words in any case) or a path.
+fn file_check(l: &str) -> Result<FileCheck, String> {
+    type Make = fn(String) -> FileCheck;
+    let keyed: [(&[&str], Make); 2] = [
+        (&["delete", "if", "exists"], FileCheck::DeleteIfExists),
+        (
+            &["notify", "if", "not", "exists"],
+            FileCheck::NotifyIfNotExists,
+        ),
+    ];
+    for (words, make) in keyed {
+        if let Some(path) = strip_words(l, words) {
+            if path.is_empty() {
+                return Err(format!("`{}` needs a path", words.join(" ")));
+            }
+            return Ok(make(path.to_string()));
+        }
     }
+    Ok(FileCheck::NotifyIfExists(l.to_string()))
 }
 
 fn rest_check(l: &str) -> Option<Check> {
@@ -316,145 +439,76 @@ fn rest_check(l: &str) -> Option<Check> {
     }))
 }
 
-fn nagios_check(body: &[(usize, String)]) -> Result<Check, String> {
-    let (mut host, mut port) = ("localhost".to_string(), 50_000u16);
-    let mut lines: Vec<&str> = body.iter().map(|(_, l)| l.as_str()).collect();
-    if let Some(at) = lines
-        .first()
-        .and_then(|l| strip_ci(l, "nagios configuration at "))
-    {
-        let hp = at
-            .strip_prefix("http://")
-            .ok_or_else(|| {
-                format!("expected `Nagios configuration at http://host[:port]`, found `{at}`")
-            })?
-            .trim_end_matches('/');
-        match hp.rsplit_once(':') {
-            Some((h, p)) => {
-                host = h.to_string();
-                port = p.parse().map_err(|_| format!("bad port in `{at}`"))?;
+/// `http://host[:port][/...]`: the host (an IPv6 address in brackets) and the port.
+fn nagios_address(url: &str) -> Result<(String, u16), String> {
+    let bad = || {
+        format!(
+            "expected `Nagios configuration at http://host[:port]`, found `{}`",
+            preview(url)
+        )
+    };
+    let scheme = url.get(..7).filter(|s| s.eq_ignore_ascii_case("http://"));
+    let authority = scheme
+        .and_then(|s| url.get(s.len()..))
+        .ok_or_else(bad)?
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
             }
-            None => host = hp.to_string(),
         }
-        lines.remove(0);
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(bad());
     }
-    if lines.is_empty() {
+    let port = match port {
+        None => 50_000,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{}`: the port must be from 1 to 65535", preview(url)))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+fn nagios_check(body: &[String]) -> Result<Check, String> {
+    let config = body
+        .first()
+        .and_then(|l| strip_words(l, &["nagios", "configuration", "at"]));
+    let ((host, port), query) = match config {
+        Some(url) => (nagios_address(url)?, body.get(1..).unwrap_or_default()),
+        None => (("localhost".to_string(), 50_000), body),
+    };
+    if query.is_empty() {
         return Err("a `nagios` probe needs a LiveStatus query".into());
     }
-    let columns = lines
+    let columns = query
         .iter()
-        .find_map(|l| strip_ci(l, "columns:"))
+        .find_map(|l| {
+            l.get(..8)
+                .filter(|h| h.eq_ignore_ascii_case("columns:"))
+                .and_then(|_| l.get(8..))
+        })
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
         .map(String::from);
     Ok(Check::Nagios(NagiosCheck {
         host,
         port,
-        query: lines.join("\n"),
+        query: query.join("\n"),
         columns,
     }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roboconf_s_mixed_example_with_templating() {
-        let text = "[EVENT nagios myRuleName-nagios]\nGET hosts\nColumns: host_name accept_passive_checks acknowledged\nFilter: accept_passive_checks = {{ accept_passive_checks }}\n\n[EVENT file myRuleName-for-file]\nNotify if not exists /tmp/{{ a-directory-to-not-delete }}\n";
-        let props = "accept_passive_checks=1\na-directory-to-not-delete=roboconf\n";
-        let (p, d) = parse(text, Some(props), Path::new("probes/C.measures"));
-        assert!(d.is_empty(), "{d:?}");
-        assert_eq!(p.len(), 2);
-        let Check::Nagios(n) = &p[0].check else {
-            panic!()
-        };
-        assert_eq!((n.host.as_str(), n.port), ("localhost", 50_000));
-        assert!(n.query.ends_with("Filter: accept_passive_checks = 1"));
-        assert_eq!(
-            n.event_info("a;1;0"),
-            "host_name;accept_passive_checks;acknowledged\na;1;0"
-        );
-        assert_eq!(
-            p[1].check,
-            Check::File(FileCheck::NotifyIfNotExists("/tmp/roboconf".into()))
-        );
-        assert_eq!(p[1].line, 6);
-    }
-
-    #[test]
-    fn rest_checks_compare_numbers_and_text() {
-        let (p, d) = parse(
-            "[event rest high]\nCheck http://127.0.0.1:8080/load THAT load > 20\n[EVENT rest up]\ncheck http://x/s that status == OK",
-            None,
-            Path::new("p.measures"),
-        );
-        assert!(d.is_empty(), "{d:?}");
-        let Check::Rest(r) = &p[0].check else {
-            panic!()
-        };
-        assert!(r.holds("{\n\"load\": 25.5,\n\"x\": 1\n}"));
-        assert!(r.holds("{\"x\": 1, \"load\": 21}"));
-        assert!(!r.holds("{\"load\": 20}"));
-        assert!(!r.holds("nothing"));
-        let Check::Rest(r) = &p[1].check else {
-            panic!()
-        };
-        assert!(r.holds("status: 'OK'"));
-        assert!(!r.holds("status: KO"));
-    }
-
-    #[test]
-    fn bad_sections_are_reported_with_their_line_and_unknown_handlers_skipped() {
-        let (p, d) = parse(
-            "stray\n[EVENT snmp e1]\nx\n[EVENT file e2]\na\nb\n[EVENT rest e3]\nGET /\n[EVENT docker e4]\n[EVENT broken]\n[EVENT file e5]\n/tmp/{{ nope }}",
-            None,
-            Path::new("p.measures"),
-        );
-        let codes: Vec<(Code, usize)> = d.iter().map(|d| (d.code, d.line)).collect();
-        assert!(
-            codes.contains(&(Code::PROBE_INVALID_SYNTAX, 1)),
-            "{codes:?}"
-        );
-        assert!(
-            codes.contains(&(Code::PROBE_UNKNOWN_HANDLER, 2)),
-            "{codes:?}"
-        );
-        assert!(
-            codes.contains(&(Code::PROBE_INVALID_SYNTAX, 4)),
-            "{codes:?}"
-        );
-        assert!(
-            codes.contains(&(Code::PROBE_INVALID_SYNTAX, 7)),
-            "{codes:?}"
-        );
-        assert!(
-            codes.contains(&(Code::PROBE_INVALID_SYNTAX, 10)),
-            "{codes:?}"
-        );
-        assert!(
-            codes.contains(&(Code::PROBE_UNKNOWN_PROPERTY, 12)),
-            "{codes:?}"
-        );
-        let events: Vec<&str> = p.iter().map(|p| p.event.as_str()).collect();
-        assert_eq!(events, ["e4", "e5"]);
-    }
-
-    #[test]
-    fn docker_names() {
-        assert_eq!(
-            docker_container_name(
-                "ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH",
-                "server",
-                "/vm 1/server"
-            ),
-            "server_vm_1"
-        );
-        assert_eq!(
-            docker_container_name(
-                "c-ROBOCONF_CLEAN_INSTANCE_PATH-ROBOCONF_INSTANCE_NAME",
-                "s",
-                "/vm/s"
-            ),
-            "c-vm_s-s"
-        );
-    }
-}
+mod tests;
