@@ -44,7 +44,13 @@ pub(super) struct Probing {
 impl Loop {
     pub(super) fn autonomic_report(&mut self, r: Report) {
         match r {
-            Report::Hit(rec) => self.node.step(now_ms(), Input::Probe(rec)),
+            Report::Hit(rec) => {
+                eprintln!(
+                    "roboconf agent: probe {} of {} {} hit",
+                    rec.event, rec.app, rec.instance
+                );
+                self.node.step(now_ms(), Input::Probe(rec))
+            }
             Report::Done {
                 execution,
                 index,

@@ -437,10 +437,16 @@ impl Core {
         let Some(i) = self.apps.get_mut(&app).and_then(|a| a.insts.get_mut(&path)) else {
             return;
         };
-        if i.rec.desired == target || i.parent.is_none() {
+        if i.rec.desired == target {
             return;
         }
         i.rec.desired = target;
+        if i.parent.is_none() {
+            // A root's wish is its machine's, for the coordinator: recorded here (every
+            // node, leader or not, reads the same wish) but it runs nothing.
+            self.persist_instance(&app, &path);
+            return;
+        }
         self.unblock(&app, &path);
         self.persist_instance(&app, &path);
         self.mark(&app, &path);
@@ -490,12 +496,7 @@ impl Core {
             version: a.version.clone(),
             hash: a.hash.clone(),
         };
-        let paths: Vec<String> = a
-            .insts
-            .iter()
-            .filter(|(_, i)| i.parent.is_some())
-            .map(|(p, _)| p.clone())
-            .collect();
+        let paths: Vec<String> = a.insts.keys().cloned().collect();
         self.put(
             Kind::Application,
             name,
