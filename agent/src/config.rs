@@ -48,6 +48,8 @@ pub struct Config {
     pub probe_timeout_secs: u64,
     /// The SMTP relay of the commands' `email` instruction (on the coordinator's leader).
     pub email: Option<Email>,
+    /// The AMQP bridge (`[amqp]`): off when absent.
+    pub amqp: Option<crate::amqp::Config>,
     /// `--reset-store`: start although the store is gone while the data dir still holds
     /// applications or instance folders (a one-time decision, never read from the file).
     #[serde(skip)]
@@ -82,6 +84,7 @@ impl Default for Config {
             probe_period_secs: 20,
             probe_timeout_secs: 10,
             email: None,
+            amqp: None,
             reset_store: false,
             join: None,
             user_data: None,
@@ -209,6 +212,14 @@ impl Config {
         {
             cfg.probe_period_secs = p;
         }
+        // The AMQP bridge from the environment (machines launched by a `local` target
+        // inherit it): the broker's URL, and the domain.
+        if let Ok(url) = std::env::var("ROBOCONF_AMQP_URL") {
+            cfg.amqp.get_or_insert_with(Default::default).url = Some(url);
+        }
+        if let Ok(d) = std::env::var("ROBOCONF_AMQP_DOMAIN") {
+            cfg.amqp.get_or_insert_with(Default::default).domain = d;
+        }
         Ok(cfg)
     }
 
@@ -263,6 +274,9 @@ impl Config {
                 .and_then(|()| roboconf_model::limits::check_instance_path(&root))
                 .map_err(|e| Error::Invalid(format!("`--host`: {e}")))?;
         }
+        if let Some(a) = &self.amqp {
+            a.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        }
         if self.ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::Invalid(format!(
                 "ip `{}` is not an IP address",
@@ -304,5 +318,28 @@ mod tests {
             ..Config::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn an_amqp_table_is_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("agent.toml");
+        let text = "[amqp]\ndomain = \"prod\"\ncommands = true\n\
+                    \"net.roboconf.messaging.rabbitmq.server.ip\" = \"mq:5673\"\n";
+        std::fs::write(&f, text).unwrap();
+        let c = Config::load(Some(&f)).expect("load");
+        c.validate().expect("valid");
+        let a = c.amqp.as_ref().expect("[amqp]");
+        assert!(a.commands);
+        assert_eq!(
+            a.effective_url().unwrap().to_string(),
+            "amqp://guest:***@mq:5673/%2f"
+        );
+        assert!(Config::default().amqp.is_none(), "off unless configured");
+        std::fs::write(&f, "[amqp]\ndomain = \"a b\"\n").unwrap();
+        let c = Config::load(Some(&f)).expect("load");
+        assert!(matches!(c.validate(), Err(Error::Invalid(m)) if m.contains("domain")));
+        std::fs::write(&f, "[amqp]\nnope = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
     }
 }

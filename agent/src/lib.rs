@@ -4,6 +4,7 @@
 //! line.
 
 pub mod admission;
+pub mod amqp;
 pub mod autonomic;
 pub mod bundle;
 pub mod cli;

@@ -82,6 +82,12 @@ impl Sled {
         })
     }
 
+    /// A tree of its own for a component beside the store's records (the AMQP
+    /// bridge's outbox), in the same database.
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, Error> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// The trees writes may name, in the order of `apply`'s transaction.
     const TREES: [&'static str; 5] = [
         TREE_APPS,

@@ -195,6 +195,8 @@ pub enum Request {
         app: String,
         name: String,
     },
+    /// `roboconf amqp status`: the AMQP bridge of this agent.
+    AmqpStatus,
 }
 
 impl Request {
@@ -255,7 +257,8 @@ impl Request {
             | Request::MeshInit { .. }
             | Request::Coordinator
             | Request::MeshToken { .. }
-            | Request::Join { .. } => Ok(()),
+            | Request::Join { .. }
+            | Request::AmqpStatus => Ok(()),
         }
     }
 }
@@ -390,6 +393,10 @@ pub enum Response {
     },
     Jobs {
         jobs: Vec<JobView>,
+    },
+    /// The AMQP bridge's report (`None`: this agent runs none).
+    Amqp {
+        status: Option<serde_json::Value>,
     },
 }
 

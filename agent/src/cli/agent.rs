@@ -34,6 +34,16 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
     if let Some(p) = args.probe_period {
         cfg.probe_period_secs = p;
     }
+    if args.amqp.is_some() || args.amqp_commands || args.amqp_domain.is_some() {
+        let a = cfg.amqp.get_or_insert_with(Default::default);
+        if let Some(url) = args.amqp {
+            a.url = Some(url);
+        }
+        a.commands |= args.amqp_commands;
+        if let Some(d) = args.amqp_domain {
+            a.domain = d;
+        }
+    }
     if let Some(path) = args.user_data {
         match crate::targets::UserData::read(&path) {
             Ok(ud) => {

@@ -330,6 +330,35 @@ pub fn stats(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> 
     }
 }
 
+pub fn amqp_status(data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let d = dir(data_dir);
+    match call(&d, &Request::AmqpStatus) {
+        Ok(Response::Amqp { status: None }) => {
+            eprintln!("roboconf amqp status: this agent runs no bridge (`--amqp URL` or `[amqp]`)");
+            Ok(ExitCode::from(1))
+        }
+        Ok(Response::Amqp {
+            status: Some(status),
+        }) => {
+            if json {
+                out(&format!("{}\n", serde_json::to_string_pretty(&status)?));
+            } else if let Some(map) = status.as_object() {
+                let text: String = map
+                    .iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(s) => format!("{k} {s}\n"),
+                        serde_json::Value::Null => format!("{k} -\n"),
+                        other => format!("{k} {other}\n"),
+                    })
+                    .collect();
+                out(&text);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => finish(other, json),
+    }
+}
+
 /// Sends one request and prints its answer.
 pub fn simple(data_dir: Option<PathBuf>, req: &Request) -> anyhow::Result<ExitCode> {
     let d = dir(data_dir);

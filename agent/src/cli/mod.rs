@@ -125,10 +125,23 @@ pub enum Command {
     /// Scheduled jobs: commands files run on a cron schedule by the coordinator.
     #[command(subcommand)]
     Job(autonomic::JobCommand),
+    /// The AMQP bridge: `roboconf amqp status`.
+    #[command(subcommand)]
+    Amqp(AmqpCommand),
     /// Show the recent script runs of an instance: action, exit code, output.
     Logs {
         app: String,
         path: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AmqpCommand {
+    /// The bridge's connection, outbox depth, published / confirmed / failed counts,
+    /// commands taken and the last error.
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -165,6 +178,17 @@ pub struct AgentArgs {
     /// inherit).
     #[arg(long)]
     pub probe_period: Option<u64>,
+    /// Run an AMQP bridge to this broker (amqp://user:pass@host:port/vhost), on
+    /// Roboconf's exchanges (the config file's `[amqp]` table has the other settings).
+    #[arg(long)]
+    pub amqp: Option<String>,
+    /// The bridge accepts commands on `<domain>.roboconf.commands` (off by default: the
+    /// broker's own access control is then the boundary).
+    #[arg(long)]
+    pub amqp_commands: bool,
+    /// Roboconf's messaging domain: the prefix of every exchange and queue (`default`).
+    #[arg(long)]
+    pub amqp_domain: Option<String>,
     /// Start with an empty store although the data dir holds applications or instance
     /// folders (the store was lost): those are moved aside into `reset-<time>/`.
     #[arg(long)]
@@ -298,6 +322,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
         Command::Members { json } => client::members(data_dir, json),
         Command::Stats { json } => client::stats(data_dir, json),
+        Command::Amqp(AmqpCommand::Status { json }) => client::amqp_status(data_dir, json),
         Command::Leave => client::leave(data_dir),
         Command::Mesh(MeshCommand::Init {
             voters,

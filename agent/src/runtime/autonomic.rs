@@ -49,6 +49,8 @@ impl Loop {
                     "roboconf agent: probe {} of {} {} hit",
                     rec.event, rec.app, rec.instance
                 );
+                let details = rec.details.clone().unwrap_or_default();
+                self.amqp_probe(&rec.app, &rec.instance, &rec.event, &details);
                 self.node.step(now_ms(), Input::Probe(rec))
             }
             Report::Done {

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 mod apps;
 mod autonomic;
+mod bridge;
 mod effects;
 mod layout;
 mod mesh;
@@ -141,6 +142,8 @@ struct Loop {
     machines: crate::targets::Machines,
     /// Probe rounds, and the reports of the autonomic tasks.
     probing: autonomic::Probing,
+    /// The AMQP bridge, when configured.
+    amqp: Option<bridge::Link>,
 }
 
 /// One thing the event loop received: the `select!` only builds it; `handle` acts.
@@ -152,6 +155,7 @@ enum Branch {
     Report(Report),
     Machine(crate::targets::Done),
     Autonomic(autonomic::Report),
+    Amqp(crate::amqp::Command, oneshot::Sender<crate::amqp::Answer>),
     Wake,
     Stop,
 }
@@ -200,7 +204,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     cfg.validate()?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let had_store = cfg.data_dir.join("store").exists();
-    let store: Arc<dyn Store> = Arc::new(Sled::open(&cfg.data_dir.join("store"))?);
+    let sled = Sled::open(&cfg.data_dir.join("store"))?;
+    let outbox = match cfg.amqp {
+        Some(_) => Some(sled.open_tree(crate::amqp::outbox::TREE)?),
+        None => None,
+    };
+    let store: Arc<dyn Store> = Arc::new(sled);
     let fresh = !had_store || store.meta("generation")?.is_none();
     layout::check_fresh_store(&cfg.data_dir, fresh, cfg.reset_store)?;
     let instances = store.instances()?;
@@ -246,6 +255,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         .as_ref()
         .map(|m| m.node_id())
         .unwrap_or_else(|| crate::mesh::NodeId::new(cfg.node.clone()));
+    let node_name = node_id.to_string();
     let node_cfg = roboconf_core::node::Config {
         engine: core::Config {
             node_id,
@@ -290,6 +300,18 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (machine_tx, mut machine_rx) = mpsc::channel::<crate::targets::Done>(64);
     let (auto_tx, mut auto_rx) = mpsc::channel::<autonomic::Report>(256);
     let lp_data_dir = cfg.data_dir.clone();
+    let (amqp_tx, mut amqp_rx) = mpsc::channel(bridge::COMMANDS);
+    // A bridge that cannot start (bad settings) leaves the agent serving the mesh.
+    let amqp = match (&cfg.amqp, outbox) {
+        (Some(a), Some(tree)) => match bridge::Link::start(a, tree, &node_name, amqp_tx) {
+            Ok(link) => Some(link),
+            Err(e) => {
+                eprintln!("roboconf agent: the amqp bridge is down: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
     let mut lp = Loop {
         workers: Arc::new(Semaphore::new(cfg.max_parallel_scripts)),
         script: Arc::new(Script {
@@ -320,6 +342,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             busy: Default::default(),
             report_tx: auto_tx,
         },
+        amqp,
     };
     if member {
         if let Some(m) = &lp.mesh {
@@ -357,6 +380,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             Some(r) = reports_rx.recv() => Branch::Report(r),
             Some(d) = machine_rx.recv() => Branch::Machine(d),
             Some(r) = auto_rx.recv() => Branch::Autonomic(r),
+            Some((c, a)) = amqp_rx.recv() => Branch::Amqp(c, a),
             Some(k) = join_rx.recv() => {
                 lp.join_with_user_data(k, &join_tx);
                 continue;
@@ -384,6 +408,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             lp.handle(more);
         }
         lp.probe_round();
+        lp.amqp_mesh();
         lp.flush().await?;
         if lp.stop {
             break;
@@ -418,6 +443,7 @@ impl Loop {
                 self.node.step(now_ms(), Input::MachineDone { key, result })
             }
             Branch::Autonomic(r) => self.autonomic_report(r),
+            Branch::Amqp(c, a) => self.amqp_command(c, a),
             Branch::Wake => self.node.tick(now_ms()),
             Branch::Stop => return false,
         }

@@ -199,6 +199,14 @@ impl Loop {
                 })
             }
             Request::JobRemove { app, name } => Command::JobRemove { app, name },
+            Request::AmqpStatus => {
+                let status = self
+                    .amqp
+                    .as_ref()
+                    .and_then(|l| serde_json::to_value(l.status()).ok());
+                let _ = reply.send(Response::Amqp { status });
+                return;
+            }
             Request::Stats => {
                 let _ = reply.send(Response::Stats {
                     counters: self.stats(),

@@ -1,0 +1,348 @@
+//! The agent's side of the AMQP bridge (`crate::amqp`): which events this node hands to
+//! its bridge, under which stable message ids, and the commands the broker hands in,
+//! turned into operator requests. Each bridge publishes what its own node knows first
+//! hand — the state changes of the instances it hosts, their exports as they start and
+//! stop, its probes' hits — and, while this node leads the coordinator, the mesh-wide
+//! events: members joined or dead, the coordinator's changes, command executions. So
+//! with a bridge on every agent each event goes out once per mesh in normal operation;
+//! a leader change may repeat a mesh-wide event, under the same message id.
+
+use super::{now_ms, Loop};
+use crate::amqp::{self, Command, Event, MemberState};
+use roboconf_core::api::{Desired, Request, Response, State};
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands waiting for the event loop (the bridge's consumer prefetches 32).
+pub(super) const COMMANDS: usize = 64;
+
+/// Mesh-wide events are looked for at most this often (ms).
+const MESH_EVERY_MS: u64 = 500;
+
+/// The bridge and what the node told it.
+pub(super) struct Link {
+    bridge: amqp::Bridge,
+    /// `<node id>:<start ms>`: the prefix of the ids of this run's own events.
+    prefix: String,
+    next: u64,
+    /// The export prefixes announced per (application, instance), withdrawn when it stops.
+    exported: HashMap<(String, String), Vec<String>>,
+    /// The last coordinator change published (leader, term).
+    coordinator: Option<(Option<String>, u64)>,
+    /// Per application, the last history item published.
+    executions: HashMap<String, u64>,
+    /// Whether this node led at the last look (a new leader starts from the history).
+    leading: bool,
+    next_look_ms: u64,
+}
+
+impl Link {
+    /// Starts the bridge on the agent's store; `None` (with a word) when it cannot.
+    pub(super) fn start(
+        cfg: &amqp::Config,
+        outbox: sled::Tree,
+        node_id: &str,
+        commands_tx: mpsc::Sender<(Command, oneshot::Sender<amqp::Answer>)>,
+    ) -> Result<Link, amqp::Error> {
+        let outbox = amqp::Outbox::open(outbox, cfg.outbox_max)?;
+        let bridge = amqp::Bridge::start(cfg, outbox, Some(commands_tx))?;
+        eprintln!(
+            "roboconf agent: amqp bridge to {} (domain `{}`, commands {})",
+            cfg.effective_url()?,
+            cfg.domain,
+            if cfg.commands { "accepted" } else { "off" }
+        );
+        Ok(Link {
+            bridge,
+            prefix: format!("{node_id}:{}", now_ms()),
+            next: 0,
+            exported: HashMap::new(),
+            coordinator: None,
+            executions: HashMap::new(),
+            leading: false,
+            next_look_ms: 0,
+        })
+    }
+
+    fn push(&mut self, event: &Event) {
+        self.next += 1;
+        let id = format!("{}:{}", self.prefix, self.next);
+        self.push_as(&id, event);
+    }
+
+    fn push_as(&self, id: &str, event: &Event) {
+        match self.bridge.push(id, event) {
+            Ok(amqp::Pushed::Queued(_)) => {}
+            // Counted in the bridge's status (`overflowed`).
+            Ok(amqp::Pushed::Overflowed) => {}
+            Err(e) => eprintln!("roboconf agent: amqp: {e}"),
+        }
+    }
+
+    pub(super) fn status(&self) -> amqp::Status {
+        self.bridge.status()
+    }
+}
+
+impl Loop {
+    /// An instance hosted here changed state: Roboconf's notification, and its exports
+    /// announced when it starts, withdrawn when it leaves DEPLOYED_STARTED.
+    pub(super) fn amqp_state(&mut self, app: &str, path: &str, state: State) {
+        let Some(link) = self.amqp.as_mut() else {
+            return;
+        };
+        link.push(&Event::InstanceChanged {
+            app: app.to_string(),
+            path: path.to_string(),
+            state,
+            imports: BTreeMap::new(),
+        });
+        let key = (app.to_string(), path.to_string());
+        if state == State::DeployedStarted {
+            let Some(a) = self.node.engine().app(app) else {
+                return;
+            };
+            let mut by_prefix: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for (name, value) in a.exports(path, &self.cfg.ip) {
+                let prefix = name.split('.').next().unwrap_or_default().to_string();
+                by_prefix.entry(prefix).or_default().insert(name, value);
+            }
+            let prefixes: Vec<String> = by_prefix.keys().cloned().collect();
+            for (component, variables) in by_prefix {
+                link.push(&Event::ExportsAdded {
+                    app: app.to_string(),
+                    component,
+                    path: path.to_string(),
+                    variables,
+                });
+            }
+            link.exported.insert(key, prefixes);
+        } else if let Some(prefixes) = link.exported.remove(&key) {
+            for component in prefixes {
+                link.push(&Event::ExportsRemoved {
+                    app: app.to_string(),
+                    component,
+                    path: path.to_string(),
+                });
+            }
+        }
+    }
+
+    /// A probe of an instance hosted here hit.
+    pub(super) fn amqp_probe(&mut self, app: &str, path: &str, event: &str, details: &str) {
+        if let Some(link) = self.amqp.as_mut() {
+            link.push(&Event::Autonomic {
+                app: app.to_string(),
+                root: path.to_string(),
+                event_name: event.to_string(),
+                event_info: details.to_string(),
+            });
+        }
+    }
+
+    /// A member's records count again or stop counting: published by the leader's bridge.
+    pub(super) fn amqp_liveness(&mut self, node: &str, dead: bool) {
+        let leads = self.leads();
+        if !leads || self.amqp.is_none() {
+            return;
+        }
+        let name = self
+            .node
+            .engine()
+            .members()
+            .into_iter()
+            .find(|(id, _, _)| id.as_str() == node)
+            .map(|(_, r, _)| r.name)
+            .unwrap_or_default();
+        if let Some(link) = self.amqp.as_mut() {
+            let state = if dead {
+                MemberState::Dead
+            } else {
+                MemberState::Joined
+            };
+            link.push(&Event::MemberChanged {
+                node: node.to_string(),
+                name,
+                state,
+            });
+        }
+    }
+
+    fn leads(&self) -> bool {
+        self.node
+            .coord_counts()
+            .iter()
+            .any(|(k, v)| *k == "coordinator_leader" && *v == 1)
+    }
+
+    /// The leader's mesh-wide events: its own coming to office, and the executions ended
+    /// since the last look (ids from the replicated history: the same whichever leader
+    /// publishes them).
+    pub(super) fn amqp_mesh(&mut self) {
+        let now = now_ms();
+        let leads = self.leads();
+        let Some(link) = self.amqp.as_mut() else {
+            return;
+        };
+        if now < link.next_look_ms {
+            return;
+        }
+        link.next_look_ms = now + MESH_EVERY_MS;
+        let was = std::mem::replace(&mut link.leading, leads);
+        if !leads {
+            return;
+        }
+        let view = self.node.coordinator_view();
+        let current = (view.leader.clone(), view.term);
+        if link.coordinator.as_ref() != Some(&current) {
+            link.push_as(
+                &format!("coordinator:{}", view.term),
+                &Event::CoordinatorChanged {
+                    leader: view.leader.clone(),
+                    term: view.term,
+                },
+            );
+            link.coordinator = Some(current);
+        }
+        for item in self.node.engine().history(None) {
+            let seen = link.executions.entry(item.app.clone()).or_insert(0);
+            if item.id <= *seen {
+                continue;
+            }
+            *seen = item.id;
+            if !was {
+                // A new office: what ended before it was published by the one before.
+                continue;
+            }
+            link.push_as(
+                &format!("execution:{}:{}", item.app, item.id),
+                &Event::CommandExecuted {
+                    app: item.app.clone(),
+                    command: item.command.clone(),
+                    origin: item.origin.clone(),
+                    result: serde_json::to_value(item.result)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    start_ms: item.start_ms,
+                    duration_ms: item.duration_ms,
+                },
+            );
+        }
+    }
+
+    /// A command from the broker: the operator request it stands for, answered when the
+    /// node answers.
+    pub(super) fn amqp_command(&mut self, command: Command, answer: oneshot::Sender<amqp::Answer>) {
+        let req = match request_of(command) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = answer.send(Err(e));
+                return;
+            }
+        };
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.request(req, reply_tx);
+        tokio::spawn(async move {
+            let a = match reply_rx.await {
+                Ok(Response::Ok { message }) => Ok(message),
+                Ok(Response::Error { message, details }) => Err(if details.is_empty() {
+                    message
+                } else {
+                    format!("{message}: {}", details.join("; "))
+                }),
+                Ok(other) => Ok(serde_json::to_string(&other).unwrap_or_default()),
+                Err(_) => Err("the agent stopped before answering".to_string()),
+            };
+            let _ = answer.send(a);
+        });
+    }
+}
+
+/// The operator request a broker command stands for.
+fn request_of(command: Command) -> Result<Request, String> {
+    let set = |app: String, path: Option<String>, target: Desired| match path {
+        Some(path) => Request::InstanceSet { app, path, target },
+        None => Request::AppSet { name: app, target },
+    };
+    Ok(match command {
+        Command::ChangeState { app, path, state } => {
+            let target = match state {
+                State::NotDeployed => Desired::NotDeployed,
+                State::DeployedStopped => Desired::Deployed,
+                State::DeployedStarted => Desired::Started,
+                other => {
+                    return Err(format!(
+                        "{} is not a state to ask for (NOT_DEPLOYED, DEPLOYED_STOPPED or DEPLOYED_STARTED)",
+                        other.as_str()
+                    ))
+                }
+            };
+            Request::InstanceSet { app, path, target }
+        }
+        Command::DeployAndStartAll { app, path } => set(app, path, Desired::Started),
+        Command::StopAll { app, path } => set(app, path, Desired::Deployed),
+        Command::UndeployAll { app, path } => set(app, path, Desired::NotDeployed),
+        Command::CreateInstance {
+            app,
+            parent,
+            name,
+            component,
+        } => Request::InstanceCreate {
+            app,
+            path: format!(
+                "{}/{name}",
+                parent.unwrap_or_default().trim_end_matches('/')
+            ),
+            component,
+        },
+        Command::DeleteInstance { app, path } => Request::InstanceDelete { app, path },
+        Command::ExecuteCommand { app, command } => Request::Exec { app, command },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_commands_become_operator_requests() {
+        let r = request_of(Command::ChangeState {
+            app: "a".into(),
+            path: "/vm/web".into(),
+            state: State::DeployedStopped,
+        });
+        assert_eq!(
+            r,
+            Ok(Request::InstanceSet {
+                app: "a".into(),
+                path: "/vm/web".into(),
+                target: Desired::Deployed
+            })
+        );
+        assert!(request_of(Command::ChangeState {
+            app: "a".into(),
+            path: "/vm".into(),
+            state: State::Starting,
+        })
+        .is_err());
+        let r = request_of(Command::CreateInstance {
+            app: "a".into(),
+            parent: Some("/vm/".into()),
+            name: "web 2".into(),
+            component: "Web".into(),
+        });
+        assert!(matches!(r, Ok(Request::InstanceCreate { path, .. }) if path == "/vm/web 2"));
+        let r = request_of(Command::StopAll {
+            app: "a".into(),
+            path: None,
+        });
+        assert!(matches!(
+            r,
+            Ok(Request::AppSet {
+                target: Desired::Deployed,
+                ..
+            })
+        ));
+    }
+}
