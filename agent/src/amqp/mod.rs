@@ -12,6 +12,7 @@
 pub mod bridge;
 pub mod commands;
 pub mod config;
+pub mod interapp;
 pub mod messages;
 pub mod outbox;
 pub mod topology;

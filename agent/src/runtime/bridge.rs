@@ -8,6 +8,7 @@
 //! a leader change may repeat a mesh-wide event, under the same message id.
 
 use super::{now_ms, Loop};
+use crate::amqp::interapp::InterApp;
 use crate::amqp::{self, Command, Event, MemberState};
 use roboconf_core::api::{Desired, Request, Response, State};
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +28,10 @@ pub(super) struct Link {
     next: u64,
     /// The export prefixes announced per (application, instance), withdrawn when it stops.
     exported: HashMap<(String, String), Vec<String>>,
+    /// The external exports announced per (application, instance): prefix, alias → value.
+    external: HashMap<(String, String), (String, BTreeMap<String, String>)>,
+    /// The inter-application link (external imports and exports).
+    interapp: amqp::interapp::Link,
     /// The last coordinator change published (leader, term).
     coordinator: Option<(Option<String>, u64)>,
     /// Per application, the last history item published.
@@ -43,8 +48,10 @@ impl Link {
         outbox: sled::Tree,
         node_id: &str,
         commands_tx: mpsc::Sender<(Command, oneshot::Sender<amqp::Answer>)>,
+        interapp_tx: mpsc::Sender<InterApp>,
     ) -> Result<Link, amqp::Error> {
         let outbox = amqp::Outbox::open(outbox, cfg.outbox_max)?;
+        let interapp = amqp::interapp::Link::start(cfg, interapp_tx)?;
         let bridge = amqp::Bridge::start(cfg, outbox, Some(commands_tx))?;
         eprintln!(
             "roboconf agent: amqp bridge to {} (domain `{}`, commands {})",
@@ -57,6 +64,8 @@ impl Link {
             prefix: format!("{node_id}:{}", now_ms()),
             next: 0,
             exported: HashMap::new(),
+            external: HashMap::new(),
+            interapp,
             coordinator: None,
             executions: HashMap::new(),
             leading: false,
@@ -99,7 +108,18 @@ impl Loop {
         });
         let key = (app.to_string(), path.to_string());
         if state == State::DeployedStarted {
-            let Some(a) = self.node.engine().app(app) else {
+            let engine = self.node.engine();
+            if let Some((prefix, variables)) = engine.external_exports_of(app, path, &self.cfg.ip)
+            {
+                link.push(&Event::ExternalExportsAdded {
+                    app: app.to_string(),
+                    prefix: prefix.clone(),
+                    path: path.to_string(),
+                    variables: variables.clone(),
+                });
+                link.external.insert(key.clone(), (prefix, variables));
+            }
+            let Some(a) = engine.app(app) else {
                 return;
             };
             let mut by_prefix: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -118,6 +138,13 @@ impl Loop {
             }
             link.exported.insert(key, prefixes);
         } else if let Some(prefixes) = link.exported.remove(&key) {
+            if let Some((prefix, _)) = link.external.remove(&key) {
+                link.push(&Event::ExternalExportsRemoved {
+                    app: app.to_string(),
+                    prefix,
+                    path: path.to_string(),
+                });
+            }
             for component in prefixes {
                 link.push(&Event::ExportsRemoved {
                     app: app.to_string(),
@@ -188,6 +215,13 @@ impl Loop {
             return;
         }
         link.next_look_ms = now + MESH_EVERY_MS;
+        let engine = self.node.engine();
+        let exported: std::collections::BTreeSet<String> = engine
+            .app_names()
+            .filter_map(|n| engine.app(n)?.exports_prefix.clone())
+            .collect();
+        link.interapp
+            .set_prefixes((engine.external_import_prefixes(), exported));
         let was = std::mem::replace(&mut link.leading, leads);
         if !leads {
             return;
@@ -228,6 +262,44 @@ impl Loop {
                     duration_ms: item.duration_ms,
                 },
             );
+        }
+    }
+
+    /// What the inter-application exchange brought: another mesh's exports for this
+    /// node's importers, or an importer's request for this node's external exports.
+    pub(super) fn amqp_interapp(&mut self, m: InterApp) {
+        match m {
+            InterApp::Exports {
+                source,
+                prefix,
+                vars,
+            } => self.node.step(
+                now_ms(),
+                roboconf_core::node::Input::ExternalExports {
+                    source,
+                    prefix,
+                    vars,
+                },
+            ),
+            InterApp::Requested { prefix } => {
+                let Some(link) = self.amqp.as_mut() else {
+                    return;
+                };
+                let again: Vec<Event> = link
+                    .external
+                    .iter()
+                    .filter(|(_, (p, _))| *p == prefix)
+                    .map(|((app, path), (p, variables))| Event::ExternalExportsAdded {
+                        app: app.clone(),
+                        prefix: p.clone(),
+                        path: path.clone(),
+                        variables: variables.clone(),
+                    })
+                    .collect();
+                for e in &again {
+                    link.push(e);
+                }
+            }
         }
     }
 

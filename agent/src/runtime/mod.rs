@@ -156,6 +156,7 @@ enum Branch {
     Machine(crate::targets::Done),
     Autonomic(autonomic::Report),
     Amqp(crate::amqp::Command, oneshot::Sender<crate::amqp::Answer>),
+    InterApp(crate::amqp::interapp::InterApp),
     Wake,
     Stop,
 }
@@ -301,9 +302,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (auto_tx, mut auto_rx) = mpsc::channel::<autonomic::Report>(256);
     let lp_data_dir = cfg.data_dir.clone();
     let (amqp_tx, mut amqp_rx) = mpsc::channel(bridge::COMMANDS);
+    let (interapp_tx, mut interapp_rx) = mpsc::channel(bridge::COMMANDS);
     // A bridge that cannot start (bad settings) leaves the agent serving the mesh.
     let amqp = match (&cfg.amqp, outbox) {
-        (Some(a), Some(tree)) => match bridge::Link::start(a, tree, &node_name, amqp_tx) {
+        (Some(a), Some(tree)) => match bridge::Link::start(a, tree, &node_name, amqp_tx, interapp_tx) {
             Ok(link) => Some(link),
             Err(e) => {
                 eprintln!("roboconf agent: the amqp bridge is down: {e}");
@@ -381,6 +383,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             Some(d) = machine_rx.recv() => Branch::Machine(d),
             Some(r) = auto_rx.recv() => Branch::Autonomic(r),
             Some((c, a)) = amqp_rx.recv() => Branch::Amqp(c, a),
+            Some(m) = interapp_rx.recv() => Branch::InterApp(m),
             Some(k) = join_rx.recv() => {
                 lp.join_with_user_data(k, &join_tx);
                 continue;
@@ -444,6 +447,7 @@ impl Loop {
             }
             Branch::Autonomic(r) => self.autonomic_report(r),
             Branch::Amqp(c, a) => self.amqp_command(c, a),
+            Branch::InterApp(m) => self.amqp_interapp(m),
             Branch::Wake => self.node.tick(now_ms()),
             Branch::Stop => return false,
         }

@@ -56,6 +56,10 @@ pub struct AppState {
     pub rules: crate::autonomic::Rules,
     /// The probes of each component (`probes/<Component>.measures`).
     pub probes: BTreeMap<String, Vec<roboconf_model::probes::Probe>>,
+    /// Roboconf's external exports: the descriptor's `exports-prefix` and its
+    /// `exports` (`Comp.var` → alias), seen by other applications as `<prefix>.<alias>`.
+    pub exports_prefix: Option<String>,
+    pub external_exports: BTreeMap<String, String>,
 }
 
 /// The root (machine) instance of a path: `/vm/app/web` → `/vm`.
@@ -94,6 +98,18 @@ impl AppState {
             commands: loaded.model.commands.clone(),
             rules: crate::autonomic::Rules::new(loaded.model.rules.clone()),
             probes: loaded.model.probes.iter().cloned().collect(),
+            exports_prefix: loaded
+                .model
+                .descriptor
+                .as_ref()
+                .and_then(|d| d.exports_prefix.clone())
+                .filter(|p| !p.trim().is_empty()),
+            external_exports: loaded
+                .model
+                .descriptor
+                .as_ref()
+                .map(|d| d.external_exports.clone())
+                .unwrap_or_default(),
         }
     }
 

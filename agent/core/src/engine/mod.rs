@@ -9,6 +9,7 @@ mod app;
 mod autonomic;
 pub mod collect;
 mod coordination;
+mod external;
 pub mod folders;
 mod lifecycle;
 pub mod members;
@@ -261,6 +262,14 @@ pub enum Input {
     Coordination(Coordination),
     /// A probe of an instance hosted here hit.
     Autonomic(crate::autonomic::records::EventRecord),
+    /// External exports of an application outside this mesh (carried by a bridge):
+    /// `source` names the exporting instance (`<application>:<path>`), `vars` are
+    /// `<prefix>.<alias>` → value (`None`: withdrawn).
+    External {
+        source: String,
+        prefix: String,
+        vars: Option<records::Vars>,
+    },
 }
 
 /// A plug-in run the runtime must start (after persisting what came before it).
@@ -652,6 +661,14 @@ impl Core {
                 self.reconcile();
             }
             Input::Autonomic(rec) => self.autonomic_event(rec),
+            Input::External {
+                source,
+                prefix,
+                vars,
+            } => {
+                self.external_exports(&source, &prefix, vars);
+                self.reconcile();
+            }
             Input::Addresses(a) => {
                 self.addresses = a;
                 let addrs = self.addresses.clone();

@@ -89,6 +89,13 @@ pub enum Input {
     },
     /// A probe of an instance hosted here hit (an autonomic event).
     Probe(crate::autonomic::records::EventRecord),
+    /// External exports of an application elsewhere, from a bridge (`vars` `None`:
+    /// withdrawn).
+    ExternalExports {
+        source: String,
+        prefix: String,
+        vars: Option<crate::engine::records::Vars>,
+    },
     /// A step asked by `Effect::External` ended (`error`: it failed).
     ExternalDone {
         execution: u64,
@@ -398,6 +405,15 @@ impl Node {
             },
             Input::MachineDone { key, result } => self.machine_done(key, result),
             Input::Probe(rec) => self.probe_hit(rec),
+            Input::ExternalExports {
+                source,
+                prefix,
+                vars,
+            } => self.engine.step(engine::Input::External {
+                source,
+                prefix,
+                vars,
+            }),
             Input::ExternalDone {
                 execution,
                 index,
