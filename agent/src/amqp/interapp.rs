@@ -103,14 +103,28 @@ async fn run(
     counters: Arc<Counters>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // The same failure again is not logged again (the bridge's status has it).
+    let mut logged: Option<String> = None;
     loop {
-        let r = session(&cfg, &url, &mut prefixes_rx, &to_agent, &counters, &mut backoff).await;
+        let r = session(
+            &cfg,
+            &url,
+            &mut prefixes_rx,
+            &to_agent,
+            &counters,
+            &mut backoff,
+        )
+        .await;
         counters.connected.store(false, Ordering::Relaxed);
         if to_agent.is_closed() {
             return;
         }
         if let Err(e) = r {
-            eprintln!("roboconf agent: amqp inter-app link: {e}");
+            let text = e.to_string();
+            if logged.as_deref() != Some(text.as_str()) {
+                eprintln!("roboconf agent: amqp inter-app link: {text}; retrying");
+                logged = Some(text);
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -130,8 +144,10 @@ async fn session(
     } else {
         Default::default()
     };
-    let props = ConnectionProperties::default()
-        .with_connection_name(LongString::from(format!("{APP_ID} {} inter-app", cfg.domain)));
+    let props = ConnectionProperties::default().with_connection_name(LongString::from(format!(
+        "{APP_ID} {} inter-app",
+        cfg.domain
+    )));
     let connect = Connection::connect_uri_with_config(
         url.to_uri(),
         props,

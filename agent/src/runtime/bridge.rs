@@ -11,6 +11,7 @@ use super::{now_ms, Loop};
 use crate::amqp::interapp::InterApp;
 use crate::amqp::{self, Command, Event, MemberState};
 use roboconf_core::api::{Desired, Request, Response, State};
+use roboconf_core::engine::members::Liveness;
 use std::collections::{BTreeMap, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,6 +39,8 @@ pub(super) struct Link {
     executions: HashMap<String, u64>,
     /// Whether this node led at the last look (a new leader starts from the history).
     leading: bool,
+    /// The members as the leader saw them at its last look: id → (state, roots).
+    members: BTreeMap<String, (MemberState, Vec<String>)>,
     next_look_ms: u64,
 }
 
@@ -69,6 +72,7 @@ impl Link {
             coordinator: None,
             executions: HashMap::new(),
             leading: false,
+            members: BTreeMap::new(),
             next_look_ms: 0,
         })
     }
@@ -109,8 +113,7 @@ impl Loop {
         let key = (app.to_string(), path.to_string());
         if state == State::DeployedStarted {
             let engine = self.node.engine();
-            if let Some((prefix, variables)) = engine.external_exports_of(app, path, &self.cfg.ip)
-            {
+            if let Some((prefix, variables)) = engine.external_exports_of(app, path, &self.cfg.ip) {
                 link.push(&Event::ExternalExportsAdded {
                     app: app.to_string(),
                     prefix: prefix.clone(),
@@ -167,34 +170,6 @@ impl Loop {
         }
     }
 
-    /// A member's records count again or stop counting: published by the leader's bridge.
-    pub(super) fn amqp_liveness(&mut self, node: &str, dead: bool) {
-        let leads = self.leads();
-        if !leads || self.amqp.is_none() {
-            return;
-        }
-        let name = self
-            .node
-            .engine()
-            .members()
-            .into_iter()
-            .find(|(id, _, _)| id.as_str() == node)
-            .map(|(_, r, _)| r.name)
-            .unwrap_or_default();
-        if let Some(link) = self.amqp.as_mut() {
-            let state = if dead {
-                MemberState::Dead
-            } else {
-                MemberState::Joined
-            };
-            link.push(&Event::MemberChanged {
-                node: node.to_string(),
-                name,
-                state,
-            });
-        }
-    }
-
     fn leads(&self) -> bool {
         self.node
             .coord_counts()
@@ -237,6 +212,48 @@ impl Loop {
                 },
             );
             link.coordinator = Some(current);
+        }
+        // Members: joined, left, dead (and the machines of the roots they hosted down).
+        let now_members: BTreeMap<String, (MemberState, Vec<String>)> = engine
+            .members()
+            .into_iter()
+            .map(|(id, rec, live)| {
+                let state = match live {
+                    _ if rec.left => MemberState::Left,
+                    Liveness::Left => MemberState::Left,
+                    Liveness::Dead | Liveness::Retired => MemberState::Dead,
+                    Liveness::Alive | Liveness::Suspect => MemberState::Joined,
+                };
+                (id.to_string(), (state, rec.roots))
+            })
+            .collect();
+        let names: BTreeMap<String, String> = engine
+            .members()
+            .into_iter()
+            .map(|(id, rec, _)| (id.to_string(), rec.name))
+            .collect();
+        let before = std::mem::replace(&mut link.members, now_members.clone());
+        if was {
+            for (id, (state, roots)) in &now_members {
+                if before.get(id).map(|(s, _)| s) == Some(state) {
+                    continue;
+                }
+                link.push(&Event::MemberChanged {
+                    node: id.clone(),
+                    name: names.get(id).cloned().unwrap_or_default(),
+                    state: *state,
+                });
+                if *state != MemberState::Joined {
+                    for r in roots {
+                        if let Some((app, root)) = r.split_once(':') {
+                            link.push(&Event::MachineDown {
+                                app: app.to_string(),
+                                root: root.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
         }
         for item in self.node.engine().history(None) {
             let seen = link.executions.entry(item.app.clone()).or_insert(0);
@@ -289,12 +306,14 @@ impl Loop {
                     .external
                     .iter()
                     .filter(|(_, (p, _))| *p == prefix)
-                    .map(|((app, path), (p, variables))| Event::ExternalExportsAdded {
-                        app: app.clone(),
-                        prefix: p.clone(),
-                        path: path.clone(),
-                        variables: variables.clone(),
-                    })
+                    .map(
+                        |((app, path), (p, variables))| Event::ExternalExportsAdded {
+                            app: app.clone(),
+                            prefix: p.clone(),
+                            path: path.clone(),
+                            variables: variables.clone(),
+                        },
+                    )
                     .collect();
                 for e in &again {
                     link.push(e);

@@ -96,7 +96,6 @@ impl Loop {
             Effect::Event(Event::Liveness { node, dead }) => {
                 let word = if dead { "dead" } else { "alive" };
                 eprintln!("{} member {node} {word}", now_ms());
-                self.amqp_liveness(node.as_str(), dead);
             }
             Effect::Suspected(p) => eprintln!("roboconf agent: SWIM suspects {p}"),
             Effect::Down(p) => eprintln!("roboconf agent: SWIM declared {p} down"),

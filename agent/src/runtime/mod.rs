@@ -144,6 +144,8 @@ struct Loop {
     probing: autonomic::Probing,
     /// The AMQP bridge, when configured.
     amqp: Option<bridge::Link>,
+    /// Why the configured bridge could not start (its settings), for `amqp status`.
+    amqp_down: Option<String>,
 }
 
 /// One thing the event loop received: the `select!` only builds it; `handle` acts.
@@ -304,14 +306,18 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (amqp_tx, mut amqp_rx) = mpsc::channel(bridge::COMMANDS);
     let (interapp_tx, mut interapp_rx) = mpsc::channel(bridge::COMMANDS);
     // A bridge that cannot start (bad settings) leaves the agent serving the mesh.
+    let mut amqp_down = None;
     let amqp = match (&cfg.amqp, outbox) {
-        (Some(a), Some(tree)) => match bridge::Link::start(a, tree, &node_name, amqp_tx, interapp_tx) {
-            Ok(link) => Some(link),
-            Err(e) => {
-                eprintln!("roboconf agent: the amqp bridge is down: {e}");
-                None
+        (Some(a), Some(tree)) => {
+            match bridge::Link::start(a, tree, &node_name, amqp_tx, interapp_tx) {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    eprintln!("roboconf agent: the amqp bridge is down: {e}");
+                    amqp_down = Some(e.to_string());
+                    None
+                }
             }
-        },
+        }
         _ => None,
     };
     let mut lp = Loop {
@@ -345,6 +351,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             report_tx: auto_tx,
         },
         amqp,
+        amqp_down,
     };
     if member {
         if let Some(m) = &lp.mesh {

@@ -200,10 +200,15 @@ impl Loop {
             }
             Request::JobRemove { app, name } => Command::JobRemove { app, name },
             Request::AmqpStatus => {
-                let status = self
-                    .amqp
-                    .as_ref()
-                    .and_then(|l| serde_json::to_value(l.status()).ok());
+                let status = match (&self.amqp, &self.amqp_down) {
+                    (Some(l), _) => serde_json::to_value(l.status()).ok(),
+                    (None, Some(why)) => Some(serde_json::json!({
+                        "connected": false,
+                        "running": false,
+                        "last_error": why,
+                    })),
+                    (None, None) => None,
+                };
                 let _ = reply.send(Response::Amqp { status });
                 return;
             }
