@@ -355,6 +355,10 @@ fn scenario(
         "stop-db",
     );
     ask("{not json", "broken");
+    ask(
+        r#"{"type":"ChangeState","app":"nope","path":"/vm","state":"DEPLOYED_STARTED"}"#,
+        "unknown",
+    );
     let answer = |k: &str| {
         answers
             .lock()
@@ -372,6 +376,16 @@ fn scenario(
         answer("stop-db")
     );
     assert_eq!(answer("broken").expect("reply")["ok"], false);
+    wait("the refusal", 20, || answer("unknown").is_some());
+    let refused = answer("unknown").expect("reply");
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nope"),
+        "{refused}"
+    );
     a.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STOPPED");
     wait("the exports withdrawn, on the broker", 20, || {
         snapshot()
