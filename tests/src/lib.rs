@@ -3,6 +3,7 @@
 
 pub mod gen;
 pub mod netns;
+pub mod rabbit;
 pub mod smtp;
 pub mod sshd;
 

@@ -393,7 +393,9 @@ impl<'a> Session<'a> {
     }
 
     fn confirmed(&mut self, seq: u64, r: lapin::Result<Confirmation>) -> Result<(), Error> {
-        match r? {
+        // A publish lost with the connection counts as failed, as the rest of the window.
+        let r = r.inspect_err(|_| self.sh.count(|c| c.failed += 1))?;
+        match r {
             Confirmation::Nack(_) => {
                 self.rewind = true;
                 self.sh.count(|c| {
