@@ -318,6 +318,15 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_config_file_is_read_and_valid() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/agent.toml");
+        let c = Config::load(Some(&f)).expect("packaging/agent.toml loads");
+        c.validate().expect("packaging/agent.toml is valid");
+        assert_eq!(c.listen, vec!["/ip4/0.0.0.0/tcp/4001".to_string()]);
+        assert_eq!(c.script_timeout_secs, Config::default().script_timeout_secs);
+    }
+
+    #[test]
     fn an_amqp_table_is_read_and_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("agent.toml");

@@ -7,6 +7,7 @@ mod agent;
 mod autonomic;
 mod client;
 mod demo;
+mod man;
 mod show;
 mod validate;
 
@@ -125,6 +126,17 @@ pub enum Command {
     /// Scheduled jobs: commands files run on a cron schedule by the coordinator.
     #[command(subcommand)]
     Job(autonomic::JobCommand),
+    /// Print a shell completion script: `roboconf completions bash > /etc/bash_completion.d/roboconf`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into `--out DIR`.
+    Man {
+        /// A folder for `roboconf.1` and a `roboconf-<command>.1` per command.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The AMQP bridge: `roboconf amqp status`.
     #[command(subcommand)]
     Amqp(AmqpCommand),
@@ -320,6 +332,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client::wait(data_dir, app, path, state, timeout)
         }
         Command::Logs { app, path, json } => client::logs(data_dir, app, path, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: a closed stdout (`| head`) is not a crash.
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "roboconf", &mut buf);
+            out(&String::from_utf8_lossy(&buf));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => man::write(out),
         Command::Members { json } => client::members(data_dir, json),
         Command::Stats { json } => client::stats(data_dir, json),
         Command::Amqp(AmqpCommand::Status { json }) => client::amqp_status(data_dir, json),
