@@ -197,11 +197,7 @@ async fn consume_forever(url: String, q: String, got: Shared) {
 }
 
 async fn connect(url: &str) -> Connection {
-    let c = Connection::connect(url, ConnectionProperties::default());
-    match tokio::time::timeout(Duration::from_secs(5), c).await {
-        Ok(Ok(c)) => c,
-        _ => panic!("no RabbitMQ answers at {url}"),
-    }
+    roboconf_tests::broker::connect(url).await
 }
 
 /// A bridge on a fresh sled store (kept with it).

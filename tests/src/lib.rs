@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: where the Roboconf corpus and the example
 //! applications are, and how to run the real `roboconf` binary built by this workspace.
 
+pub mod broker;
 pub mod gen;
 pub mod netns;
 pub mod rabbit;
@@ -315,4 +316,16 @@ pub fn live_machines(dir: &Path) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test after `timeout`.
+pub fn wait(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

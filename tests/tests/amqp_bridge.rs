@@ -7,15 +7,14 @@
 
 use futures::StreamExt;
 use lapin::options::*;
-use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use roboconf_tests::Agent;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use roboconf_tests::broker::{self, short, URL};
+use roboconf_tests::{wait, Agent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use std::time::Duration;
 
 const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Db, App, Web;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, port = 8080;\n\timports: Db.ip, Db.port;\n}\nWeb {\n\tinstaller: script;\n\timports: App.ip, App.port;\n}\n";
 const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\ninstance of VM {\n\tname: vm-app;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\ninstance of VM {\n\tname: vm-web;\n\tinstance of Web {\n\t\tname: web;\n\t}\n}\n";
@@ -38,60 +37,12 @@ struct Seen {
     body: serde_json::Value,
 }
 
-fn short(s: &str) -> ShortString {
-    ShortString::from(s.to_string())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-async fn connect() -> Connection {
-    let c = Connection::connect(URL, ConnectionProperties::default());
-    match tokio::time::timeout(Duration::from_secs(5), c).await {
-        Ok(Ok(c)) => c,
-        _ => panic!("no RabbitMQ answers at 127.0.0.1:5672 (guest/guest); `.ci/run` starts one"),
-    }
-}
-
 /// A queue bound with `#` on the domain's exchanges (declared as Roboconf declares
 /// them), its messages collected into `seen`.
 async fn consume(ch: &Channel, domain: &str, seen: Arc<Mutex<Vec<Seen>>>) {
     let q = format!("{domain}.test");
-    ch.queue_declare(
-        short(&q),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue");
-    for x in [
-        format!("{domain}.roboconf.dm"),
-        format!("{domain}.shop.agents"),
-        format!("{domain}.roboconf.inter-app"),
-    ] {
-        ch.exchange_declare(
-            short(&x),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange");
-        ch.queue_bind(
-            short(&q),
-            short(&x),
-            short("#"),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    }
+    let xs = broker::exchanges(domain, &["shop"]);
+    broker::bind_all(ch, &q, QueueDeclareOptions::default(), &xs).await;
     let mut deliveries = ch
         .basic_consume(
             short(&q),
@@ -127,38 +78,6 @@ async fn consume(ch: &Channel, domain: &str, seen: Arc<Mutex<Vec<Seen>>>) {
     });
 }
 
-/// Deletes what the test and the bridges declared in the domain.
-async fn clean(ch: &Channel, domain: &str) {
-    for q in [
-        format!("{domain}.test"),
-        format!("{domain}.test.replies"),
-        format!("{domain}.roboconf.commands"),
-        format!("{domain}.roboconf.commands.dead"),
-    ] {
-        let _ = ch
-            .queue_delete(short(&q), QueueDeleteOptions::default())
-            .await;
-    }
-    for x in [
-        format!("{domain}.roboconf.dm"),
-        format!("{domain}.shop.agents"),
-        format!("{domain}.roboconf.inter-app"),
-        format!("{domain}.roboconf.commands.dead"),
-    ] {
-        let _ = ch
-            .exchange_delete(short(&x), ExchangeDeleteOptions::default())
-            .await;
-    }
-}
-
-fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn start(root: &Path, name: &str, host: &str, domain: &str, extra: &[&str]) -> Agent {
     let mut args = vec![
         "--listen",
@@ -185,16 +104,16 @@ fn states_of(seen: &[Seen], path: &str) -> Vec<String> {
 
 #[test]
 fn a_deployment_across_three_bridges_reaches_the_broker_once_and_commands_come_back() {
-    let rt = runtime();
+    let rt = broker::runtime();
     let domain = format!("it{}-{}", std::process::id(), now_ms());
-    let conn = rt.block_on(connect());
+    let conn = rt.block_on(broker::connect(URL));
     let ch = rt.block_on(conn.create_channel()).expect("channel");
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
     rt.block_on(consume(&ch, &domain, seen.clone()));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         scenario(&rt, &conn, &domain, &seen)
     }));
-    rt.block_on(clean(&ch, &domain));
+    rt.block_on(broker::delete_domain(&conn, &domain, &["shop"]));
     let _ = rt.block_on(conn.close(200, short("bye")));
     if let Err(e) = result {
         std::panic::resume_unwind(e);
@@ -236,14 +155,18 @@ fn scenario(
         agent.wait_states("shop", &paths, "DEPLOYED_STARTED");
     }
     let snapshot = || seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    wait("every instance started, on the broker", 30, || {
-        let s = snapshot();
-        PATHS.iter().all(|p| {
-            states_of(&s, p)
-                .last()
-                .is_some_and(|l| l == "DEPLOYED_STARTED")
-        })
-    });
+    wait(
+        "every instance started, on the broker",
+        Duration::from_secs(30),
+        || {
+            let s = snapshot();
+            PATHS.iter().all(|p| {
+                states_of(&s, p)
+                    .last()
+                    .is_some_and(|l| l == "DEPLOYED_STARTED")
+            })
+        },
+    );
     let s = snapshot();
     // In order per instance: a child goes DEPLOYING → DEPLOYED_STOPPED → STARTING →
     // DEPLOYED_STARTED (UNRESOLVED may come between while an import is missing).
@@ -275,7 +198,7 @@ fn scenario(
     assert_eq!(db.exchange, format!("{domain}.shop.agents"));
     assert_eq!(db.key, "those.that.import.Db");
     assert_eq!(db.body["exportedVariables"]["Db.port"], "5432");
-    wait("the coordinator's office", 20, || {
+    wait("the coordinator's office", Duration::from_secs(20), || {
         snapshot()
             .iter()
             .any(|x| x.kind == "MeshNotifCoordinatorChanged" && x.body["term"].as_u64() > Some(0))
@@ -339,7 +262,7 @@ fn scenario(
         });
     }
     // The commands queue exists once the bridge with commands on is connected.
-    wait("the commands queue", 20, || {
+    wait("the commands queue", Duration::from_secs(20), || {
         rt.block_on(ch.queue_declare(
             short(&format!("{domain}.roboconf.commands")),
             QueueDeclareOptions {
@@ -366,7 +289,7 @@ fn scenario(
             .get(k)
             .cloned()
     };
-    wait("the replies", 20, || {
+    wait("the replies", Duration::from_secs(20), || {
         answer("stop-db").is_some() && answer("broken").is_some()
     });
     assert_eq!(
@@ -376,7 +299,9 @@ fn scenario(
         answer("stop-db")
     );
     assert_eq!(answer("broken").expect("reply")["ok"], false);
-    wait("the refusal", 20, || answer("unknown").is_some());
+    wait("the refusal", Duration::from_secs(20), || {
+        answer("unknown").is_some()
+    });
     let refused = answer("unknown").expect("reply");
     assert_eq!(refused["ok"], false, "{refused}");
     assert!(
@@ -387,22 +312,32 @@ fn scenario(
         "{refused}"
     );
     a.wait_states("shop", &["/vm-db/db"], "DEPLOYED_STOPPED");
-    wait("the exports withdrawn, on the broker", 20, || {
-        snapshot()
-            .iter()
-            .any(|x| x.kind == "MsgCmdRemoveImport" && x.body["removedInstancePath"] == "/vm-db/db")
-    });
+    wait(
+        "the exports withdrawn, on the broker",
+        Duration::from_secs(20),
+        || {
+            snapshot().iter().any(|x| {
+                x.kind == "MsgCmdRemoveImport" && x.body["removedInstancePath"] == "/vm-db/db"
+            })
+        },
+    );
     // An agent leaves: the leader's bridge says so, and that its machine is down.
     let o = c.cli(&["leave"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait("the departure, on the broker", 30, || {
-        let s = snapshot();
-        s.iter().any(|x| {
-            x.kind == "MeshNotifMemberChanged" && x.body["name"] == "c" && x.body["state"] == "left"
-        }) && s
-            .iter()
-            .any(|x| x.kind == "MsgNotifMachineDown" && x.body["scopedInstancePath"] == "/vm-web")
-    });
+    wait(
+        "the departure, on the broker",
+        Duration::from_secs(30),
+        || {
+            let s = snapshot();
+            s.iter().any(|x| {
+                x.kind == "MeshNotifMemberChanged"
+                    && x.body["name"] == "c"
+                    && x.body["state"] == "left"
+            }) && s.iter().any(|x| {
+                x.kind == "MsgNotifMachineDown" && x.body["scopedInstancePath"] == "/vm-web"
+            })
+        },
+    );
     // Nothing twice, and the bridges have nothing left to publish.
     let s = snapshot();
     let kinds: BTreeSet<&str> = s.iter().map(|x| x.kind.as_str()).collect();
@@ -413,7 +348,7 @@ fn scenario(
         assert!(ids.insert(x.id.clone()), "a message id twice: {x:?}");
     }
     for agent in [&a, &b] {
-        wait("the outbox drained", 20, || {
+        wait("the outbox drained", Duration::from_secs(20), || {
             let o = agent.cli(&["amqp", "status", "--json"]);
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
             v["connected"] == true && v["outbox"] == 0 && v["confirmed"].as_u64() > Some(0)

@@ -4,11 +4,10 @@
 //! importer starts when an exporter appears on the other mesh, is updated when a second
 //! one comes, and stops when they go.
 
-use roboconf_tests::Agent;
+use roboconf_tests::broker::{self, URL};
+use roboconf_tests::{wait, Agent};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use std::time::Duration;
 
 fn write_app(
     root: &Path,
@@ -75,14 +74,6 @@ fn journal_lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -164,11 +155,15 @@ fn an_application_on_one_mesh_imports_what_another_mesh_exports_through_the_brok
     // A second exporter: the importer is updated with both.
     let o = a[2].cli(&["instance", "start", "lamp", "/vm-b/apache"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait("the update with two exporters", 30, || {
-        journal_lines(&journal)
-            .iter()
-            .any(|l| l.starts_with("update /vm-web/web") && l.ends_with("n=2"))
-    });
+    wait(
+        "the update with two exporters",
+        Duration::from_secs(30),
+        || {
+            journal_lines(&journal)
+                .iter()
+                .any(|l| l.starts_with("update /vm-web/web") && l.ends_with("n=2"))
+        },
+    );
     // Both go: the mandatory import is gone, the importer stops.
     for p in ["/vm-a/apache", "/vm-b/apache"] {
         let o = a[2].cli(&["instance", "stop", "lamp", p]);
@@ -190,29 +185,9 @@ fn an_application_on_one_mesh_imports_what_another_mesh_exports_through_the_brok
 
 /// Deletes the exchanges the bridges declared in the domain.
 fn cleanup(domain: &str) {
-    use lapin::options::ExchangeDeleteOptions;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let c = lapin::Connection::connect(URL, lapin::ConnectionProperties::default());
-        let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), c).await else {
-            return;
-        };
-        for x in [
-            "roboconf.dm",
-            "roboconf.inter-app",
-            "lamp.agents",
-            "shop.agents",
-        ] {
-            if let Ok(ch) = conn.create_channel().await {
-                let name = lapin::types::ShortString::from(format!("{domain}.{x}"));
-                let _ = ch
-                    .exchange_delete(name, ExchangeDeleteOptions::default())
-                    .await;
-            }
-        }
-        let _ = conn.close(200, "bye".into()).await;
+    broker::runtime().block_on(async {
+        let conn = broker::connect(URL).await;
+        broker::delete_domain(&conn, domain, &["lamp", "shop"]).await;
+        let _ = conn.close(200, broker::short("bye")).await;
     });
 }

@@ -7,7 +7,7 @@
 //! `roboconf validate` with file and line.
 
 use roboconf_tests::smtp::Sink;
-use roboconf_tests::Agent;
+use roboconf_tests::{wait, Agent};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,17 +15,6 @@ const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Web;\n}\nWeb {\n\ti
 const INSTANCES: &str =
     "instance of VM {\n\tname: vm 1;\n\tinstance of Web {\n\t\tname: web;\n\t}\n}\n";
 const START: &str = "#!/bin/bash\necho \"start $ROBOCONF_INSTANCE_PATH\" >> \"$JOURNAL\"\n";
-
-fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// What the live agents and machines say, for a failure's message.
 fn diagnose(agents: &[Agent], dead: usize, machines: &Path, journal: &str) -> String {

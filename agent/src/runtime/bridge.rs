@@ -214,24 +214,18 @@ impl Loop {
             link.coordinator = Some(current);
         }
         // Members: joined, left, dead (and the machines of the roots they hosted down).
-        let now_members: BTreeMap<String, (MemberState, Vec<String>)> = engine
-            .members()
-            .into_iter()
-            .map(|(id, rec, live)| {
-                let state = match live {
-                    _ if rec.left => MemberState::Left,
-                    Liveness::Left => MemberState::Left,
-                    Liveness::Dead | Liveness::Retired => MemberState::Dead,
-                    Liveness::Alive | Liveness::Suspect => MemberState::Joined,
-                };
-                (id.to_string(), (state, rec.roots))
-            })
-            .collect();
-        let names: BTreeMap<String, String> = engine
-            .members()
-            .into_iter()
-            .map(|(id, rec, _)| (id.to_string(), rec.name))
-            .collect();
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut now_members: BTreeMap<String, (MemberState, Vec<String>)> = BTreeMap::new();
+        for (id, rec, live) in engine.members() {
+            let state = match live {
+                _ if rec.left => MemberState::Left,
+                Liveness::Left => MemberState::Left,
+                Liveness::Dead | Liveness::Retired => MemberState::Dead,
+                Liveness::Alive | Liveness::Suspect => MemberState::Joined,
+            };
+            names.insert(id.to_string(), rec.name);
+            now_members.insert(id.to_string(), (state, rec.roots));
+        }
         let before = std::mem::replace(&mut link.members, now_members.clone());
         if was {
             for (id, (state, roots)) in &now_members {

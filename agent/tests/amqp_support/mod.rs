@@ -73,33 +73,7 @@ where
 {
     let r = tokio::spawn(body(domain.to_string())).await;
     if let Some(conn) = broker().await {
-        let d = domain;
-        let mut exchanges = vec![
-            topology::dm_exchange(d),
-            topology::inter_app_exchange(d),
-            topology::dead_letters(d),
-        ];
-        exchanges.extend(apps.iter().map(|a| topology::agents_exchange(d, a)));
-        let queues = [
-            topology::commands_queue(d),
-            topology::dead_letters(d),
-            format!("{d}.test"),
-            format!("{d}.test.replies"),
-        ];
-        for q in queues {
-            if let Ok(ch) = conn.create_channel().await {
-                let _ = ch
-                    .queue_delete(short(&q), QueueDeleteOptions::default())
-                    .await;
-            }
-        }
-        for x in exchanges {
-            if let Ok(ch) = conn.create_channel().await {
-                let _ = ch
-                    .exchange_delete(short(&x), ExchangeDeleteOptions::default())
-                    .await;
-            }
-        }
+        roboconf_tests::broker::delete_domain(&conn, domain, apps).await;
         let _ = conn.close(200, short("bye")).await;
     }
     if let Err(e) = r {
@@ -111,34 +85,8 @@ where
 /// and a queue `<domain>.test` bound with `#` on each.
 pub async fn bind_all(ch: &Channel, d: &str, apps: &[&str]) -> String {
     let q = format!("{d}.test");
-    ch.queue_declare(
-        short(&q),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue");
-    let mut xs = vec![topology::dm_exchange(d), topology::inter_app_exchange(d)];
-    xs.extend(apps.iter().map(|a| topology::agents_exchange(d, a)));
-    for x in xs {
-        ch.exchange_declare(
-            short(&x),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange");
-        ch.queue_bind(
-            short(&q),
-            short(&x),
-            short("#"),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    }
+    let xs = roboconf_tests::broker::exchanges(d, apps);
+    roboconf_tests::broker::bind_all(ch, &q, QueueDeclareOptions::default(), &xs).await;
     q
 }
 
