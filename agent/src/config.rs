@@ -50,6 +50,14 @@ pub struct Config {
     pub email: Option<Email>,
     /// The AMQP bridge (`[amqp]`): off when absent.
     pub amqp: Option<crate::amqp::Config>,
+    /// The HTTP API, live events, metrics and console (`[http]`, `--http ADDR`): off
+    /// when absent.
+    pub http: Option<crate::http::Config>,
+    /// What is logged: a `tracing` filter (`info`, `roboconf_agent=debug,warn`...);
+    /// `RUST_LOG` and then `--log` win over it.
+    pub log: String,
+    /// `human` (the default) or `json` (one object per line, for collectors).
+    pub log_format: LogFormat,
     /// `--reset-store`: start although the store is gone while the data dir still holds
     /// applications or instance folders (a one-time decision, never read from the file).
     #[serde(skip)]
@@ -85,11 +93,24 @@ impl Default for Config {
             probe_timeout_secs: 10,
             email: None,
             amqp: None,
+            http: None,
+            log: "info".into(),
+            log_format: LogFormat::Human,
             reset_store: false,
             join: None,
             user_data: None,
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// For people: time, level, what, fields.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// The SMTP relay (`[email]`; Roboconf's `mail.*` preferences). Plain SMTP, with
@@ -273,6 +294,15 @@ impl Config {
             roboconf_model::limits::check_name("application", &app)
                 .and_then(|()| roboconf_model::limits::check_instance_path(&root))
                 .map_err(|e| Error::Invalid(format!("`--host`: {e}")))?;
+        }
+        if let Some(h) = &self.http {
+            h.validate().map_err(Error::Invalid)?;
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return Err(Error::Invalid(format!(
+                "log `{}` is not a filter (e.g. info, or roboconf_agent=debug,warn)",
+                self.log
+            )));
         }
         if self.ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::Invalid(format!(

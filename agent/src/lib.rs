@@ -10,6 +10,8 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod http;
+pub mod live;
 pub mod meshio;
 pub mod net;
 pub mod runtime;

@@ -197,6 +197,8 @@ pub enum Request {
     },
     /// `roboconf amqp status`: the AMQP bridge of this agent.
     AmqpStatus,
+    /// This agent's metrics in Prometheus' text format (what `/metrics` serves).
+    Metrics,
 }
 
 impl Request {
@@ -258,7 +260,8 @@ impl Request {
             | Request::Coordinator
             | Request::MeshToken { .. }
             | Request::Join { .. }
-            | Request::AmqpStatus => Ok(()),
+            | Request::AmqpStatus
+            | Request::Metrics => Ok(()),
         }
     }
 }
@@ -397,6 +400,10 @@ pub enum Response {
     /// The AMQP bridge's report (`None`: this agent runs none).
     Amqp {
         status: Option<serde_json::Value>,
+    },
+    /// Prometheus' text exposition format.
+    Metrics {
+        text: String,
     },
 }
 

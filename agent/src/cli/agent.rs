@@ -44,6 +44,26 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
             a.domain = d;
         }
     }
+    if args.http.is_some() || args.http_cert.is_some() || args.http_require_token {
+        let h = cfg.http.get_or_insert_with(Default::default);
+        if let Some(listen) = args.http {
+            h.listen = listen;
+        }
+        if args.http_cert.is_some() {
+            h.tls_cert = args.http_cert;
+            h.tls_key = args.http_key;
+        }
+        h.require_token |= args.http_require_token;
+    }
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        cfg.log = filter;
+    }
+    if let Some(filter) = args.log {
+        cfg.log = filter;
+    }
+    if let Some(f) = args.log_format {
+        cfg.log_format = f;
+    }
     if let Some(path) = args.user_data {
         match crate::targets::UserData::read(&path) {
             Ok(ud) => {

@@ -201,6 +201,27 @@ pub struct AgentArgs {
     /// Roboconf's messaging domain: the prefix of every exchange and queue (`default`).
     #[arg(long)]
     pub amqp_domain: Option<String>,
+    /// Serve the HTTP API, live events, /metrics and the web console on this address
+    /// (host:port; loopback needs no token, any other address needs TLS and tokens).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// The HTTP API's TLS certificate chain (PEM), with --http-key (default elsewhere
+    /// than loopback: one issued by the mesh's CA).
+    #[arg(long, requires = "http_key")]
+    pub http_cert: Option<PathBuf>,
+    /// The private key (PEM) of --http-cert.
+    #[arg(long, requires = "http_cert")]
+    pub http_key: Option<PathBuf>,
+    /// Ask for a bearer token on loopback too.
+    #[arg(long)]
+    pub http_require_token: bool,
+    /// What to log: a filter such as `info` or `roboconf_agent::runtime=debug,info`
+    /// (wins over RUST_LOG and the config file).
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// How to write log lines: human (default) or json.
+    #[arg(long, value_enum)]
+    pub log_format: Option<crate::config::LogFormat>,
     /// Start with an empty store although the data dir holds applications or instance
     /// folders (the store was lost): those are moved aside into `reset-<time>/`.
     #[arg(long)]

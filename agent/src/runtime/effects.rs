@@ -5,6 +5,7 @@
 use super::{apps, now_ms, Error, Loop};
 use crate::api::Response;
 use crate::core::{Event, RunResult};
+use crate::live::LiveEvent;
 use roboconf_core::node::{Effect, Input};
 
 /// How long the join token of a launched machine's agent stays valid.
@@ -92,10 +93,35 @@ impl Loop {
             Effect::Event(Event::StateChanged { app, path, state }) => {
                 eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
                 self.amqp_state(&app, &path, state);
+                self.live.publish(LiveEvent::Instance {
+                    app,
+                    path,
+                    state,
+                    node: self.cfg.node.clone(),
+                });
+            }
+            Effect::Event(Event::RemoteState {
+                app,
+                path,
+                state,
+                node,
+            }) => {
+                self.live.publish(LiveEvent::Instance {
+                    app,
+                    path,
+                    state,
+                    node,
+                });
             }
             Effect::Event(Event::Liveness { node, dead }) => {
                 let word = if dead { "dead" } else { "alive" };
                 eprintln!("{} member {node} {word}", now_ms());
+                let name = self
+                    .node
+                    .engine()
+                    .member_name(&node)
+                    .unwrap_or(node.to_string());
+                self.live.publish(LiveEvent::Member { node: name, dead });
             }
             Effect::Suspected(p) => eprintln!("roboconf agent: SWIM suspects {p}"),
             Effect::Down(p) => eprintln!("roboconf agent: SWIM declared {p} down"),

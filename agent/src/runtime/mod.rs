@@ -28,6 +28,7 @@ mod bridge;
 mod effects;
 mod layout;
 mod mesh;
+mod metrics;
 mod requests;
 
 pub use apps::copy_dir;
@@ -53,6 +54,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("network: {0}")]
     Network(String),
+    #[error("http: {0}")]
+    Http(String),
     #[error("worker: {0}")]
     Worker(String),
     #[error("control socket {path}: {source}")]
@@ -146,6 +149,8 @@ struct Loop {
     amqp: Option<bridge::Link>,
     /// Why the configured bridge could not start (its settings), for `amqp status`.
     amqp_down: Option<String>,
+    /// Live events for the HTTP API's streams.
+    live: crate::live::Hub,
 }
 
 /// One thing the event loop received: the `select!` only builds it; `handle` acts.
@@ -299,6 +304,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
     // As many as the control socket's clients.
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(control::MAX_CLIENTS);
+    let live = crate::live::Hub::new();
+    if let Some(h) = &cfg.http {
+        crate::http::start(h, &cfg.data_dir, requests_tx.clone(), live.clone())
+            .await
+            .map_err(Error::Http)?;
+    }
     tokio::spawn(control::serve(listener, requests_tx));
     let (machine_tx, mut machine_rx) = mpsc::channel::<crate::targets::Done>(64);
     let (auto_tx, mut auto_rx) = mpsc::channel::<autonomic::Report>(256);
@@ -352,6 +363,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         },
         amqp,
         amqp_down,
+        live,
     };
     if member {
         if let Some(m) = &lp.mesh {

@@ -212,6 +212,12 @@ impl Loop {
                 let _ = reply.send(Response::Amqp { status });
                 return;
             }
+            Request::Metrics => {
+                let _ = reply.send(Response::Metrics {
+                    text: self.metrics_text(),
+                });
+                return;
+            }
             Request::Stats => {
                 let _ = reply.send(Response::Stats {
                     counters: self.stats(),

@@ -100,6 +100,15 @@ impl Core {
             .unwrap_or_default()
     }
 
+    /// The name a member published.
+    pub fn member_name(&self, id: &NodeId) -> Option<String> {
+        self.replica
+            .get(Kind::Member, id.as_str())
+            .and_then(|e| e.value.as_ref())
+            .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
+            .map(|r| r.name)
+    }
+
     /// A member's liveness as this node sees it.
     pub fn liveness(&self, id: &NodeId) -> Liveness {
         let me = &self.replica.origin().node;

@@ -356,6 +356,10 @@ impl Core {
                 self.owner_changed(&NodeId::new(key.clone()));
                 continue;
             }
+            if kind == Kind::Observed {
+                self.remote_state(&key);
+                continue;
+            }
             if kind != Kind::Exports {
                 continue;
             }
@@ -373,6 +377,29 @@ impl Core {
                 .and_then(|v| serde_json::from_slice(v).ok())
                 .filter(|_| counts);
             self.apply_remote_exports(app.to_string(), path.to_string(), shared);
+        }
+    }
+
+    /// What another node says of an instance it hosts changed: observers are told.
+    fn remote_state(&mut self, key: &str) {
+        let Some((owner, app, path)) = split_exports_key(key) else {
+            return;
+        };
+        if owner == self.node_id().as_str() || !self.apps.contains_key(app) {
+            return;
+        }
+        let shared: Option<SharedObserved> = self
+            .replica
+            .get(Kind::Observed, key)
+            .and_then(|e| e.value.as_ref())
+            .and_then(|v| serde_json::from_slice(v).ok());
+        if let Some(s) = shared {
+            self.out.push(Output::Event(super::Event::RemoteState {
+                app: app.to_string(),
+                path: path.to_string(),
+                state: s.state,
+                node: s.node,
+            }));
         }
     }
 

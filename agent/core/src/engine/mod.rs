@@ -304,6 +304,13 @@ pub enum Event {
         path: String,
         state: crate::api::State,
     },
+    /// What another node reports of an instance it hosts (its state, the host's name).
+    RemoteState {
+        app: String,
+        path: String,
+        state: crate::api::State,
+        node: String,
+    },
     /// A member's records stop counting (`dead`: it is dead or down) or count again.
     Liveness {
         node: crate::mesh::NodeId,
