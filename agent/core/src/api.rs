@@ -199,6 +199,29 @@ pub enum Request {
     AmqpStatus,
     /// This agent's metrics in Prometheus' text format (what `/metrics` serves).
     Metrics,
+    /// The components of an application and what each may hold.
+    Components {
+        app: String,
+    },
+    /// The names of an application's commands files.
+    Commands {
+        app: String,
+    },
+    /// Each instance's imports and whether they are satisfied.
+    Diagnose {
+        app: String,
+    },
+    /// Copy a root instance with its children under a new root name (not deployed).
+    InstanceReplicate {
+        app: String,
+        path: String,
+        name: String,
+    },
+    /// A bearer token for the HTTP API, valid `ttl_ms` (read-only ones change nothing).
+    HttpToken {
+        ttl_ms: u64,
+        read_only: bool,
+    },
 }
 
 impl Request {
@@ -261,7 +284,14 @@ impl Request {
             | Request::MeshToken { .. }
             | Request::Join { .. }
             | Request::AmqpStatus
-            | Request::Metrics => Ok(()),
+            | Request::Metrics
+            | Request::HttpToken { .. } => Ok(()),
+            Request::Components { app: a }
+            | Request::Commands { app: a }
+            | Request::Diagnose { app: a } => app(a),
+            Request::InstanceReplicate { app: a, path, name } => app(a)
+                .and_then(|()| check_instance_path(path))
+                .and_then(|()| check_name("instance", name)),
         }
     }
 }
@@ -405,6 +435,40 @@ pub enum Response {
     Metrics {
         text: String,
     },
+    Components {
+        components: Vec<ComponentView>,
+    },
+    Names {
+        names: Vec<String>,
+    },
+    Diagnosis {
+        instances: Vec<Diagnosis>,
+    },
+}
+
+/// A component and the components its instances may hold (`name` empty: the roots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentView {
+    pub name: String,
+    pub installer: Option<String>,
+    pub children: Vec<String>,
+}
+
+/// One instance's imports (Roboconf's `diagnose-application`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub path: String,
+    pub component: String,
+    pub state: State,
+    pub dependencies: Vec<Dependency>,
+}
+
+/// An imported prefix (a component or facet name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub prefix: String,
+    pub optional: bool,
+    pub resolved: bool,
 }
 
 /// A scheduled job, as `job list` shows it.

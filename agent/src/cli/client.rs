@@ -63,6 +63,40 @@ pub(super) fn finish(r: Result<Response, String>, json: bool) -> anyhow::Result<
             out(&show::apps(&apps));
             Ok(ExitCode::SUCCESS)
         }
+        Response::Diagnosis { instances } if !json => {
+            let mut text = String::new();
+            for d in instances {
+                let deps: Vec<String> = d
+                    .dependencies
+                    .iter()
+                    .map(|dep| {
+                        format!(
+                            "{}{} {}",
+                            dep.prefix,
+                            if dep.optional { " (optional)" } else { "" },
+                            if dep.resolved {
+                                "resolved"
+                            } else {
+                                "UNRESOLVED"
+                            }
+                        )
+                    })
+                    .collect();
+                text.push_str(&format!(
+                    "{} [{}] {}{}\n",
+                    d.path,
+                    d.component,
+                    d.state.as_str(),
+                    if deps.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", deps.join(", "))
+                    }
+                ));
+            }
+            out(&text);
+            Ok(ExitCode::SUCCESS)
+        }
         _ => Ok(ExitCode::SUCCESS),
     }
 }
@@ -75,6 +109,7 @@ pub fn app(data_dir: Option<PathBuf>, c: AppCommand) -> anyhow::Result<ExitCode>
             (Request::AppAdd { path, name, start }, false)
         }
         AppCommand::List { json } => (Request::AppList, json),
+        AppCommand::Diagnose { name, json } => (Request::Diagnose { app: name }, json),
         AppCommand::Remove { name } => (Request::AppRemove { name }, false),
         AppCommand::Start { name } => (
             Request::AppSet {
@@ -115,6 +150,9 @@ pub fn instance(data_dir: Option<PathBuf>, c: InstanceCommand) -> anyhow::Result
             component,
         },
         InstanceCommand::Delete { app, path } => Request::InstanceDelete { app, path },
+        InstanceCommand::Replicate { app, path, name } => {
+            Request::InstanceReplicate { app, path, name }
+        }
         InstanceCommand::Bind { app, root, node } => Request::InstanceBind { app, root, node },
         InstanceCommand::Target { app, root, target } => {
             Request::InstanceTarget { app, root, target }

@@ -137,6 +137,9 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The HTTP API: `roboconf http token [--ttl 1h] [--read-only]`.
+    #[command(subcommand)]
+    Http(HttpCommand),
     /// The AMQP bridge: `roboconf amqp status`.
     #[command(subcommand)]
     Amqp(AmqpCommand),
@@ -146,6 +149,20 @@ pub enum Command {
         path: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HttpCommand {
+    /// Print a bearer token for the HTTP API (the last word of the output), valid on
+    /// every agent of this mesh until it expires.
+    Token {
+        /// How long it stays valid: from 1s to 366 days (15m, 12h, 30d...).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The token reads but cannot change anything.
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -289,6 +306,12 @@ pub enum AppCommand {
     Stop { name: String },
     /// Stop and undeploy every instance.
     Undeploy { name: String },
+    /// Each instance's imports and whether an exporter satisfies them now.
+    Diagnose {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +322,12 @@ pub enum InstanceCommand {
         path: String,
         #[arg(long)]
         component: String,
+    },
+    /// Copy a root instance with what is under it as a new root NAME (not deployed).
+    Replicate {
+        app: String,
+        path: String,
+        name: String,
     },
     /// Delete an undeployed instance and what is under it.
     Delete { app: String, path: String },
@@ -364,6 +393,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man { out } => man::write(out),
         Command::Members { json } => client::members(data_dir, json),
         Command::Stats { json } => client::stats(data_dir, json),
+        Command::Http(HttpCommand::Token { ttl, read_only }) => {
+            let ttl_ms = parse_duration(&ttl)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .filter(|ms| (1000..=crate::http::access::MAX_TTL_MS).contains(ms));
+            let Some(ttl_ms) = ttl_ms else {
+                eprintln!("roboconf http token: invalid --ttl `{ttl}` (from 1s to 366 days, e.g. 15m, 12h, 30d)");
+                return Ok(ExitCode::from(2));
+            };
+            client::simple(data_dir, &Request::HttpToken { ttl_ms, read_only })
+        }
         Command::Amqp(AmqpCommand::Status { json }) => client::amqp_status(data_dir, json),
         Command::Leave => client::leave(data_dir),
         Command::Mesh(MeshCommand::Init {

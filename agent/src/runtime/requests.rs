@@ -11,6 +11,8 @@ use roboconf_core::node::Input;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+mod describe;
+
 /// How long `logs` waits for the agent that hosts the instance.
 const RUNS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -38,6 +40,9 @@ impl Loop {
             let _ = reply.send(Response::error(e));
             return;
         }
+        let Some((req, reply)) = self.describe(req, reply) else {
+            return;
+        };
         let id = self.next_id();
         let command = match req {
             Request::MeshInit {
@@ -249,6 +254,11 @@ impl Loop {
                 Command::InstanceSet { app, path, target }
             }
             Request::Status { app } => Command::Status { app },
+            Request::Components { .. }
+            | Request::Commands { .. }
+            | Request::Diagnose { .. }
+            | Request::InstanceReplicate { .. }
+            | Request::HttpToken { .. } => return,
         };
         self.replies.insert(id, reply);
         self.node.step(now_ms(), Input::Command { id, command });

@@ -9,6 +9,7 @@ mod app;
 mod autonomic;
 pub mod collect;
 mod coordination;
+mod describe;
 mod external;
 pub mod folders;
 mod lifecycle;

@@ -1,0 +1,136 @@
+//! Live events for clients: a WebSocket at `/roboconf-dm-websocket` in Roboconf's JSON
+//! shape (`{"event":"CHANGED","app":{…},"inst":{…}}`), and the same objects as
+//! Server-Sent Events at `/roboconf-dm/events`. Each client reads from the agent's
+//! bounded broadcast channel: one that falls behind (it does not read, or reads too
+//! slowly) is sent a notice and dropped, never buffered without bound.
+
+use super::Shared;
+use crate::live::LiveEvent;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State as Ctx;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use futures::StreamExt;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// How long one event may take to leave for a WebSocket client before it is dropped.
+pub const SEND_DEADLINE: Duration = Duration::from_secs(5);
+/// Largest message accepted from a WebSocket client (it has nothing to say).
+const MAX_CLIENT_MESSAGE: usize = 4096;
+
+/// Roboconf's JSON of an event.
+pub fn to_json(event: &LiveEvent) -> String {
+    let v = match event {
+        LiveEvent::Instance {
+            app,
+            path,
+            state,
+            node,
+        } => serde_json::json!({
+            "event": "CHANGED",
+            "app": { "name": app },
+            "inst": {
+                "name": path.rsplit('/').next().unwrap_or_default(),
+                "path": path,
+                "status": state.as_str(),
+                "data": { "node": node },
+            },
+        }),
+        LiveEvent::Member { node, dead } => serde_json::json!({
+            "event": "CHANGED",
+            "member": { "name": node, "state": if *dead { "dead" } else { "alive" } },
+        }),
+        LiveEvent::Application { name, created } => serde_json::json!({
+            "event": if *created { "CREATED" } else { "DELETED" },
+            "app": { "name": name },
+        }),
+    };
+    v.to_string()
+}
+
+fn lagged_notice(missed: u64) -> String {
+    serde_json::json!({
+        "msg": format!(
+            "dropped: this client fell {missed} events behind; reconnect and read the state again"
+        )
+    })
+    .to_string()
+}
+
+pub async fn websocket(Ctx(s): Ctx<Shared>, ws: WebSocketUpgrade) -> impl IntoResponse {
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| stream_ws(socket, s))
+}
+
+async fn stream_ws(mut socket: WebSocket, s: Shared) {
+    let mut events_rx = s.live.subscribe();
+    s.stats.ws_clients.fetch_add(1, Relaxed);
+    loop {
+        tokio::select! {
+            ev = events_rx.recv() => {
+                let text = match ev {
+                    Ok(e) => to_json(&e),
+                    Err(RecvError::Lagged(n)) => {
+                        s.stats.slow_dropped.fetch_add(1, Relaxed);
+                        tracing::info!(missed = n, "http: a WebSocket client fell behind and is dropped");
+                        let notice = Message::Text(lagged_notice(n).into());
+                        let _ = tokio::time::timeout(Duration::from_millis(200), socket.send(notice)).await;
+                        break;
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                match tokio::time::timeout(SEND_DEADLINE, socket.send(Message::Text(text.into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        s.stats.slow_dropped.fetch_add(1, Relaxed);
+                        tracing::info!("http: a WebSocket client stopped reading and is dropped");
+                        break;
+                    }
+                }
+            }
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    s.stats.ws_clients.fetch_sub(1, Relaxed);
+}
+
+pub async fn sse(Ctx(s): Ctx<Shared>) -> impl IntoResponse {
+    let stats = s.stats.clone();
+    stats.sse_clients.fetch_add(1, Relaxed);
+    let guard = SseGuard(stats.clone());
+    let stream = tokio_stream::wrappers::BroadcastStream::new(s.live.subscribe()).scan(
+        false,
+        move |ended, item| {
+            let _held = &guard;
+            if *ended {
+                return futures::future::ready(None);
+            }
+            let out = match item {
+                Ok(e) => Event::default().event("CHANGED").data(to_json(&e)),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    *ended = true;
+                    stats.slow_dropped.fetch_add(1, Relaxed);
+                    Event::default().event("notice").data(lagged_notice(n))
+                }
+            };
+            futures::future::ready(Some(Ok::<_, std::convert::Infallible>(out)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Counts an SSE client out when its stream is dropped.
+struct SseGuard(std::sync::Arc<super::Stats>);
+
+impl Drop for SseGuard {
+    fn drop(&mut self) {
+        self.0.sse_clients.fetch_sub(1, Relaxed);
+    }
+}
