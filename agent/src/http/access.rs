@@ -274,6 +274,9 @@ pub fn tls_config(
                     ))
                 })?;
             let mut names = vec![addr.ip().to_string(), "localhost".to_string()];
+            if addr.ip().is_unspecified() {
+                names.push("127.0.0.1".into());
+            }
             let host = crate::config::hostname();
             if !host.is_empty() {
                 names.push(host);

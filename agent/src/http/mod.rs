@@ -149,7 +149,10 @@ fn status_of(message: &str) -> StatusCode {
         || message.starts_with("unknown ")
     {
         StatusCode::NOT_FOUND
-    } else if message.contains("already exists") || message.contains("already registered") {
+    } else if message.contains("already exists")
+        || message.contains("already registered")
+        || message.contains("already has an instance")
+    {
         StatusCode::CONFLICT
     } else if message.contains("has no network") || message.starts_with("busy") {
         StatusCode::SERVICE_UNAVAILABLE
