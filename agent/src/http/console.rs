@@ -12,6 +12,8 @@ pub const PREFIX: &str = "/roboconf-web-administration";
 
 const INDEX: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");
+const APP_VIEW_JS: &str = include_str!("console/app-view.js");
+const COMMON_JS: &str = include_str!("console/common.js");
 const STYLE: &str = include_str!("console/style.css");
 const FAVICON: &str = include_str!("console/favicon.svg");
 
@@ -44,6 +46,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/roboconf-web-administration/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/roboconf-web-administration/app-view.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_VIEW_JS) }),
+        )
+        .route(
+            "/roboconf-web-administration/common.js",
+            get(|| async { asset("text/javascript; charset=utf-8", COMMON_JS) }),
         )
         .route(
             "/roboconf-web-administration/style.css",
