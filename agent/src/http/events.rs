@@ -5,7 +5,6 @@
 //! slowly) is sent a notice and dropped, never buffered without bound.
 
 use super::Shared;
-use crate::live::LiveEvent;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State as Ctx;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -19,36 +18,6 @@ use tokio::sync::broadcast::error::RecvError;
 pub const SEND_DEADLINE: Duration = Duration::from_secs(5);
 /// Largest message accepted from a WebSocket client (it has nothing to say).
 const MAX_CLIENT_MESSAGE: usize = 4096;
-
-/// Roboconf's JSON of an event.
-pub fn to_json(event: &LiveEvent) -> String {
-    let v = match event {
-        LiveEvent::Instance {
-            app,
-            path,
-            state,
-            node,
-        } => serde_json::json!({
-            "event": "CHANGED",
-            "app": { "name": app },
-            "inst": {
-                "name": path.rsplit('/').next().unwrap_or_default(),
-                "path": path,
-                "status": state.as_str(),
-                "data": { "node": node },
-            },
-        }),
-        LiveEvent::Member { node, dead } => serde_json::json!({
-            "event": "CHANGED",
-            "member": { "name": node, "state": if *dead { "dead" } else { "alive" } },
-        }),
-        LiveEvent::Application { name, created } => serde_json::json!({
-            "event": if *created { "CREATED" } else { "DELETED" },
-            "app": { "name": name },
-        }),
-    };
-    v.to_string()
-}
 
 fn lagged_notice(missed: u64) -> String {
     serde_json::json!({
@@ -72,7 +41,7 @@ async fn stream_ws(mut socket: WebSocket, s: Shared) {
         tokio::select! {
             ev = events_rx.recv() => {
                 let text = match ev {
-                    Ok(e) => to_json(&e),
+                    Ok(e) => e.json.clone(),
                     Err(RecvError::Lagged(n)) => {
                         s.stats.slow_dropped.fetch_add(1, Relaxed);
                         tracing::info!(missed = n, "http: a WebSocket client fell behind and is dropped");
@@ -113,7 +82,14 @@ pub async fn sse(Ctx(s): Ctx<Shared>) -> impl IntoResponse {
                 return futures::future::ready(None);
             }
             let out = match item {
-                Ok(e) => Event::default().event("CHANGED").data(to_json(&e)),
+                Ok(e) => {
+                    let name = match e.event {
+                        crate::live::LiveEvent::Application { created: true, .. } => "CREATED",
+                        crate::live::LiveEvent::Application { created: false, .. } => "DELETED",
+                        _ => "CHANGED",
+                    };
+                    Event::default().event(name).data(e.json.as_str())
+                }
                 Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
                     *ended = true;
                     stats.slow_dropped.fetch_add(1, Relaxed);
