@@ -64,13 +64,11 @@ impl Agent {
         let log = self.dir.with_extension("log");
         let mut found = String::new();
         wait("an address", Duration::from_secs(20), || {
-            found = std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.strip_prefix("roboconf agent: listening on "))
-                .find(|a| a.contains("/tcp/"))
-                .unwrap_or_default()
-                .to_string();
+            found =
+                roboconf_tests::log::addresses(&std::fs::read_to_string(&log).unwrap_or_default())
+                    .into_iter()
+                    .find(|a| a.contains("/tcp/"))
+                    .unwrap_or_default();
             !found.is_empty()
         });
         found

@@ -34,16 +34,19 @@ fn cli(data: &Path, args: &[&str]) -> std::process::Output {
         .expect("roboconf")
 }
 
-/// (ms, rest of the line) of every timestamped line of a log.
+/// The instance events of a log, as (ms, `<app> <path> <STATE>`) and (ms, `<app>
+/// <path> exports-in|out`), in the order of each kind.
 fn events(log: &Path) -> Vec<(u64, String)> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (ms, rest) = l.split_once(' ')?;
-            Some((ms.parse().ok()?, rest.to_string()))
-        })
-        .collect()
+    use roboconf_tests::log::{exports_changes, state_changes};
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let states = state_changes(&text)
+        .into_iter()
+        .map(|c| (c.at_ms, format!("{} {} {}", c.app, c.path, c.state)));
+    let exports = exports_changes(&text).into_iter().map(|c| {
+        let way = if c.present { "in" } else { "out" };
+        (c.at_ms, format!("{} {} exports-{way}", c.app, c.path))
+    });
+    states.chain(exports).collect()
 }
 
 fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -198,14 +201,11 @@ fn run(n: usize, idle: Duration) -> Figures {
     agents.0.push(spawn(0));
     let mut addr = String::new();
     wait("n0's address", Duration::from_secs(30), || {
-        addr = std::fs::read_to_string(&logs[0])
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("roboconf agent: listening on ")
-                    .map(String::from)
-            })
-            .unwrap_or_default();
+        addr =
+            roboconf_tests::log::addresses(&std::fs::read_to_string(&logs[0]).unwrap_or_default())
+                .into_iter()
+                .next()
+                .unwrap_or_default();
         !addr.is_empty()
     });
     // n0 makes the mesh; every other agent joins it with a token from n0.

@@ -167,6 +167,24 @@ impl Credentials {
         Ok(cert.der().to_vec())
     }
 
+    /// A TLS server certificate for the HTTP API, signed by the CA, with a fresh ECDSA
+    /// P-256 key (what browsers and curl accept) for `names` (host names or IP
+    /// addresses): its DER and the key's PKCS#8 PEM.
+    pub fn issue_server(&self, names: &[String]) -> Result<(Vec<u8>, String), Error> {
+        let ca_key = KeyPair::from_pem(&self.ca_key).map_err(cert_err)?;
+        let issuer = Issuer::new(ca_params(&self.mesh)?, ca_key);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+        let mut p = CertificateParams::new(names.to_vec()).map_err(cert_err)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("roboconf http {}", self.mesh));
+        p.distinguished_name = dn;
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = now + time::Duration::days(VALID_DAYS);
+        let cert = p.signed_by(&key, &issuer).map_err(cert_err)?;
+        Ok((cert.der().to_vec(), key.serialize_pem()))
+    }
+
     /// What the network needs to check peers (no CA key).
     pub fn verifier(&self) -> Verifier {
         Verifier {

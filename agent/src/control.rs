@@ -8,12 +8,15 @@
 //! when every connection is waiting for the agent's answer, gets a "busy" error); a
 //! client has `REQUEST_DEADLINE` to send each line and `WRITE_DEADLINE` to take each
 //! answer; a failing `accept` (out of descriptors...) is retried after a growing pause
-//! instead of in a loop, while the connections already open keep being served.
+//! instead of in a loop, while the connections already open keep being served. What it
+//! counts (connections open, newcomers refused as busy, connections evicted) feeds the
+//! agent's metrics.
 
 use crate::api::{Request, Response};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -62,9 +65,27 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// What the socket counts, for the agent's metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Newcomers answered "busy" (every slot waited for the agent).
+    pub busy: AtomicU64,
+    /// Idle connections closed to make room for a newcomer.
+    pub evicted: AtomicU64,
+}
+
 /// Accepts connections until the process ends, passing requests to `requests_tx`.
-pub async fn serve(listener: UnixListener, requests_tx: mpsc::Sender<Pending>) {
-    let clients = Arc::new(Mutex::new(Clients::default()));
+pub async fn serve(
+    listener: UnixListener,
+    requests_tx: mpsc::Sender<Pending>,
+    counters: Arc<Counters>,
+) {
+    let clients = Arc::new(Mutex::new(Clients {
+        counters,
+        ..Clients::default()
+    }));
     let mut pause = ACCEPT_PAUSE_MIN;
     let mut failing = false;
     loop {
@@ -74,10 +95,10 @@ pub async fn serve(listener: UnixListener, requests_tx: mpsc::Sender<Pending>) {
                 // EMFILE and the like leave the connection in the backlog, so the next
                 // accept would fail at once: wait, and let the open connections go on.
                 if !failing {
-                    eprintln!(
-                        "roboconf agent: control socket: cannot accept a connection ({e}); \
-                         retrying after pauses of up to {} ms",
-                        ACCEPT_PAUSE_MAX.as_millis()
+                    tracing::error!(
+                        error = %e,
+                        pause_max_ms = ACCEPT_PAUSE_MAX.as_millis() as u64,
+                        "control socket: cannot accept a connection; retrying after pauses"
                     );
                     failing = true;
                 }
@@ -87,7 +108,7 @@ pub async fn serve(listener: UnixListener, requests_tx: mpsc::Sender<Pending>) {
             }
         };
         if failing {
-            eprintln!("roboconf agent: control socket: accepting connections again");
+            tracing::info!("control socket: accepting connections again");
             failing = false;
         }
         pause = ACCEPT_PAUSE_MIN;
@@ -101,6 +122,7 @@ pub async fn serve(listener: UnixListener, requests_tx: mpsc::Sender<Pending>) {
                 tokio::spawn(connection(stream, requests_tx.clone(), slot, evicted));
             }
             None => {
+                tracing::debug!("control socket: busy, a newcomer refused");
                 let busy = Response::error(format!(
                     "busy: the agent is answering {MAX_CLIENTS} clients; try again"
                 ));
@@ -116,6 +138,7 @@ pub async fn serve(listener: UnixListener, requests_tx: mpsc::Sender<Pending>) {
 struct Clients {
     next_id: u64,
     open: HashMap<u64, Client>,
+    counters: Arc<Counters>,
 }
 
 struct Client {
@@ -137,8 +160,13 @@ impl Clients {
                 .iter()
                 .filter_map(|(id, c)| c.waiting_since.map(|since| (since, *id)))
                 .filter(|(since, _)| now.saturating_duration_since(*since) >= MIN_IDLE_TO_EVICT)
-                .min()?;
+                .min();
+            let Some(longest_idle) = longest_idle else {
+                self.counters.busy.fetch_add(1, Relaxed);
+                return None;
+            };
             if let Some(client) = self.open.remove(&longest_idle.1) {
+                self.counters.evicted.fetch_add(1, Relaxed);
                 let _ = client.evict.send(());
             }
         }
@@ -152,6 +180,7 @@ impl Clients {
                 evict,
             },
         );
+        self.counters.open.store(self.open.len() as u64, Relaxed);
         Some((id, evicted))
     }
 }
@@ -179,7 +208,12 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        lock(&self.clients).open.remove(&self.id);
+        let mut clients = lock(&self.clients);
+        clients.open.remove(&self.id);
+        clients
+            .counters
+            .open
+            .store(clients.open.len() as u64, Relaxed);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod control;
 pub mod http;
 pub mod live;
 pub mod meshio;
+pub mod metrics;
 pub mod net;
 pub mod runtime;
 pub mod store;

@@ -5,8 +5,8 @@
 use crate::{Action, Error, Invocation, Outcome, Plugin};
 use std::sync::Mutex;
 
-/// Records every invocation; `lines()` returns what it logged, and every line also goes
-/// to standard error.
+/// Records every invocation; `lines()` returns what it recorded, and each run's output
+/// is its line (the agent logs it).
 #[derive(Debug, Default)]
 pub struct Logger {
     lines: Mutex<Vec<String>>,
@@ -46,7 +46,6 @@ impl Plugin for Logger {
         if let Some(c) = &inv.changed {
             line.push_str(&format!("; changed: {} is {}", c.import.path, c.status));
         }
-        eprintln!("[logger] {}: {line}", inv.application);
         if let Ok(mut lines) = self.lines.lock() {
             lines.push(line.clone());
             let excess = lines.len().saturating_sub(self.capacity.max(1));

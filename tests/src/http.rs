@@ -29,20 +29,10 @@ impl Reply {
 
 /// The base URL (`http://127.0.0.1:PORT`) an agent's log announces.
 pub fn base_url(agent: &crate::Agent) -> String {
-    let find = |a: &crate::Agent| {
-        let text = a.log_text();
-        let at = text.find("serving on ")?;
-        let rest = &text[at + "serving on ".len()..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '"' || c == ')')
-            .unwrap_or(rest.len());
-        Some(rest[..end].to_string())
-    };
-    agent.wait_until(
-        "the HTTP API's address",
-        Duration::from_secs(20),
-        |a| find(a).is_some(),
-    );
+    let find = |a: &crate::Agent| crate::log::http_addresses(&a.log_text()).into_iter().next();
+    agent.wait_until("the HTTP API's address", Duration::from_secs(20), |a| {
+        find(a).is_some()
+    });
     find(agent).unwrap_or_default()
 }
 
@@ -143,4 +133,51 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+/// `GET /metrics` in Prometheus' text format, checked by `promtool check metrics`
+/// (Debian's `prometheus` package; CI installs it: a missing promtool fails the test).
+pub fn metrics_checked(base: &str) -> String {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let r = request(base, "GET", "/metrics", None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        r.headers
+    );
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool cannot run ({e}): install Debian's `prometheus` package")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(r.body.as_bytes())
+        .expect("write to promtool");
+    let o = child.wait_with_output().expect("promtool");
+    assert!(
+        o.status.success(),
+        "promtool check metrics: {}{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        r.body
+    );
+    r.body
+}
+
+/// The value of one series (`name{labels}` exactly as written), 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -3,6 +3,8 @@
 
 pub mod broker;
 pub mod gen;
+pub mod http;
+pub mod log;
 pub mod netns;
 pub mod rabbit;
 pub mod smtp;
@@ -214,17 +216,37 @@ impl Agent {
         );
     }
 
+    /// This run's part of the agent's log (the file is appended to across restarts).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .get(self.log_start..)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// One request on the agent's control socket (a JSON line), and its answer.
+    pub fn control(&self, request: &serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        let path = self.data_dir.join("control.sock");
+        let stream = std::os::unix::net::UnixStream::connect(&path)
+            .unwrap_or_else(|e| panic!("control socket {}: {e}", path.display()));
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+        let mut line = request.to_string();
+        line.push('\n');
+        (&stream)
+            .write_all(line.as_bytes())
+            .expect("send the request");
+        let mut answer = String::new();
+        std::io::BufReader::new(&stream)
+            .read_line(&mut answer)
+            .expect("read the answer");
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("answer {answer:?}: {e}"))
+    }
+
     /// The first address this run of the agent announced in its log (`--listen` agents).
     pub fn address(&self) -> String {
-        let find = |a: &Agent| {
-            std::fs::read_to_string(&a.log)
-                .unwrap_or_default()
-                .get(a.log_start..)
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix("roboconf agent: listening on "))
-                .map(String::from)
-        };
+        let find = |a: &Agent| log::addresses(&a.log_text()).into_iter().next();
         self.wait_until(
             "the listening address",
             std::time::Duration::from_secs(20),

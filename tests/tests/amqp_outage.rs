@@ -217,20 +217,14 @@ fn cli_ok(agent: &Agent, args: &[&str]) {
     );
 }
 
-/// The instance state changes an agent made, in order, from its log (`<ms> <app>
-/// <path> <STATE>`, printed where each change is handed to the bridge).
+/// The instance state changes an agent made, in order, from its log (its `instance
+/// state` events, logged where each change is handed to the bridge).
 fn logged_changes(agent: &Agent) -> Vec<(String, String)> {
     let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
-    log.lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let ok = w.len() == 4
-                && w[0].chars().all(|c| c.is_ascii_digit())
-                && w[1] == "shop"
-                && w[2].starts_with('/')
-                && w[3].chars().all(|c| c.is_ascii_uppercase() || c == '_');
-            ok.then(|| (w[2].to_string(), w[3].to_string()))
-        })
+    roboconf_tests::log::state_changes(&log)
+        .into_iter()
+        .filter(|c| c.app == "shop")
+        .map(|c| (c.path, c.state))
         .collect()
 }
 

@@ -31,7 +31,11 @@ fn tokens_guard_the_api() {
     let root = tmp.path();
     let a = Agent::start(
         &root.join("a"),
-        &[&LISTEN[..], &["--http", "127.0.0.1:0", "--http-require-token"]].concat(),
+        &[
+            &LISTEN[..],
+            &["--http", "127.0.0.1:0", "--http-require-token"],
+        ]
+        .concat(),
         &[],
     );
     a.init_mesh();
@@ -46,7 +50,9 @@ fn tokens_guard_the_api() {
     let r = request(&url, "GET", apps, None, None);
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(error(&r).contains("no bearer token"), "{}", r.body);
-    assert!(r.header("www-authenticate").is_some_and(|h| h.starts_with("Bearer")));
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|h| h.starts_with("Bearer")));
 
     let full = token(&a, &["--ttl", "10m"]);
     let read_only = token(&a, &["--ttl", "10m", "--read-only"]);
@@ -56,18 +62,39 @@ fn tokens_guard_the_api() {
 
     assert_eq!(request(&url, "GET", apps, None, Some(&full)).status, 200);
     let r = request(&url, "GET", apps, None, Some(&from_b));
-    assert_eq!(r.status, 200, "a token of the same mesh, from another agent: {}", r.body);
-    let r = request(&url, "GET", &format!("{apps}?access_token={full}"), None, None);
-    assert_eq!(r.status, 200, "the token in the query (WebSocket, EventSource): {}", r.body);
+    assert_eq!(
+        r.status, 200,
+        "a token of the same mesh, from another agent: {}",
+        r.body
+    );
+    let r = request(
+        &url,
+        "GET",
+        &format!("{apps}?access_token={full}"),
+        None,
+        None,
+    );
+    assert_eq!(
+        r.status, 200,
+        "the token in the query (WebSocket, EventSource): {}",
+        r.body
+    );
 
     // Read-only: reads, and is refused any change.
-    assert_eq!(request(&url, "GET", apps, None, Some(&read_only)).status, 200);
+    assert_eq!(
+        request(&url, "GET", apps, None, Some(&read_only)).status,
+        200
+    );
     let change = "/roboconf-dm/app/shop/deploy-all";
     let r = request(&url, "POST", change, None, Some(&read_only));
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(error(&r).contains("read-only"), "{}", r.body);
     let r = request(&url, "POST", change, None, Some(&full));
-    assert_eq!(r.status, 404, "past the gate, no such application: {}", r.body);
+    assert_eq!(
+        r.status, 404,
+        "past the gate, no such application: {}",
+        r.body
+    );
 
     // Foreign, forged, malformed and expired tokens.
     let r = request(&url, "GET", apps, None, Some(&foreign));
@@ -97,7 +124,11 @@ fn tokens_guard_the_api() {
     for agent in [&a, &b, &c] {
         let log = agent.log_text();
         for t in [&full, &read_only, &from_b, &foreign, &short, &forged] {
-            assert!(!log.contains(t.as_str()), "a token is in {}", agent.log.display());
+            assert!(
+                !log.contains(t.as_str()),
+                "a token is in {}",
+                agent.log.display()
+            );
         }
     }
     assert!(a.log_text().contains("authentication failed"));
@@ -131,7 +162,11 @@ fn other_addresses_need_tls() {
         "0.0.0.0:0",
     ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("needs TLS"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs TLS"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // A member serves 0.0.0.0 with a certificate from its mesh's CA.
     let dir = root.join("a");
@@ -152,7 +187,10 @@ fn other_addresses_need_tls() {
     assert_eq!(code, 401, "a token is needed there");
     let (code, _) = curl(&[&target]);
     assert_eq!(code, 0, "an unknown CA is refused by the client");
-    let (code, _) = curl(&[&format!("http://localhost:{}/roboconf-dm/applications", port(&url))]);
+    let (code, _) = curl(&[&format!(
+        "http://localhost:{}/roboconf-dm/applications",
+        port(&url)
+    )]);
     assert_ne!(code, 200, "no plain HTTP there");
 
     // A certificate given by the operator.
@@ -160,7 +198,14 @@ fn other_addresses_need_tls() {
     self_signed(&cert, &key);
     let g = Agent::start(
         &root.join("g"),
-        &["--http", "127.0.0.1:0", "--http-cert", cert.to_str().unwrap(), "--http-key", key.to_str().unwrap()],
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--http-cert",
+            cert.to_str().unwrap(),
+            "--http-key",
+            key.to_str().unwrap(),
+        ],
         &[],
     );
     let url = base_url(&g);
@@ -172,8 +217,23 @@ fn other_addresses_need_tls() {
 
 fn self_signed(cert: &Path, key: &Path) {
     let o = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(key)
         .arg("-out")

@@ -35,6 +35,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tracing::Instrument as _;
 
 /// Where the bridge hands commands to the agent, each with the channel of its answer.
 pub type CommandSender = mpsc::Sender<(Command, oneshot::Sender<Answer>)>;
@@ -206,7 +207,10 @@ async fn run(sh: Arc<Shared>, cfg: Config, url: BrokerUrl, commands: Option<Comm
         if *stop.borrow() {
             break;
         }
-        let result = session(&sh, &cfg, &url, commands.as_ref(), &mut stop, &mut backoff).await;
+        let span = tracing::info_span!("amqp", url = sh.url.as_str());
+        let result = session(&sh, &cfg, &url, commands.as_ref(), &mut stop, &mut backoff)
+            .instrument(span)
+            .await;
         let was_connected = std::mem::take(
             &mut sh
                 .counters
@@ -219,7 +223,11 @@ async fn run(sh: Arc<Shared>, cfg: Config, url: BrokerUrl, commands: Option<Comm
             Err(e) => {
                 let text = e.to_string();
                 if was_connected || logged.as_deref() != Some(text.as_str()) {
-                    eprintln!("roboconf agent: amqp {}: {text}; retrying", sh.url);
+                    tracing::warn!(
+                        url = sh.url.as_str(),
+                        error = text.as_str(),
+                        "amqp: connection failed; retrying"
+                    );
                     logged = Some(text.clone());
                 }
                 sh.error(text);
@@ -268,7 +276,7 @@ async fn session(
         }
         _ = stopped(stop) => return Ok(()),
     };
-    eprintln!("roboconf agent: amqp connected to {}", sh.url);
+    tracing::info!("amqp connected");
     *backoff = BACKOFF_MIN;
     sh.count(|c| c.connected = true);
     let result = s.serve(stop).await;

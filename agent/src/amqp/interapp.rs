@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 
 /// The largest inter-application message taken.
 const BODY_MAX: usize = 64 * 1024;
@@ -106,6 +107,7 @@ async fn run(
     // The same failure again is not logged again (the bridge's status has it).
     let mut logged: Option<String> = None;
     loop {
+        let span = tracing::info_span!("amqp_interapp", url = %url);
         let r = session(
             &cfg,
             &url,
@@ -114,6 +116,7 @@ async fn run(
             &counters,
             &mut backoff,
         )
+        .instrument(span)
         .await;
         counters.connected.store(false, Ordering::Relaxed);
         if to_agent.is_closed() {
@@ -122,7 +125,10 @@ async fn run(
         if let Err(e) = r {
             let text = e.to_string();
             if logged.as_deref() != Some(text.as_str()) {
-                eprintln!("roboconf agent: amqp inter-app link: {text}; retrying");
+                tracing::warn!(
+                    error = text.as_str(),
+                    "amqp inter-app link failed; retrying"
+                );
                 logged = Some(text);
             }
         }
@@ -190,6 +196,7 @@ async fn session(
         )
         .await?;
     counters.connected.store(true, Ordering::Relaxed);
+    tracing::info!("amqp inter-app link connected");
     *backoff = Duration::from_millis(100);
     let mut bound = Prefixes::default();
     let wanted = prefixes_rx.borrow_and_update().clone();

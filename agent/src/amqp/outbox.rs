@@ -112,7 +112,7 @@ impl Outbox {
             match decode(&v) {
                 Some(m) => out.push((seq, m)),
                 None => {
-                    eprintln!("roboconf agent: {}; dropped", Error::Corrupt(seq));
+                    tracing::error!(error = %Error::Corrupt(seq), "amqp outbox: dropped");
                     self.remove(seq)?;
                 }
             }

@@ -1,10 +1,23 @@
-//! `roboconf agent`: builds the settings (file, environment, flags), then runs the agent
-//! until it is told to stop.
+//! `roboconf agent`: builds the settings (file, environment, flags), sets up the logs,
+//! then runs the agent until it is told to stop.
+//!
+//! Logs go through `tracing` to stderr, filtered by `log` (config file < `RUST_LOG` <
+//! `--log`). The human format is `tracing_subscriber`'s: time, level, spans, target,
+//! message, then the fields as `key=value` (strings quoted); the JSON format is one
+//! object per line (`timestamp`, `level`, `fields`, `target`, `span`, `spans`).
+//! Announcements (`runtime::ANNOUNCE`: the addresses listened on, ready, stopped, a fatal
+//! error) are shown whatever the filter: in the human format as plain
+//! `roboconf agent: <message>` lines, as before logs were structured, since tools read the
+//! listening address from them; in the JSON format as JSON events like the others.
 
 use super::AgentArgs;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
+use crate::runtime::ANNOUNCE;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::fmt::{self, format, FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 
 pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = match Config::load(args.config.as_deref()) {
@@ -84,6 +97,13 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
         eprintln!("roboconf agent: {e}");
         return Ok(ExitCode::from(2));
     }
+    let logging = match init_logs(&cfg) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("roboconf agent: the logs cannot be set up: {e}");
+            false
+        }
+    };
     // One thread runs the agent's loop and its network task: on a small machine with
     // many agents, handing each message between threads cost more than it saved
     // (docs/BENCHMARKS.md). Scripts run on tokio's blocking pool, sled has its own.
@@ -92,9 +112,91 @@ pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCod
         .build()?;
     match rt.block_on(crate::runtime::run(cfg)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if logging => {
+            tracing::error!(target: ANNOUNCE, "{e}");
+            Ok(ExitCode::from(1))
+        }
         Err(e) => {
             eprintln!("roboconf agent: {e}");
             Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Installs the global subscriber for `cfg.log` and `cfg.log_format`.
+fn init_logs(cfg: &Config) -> Result<(), String> {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+    // The user's filter, with announcements always on (JSON) or left to their own
+    // layer (human).
+    let filter = |announcements: &str| -> Result<EnvFilter, String> {
+        let directive = format!("{ANNOUNCE}={announcements}")
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let f = EnvFilter::try_new(&cfg.log).map_err(|e| format!("log `{}`: {e}", cfg.log))?;
+        Ok(f.add_directive(directive))
+    };
+    let installed = match cfg.log_format {
+        LogFormat::Human => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let logs = fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_filter(filter("off")?);
+            let announcements = fmt::layer()
+                .with_writer(std::io::stderr)
+                .event_format(Announcement)
+                .with_filter(Targets::new().with_target(ANNOUNCE, LevelFilter::TRACE));
+            tracing_subscriber::registry()
+                .with(logs)
+                .with(announcements)
+                .try_init()
+        }
+        LogFormat::Json => {
+            let logs = fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(std::io::stderr)
+                .with_filter(filter("trace")?);
+            tracing_subscriber::registry().with(logs).try_init()
+        }
+    };
+    installed.map_err(|e| e.to_string())
+}
+
+/// An announcement in the human format: `roboconf agent: <message>`.
+struct Announcement;
+
+impl<S, N> FormatEvent<S, N> for Announcement
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        writeln!(writer, "roboconf agent: {}", message.0)
+    }
+}
+
+/// The `message` field of an event.
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
         }
     }
 }

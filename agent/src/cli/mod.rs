@@ -40,7 +40,7 @@ pub enum Command {
         json: bool,
     },
     /// Run the agent (until SIGINT or SIGTERM).
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Register, list, remove, start, stop or undeploy applications.
     #[command(subcommand)]
     App(AppCommand),
@@ -359,7 +359,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir;
     match cli.command {
         Command::Validate { path, json } => validate::run(&path, json),
-        Command::Agent(args) => agent::run(data_dir, args),
+        Command::Agent(args) => agent::run(data_dir, *args),
         Command::App(c) => client::app(data_dir, c),
         Command::Instance(c) => client::instance(data_dir, c),
         Command::Status { app, json } => client::status(data_dir, app, json),

@@ -313,48 +313,48 @@ async fn metrics(
         Ok(other) => return ApiError::unexpected(&other).into_response(),
         Err(e) => return e.into_response(),
     };
-    let mut out = text.strip_suffix("# EOF\n").unwrap_or(&text).to_string();
+    let mut out = text;
     let st = &s.stats;
     let counters: [(&str, &str, &AtomicU64); 7] = [
         (
-            "roboconf_http_requests",
+            "roboconf_http_requests_total",
             "HTTP requests received.",
             &st.requests,
         ),
         (
-            "roboconf_http_auth_failed",
+            "roboconf_http_auth_failed_total",
             "HTTP requests refused for a missing, malformed, forged, expired or foreign token.",
             &st.auth_failed,
         ),
         (
-            "roboconf_http_forbidden",
+            "roboconf_http_forbidden_total",
             "HTTP changes refused to read-only tokens.",
             &st.forbidden,
         ),
         (
-            "roboconf_http_connections",
+            "roboconf_http_connections_total",
             "HTTP connections accepted.",
             &st.connections,
         ),
         (
-            "roboconf_http_connections_refused",
+            "roboconf_http_connections_refused_total",
             "HTTP connections closed at once: too many open.",
             &st.refused,
         ),
         (
-            "roboconf_http_tls_handshakes_failed",
+            "roboconf_http_tls_handshakes_failed_total",
             "TLS handshakes that failed or timed out.",
             &st.tls_failed,
         ),
         (
-            "roboconf_http_event_clients_dropped",
+            "roboconf_http_event_clients_dropped_total",
             "Live-event clients dropped for falling behind.",
             &st.slow_dropped,
         ),
     ];
     for (name, help, c) in counters {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name}_total {}\n",
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
             c.load(Relaxed)
         ));
     }
@@ -375,11 +375,10 @@ async fn metrics(
             c.load(Relaxed)
         ));
     }
-    out.push_str("# EOF\n");
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         out,
     )
@@ -460,6 +459,8 @@ pub async fn start(
     let app = router(shared, cfg.max_body);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
+        target: crate::runtime::ANNOUNCE,
+        address = %format!("{scheme}://{bound}"),
         tokens = cfg.needs_token(),
         "http: serving on {scheme}://{bound} (console at {scheme}://{bound}/roboconf-web-administration/)"
     );

@@ -109,7 +109,7 @@ impl Task {
         self.unadmitted.remove(&peer);
         self.swarm.behaviour_mut().gossipsub.admit(peer);
         if self.admitted.insert(peer) {
-            eprintln!("roboconf agent: admitted peer {peer}");
+            tracing::info!(peer = %peer, "admitted peer");
             let _ = self.event_tx.send(Event::Connected(peer)).await;
         }
         for (request, channel) in self.held_requests.remove(&peer).unwrap_or_default() {
@@ -121,7 +121,7 @@ impl Task {
     pub(super) fn refuse(&mut self, peer: PeerId, why: &str) {
         self.refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        eprintln!("roboconf agent: refused peer {peer}: {why}");
+        tracing::warn!(peer = %peer, why, "refused peer");
         self.closing
             .push((peer, Instant::now() + Duration::from_millis(200)));
     }
@@ -250,7 +250,7 @@ impl Task {
                 let _ = tx.send(Err(Error::Failed(why)));
             }
             (Some(Waiting::Welcome(peer)), Some(Response::Refused(why))) => {
-                eprintln!("roboconf agent: peer {peer} refused us: {why}");
+                tracing::warn!(peer = %peer, why = %why, "the peer refused us");
                 self.closing.push((peer, Instant::now()));
             }
             (Some(Waiting::Welcome(peer)), _) => self.refuse(peer, "malformed admission answer"),

@@ -52,15 +52,16 @@ impl Datagrams {
         }
     }
 
-    /// Queues a datagram for `peer`, opening its stream if needed.
-    pub fn send(&mut self, peer: PeerId, data: Vec<u8>) {
+    /// Queues a datagram for `peer`, opening its stream if needed; false when it is
+    /// dropped (too big, or the peer's queue is full).
+    pub fn send(&mut self, peer: PeerId, data: Vec<u8>) -> bool {
         if data.len() > MAX_DATAGRAM {
-            return;
+            return false;
         }
         if let Some(tx) = self.out.get(&peer) {
             match tx.try_send(data) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => return,
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => return false,
                 Err(mpsc::error::TrySendError::Closed(d)) => {
                     self.out.remove(&peer);
                     return self.send(peer, d);
@@ -68,9 +69,10 @@ impl Datagrams {
             }
         }
         let (tx, rx) = mpsc::channel(PER_PEER);
-        let _ = tx.try_send(data);
+        let queued = tx.try_send(data).is_ok();
         self.out.insert(peer, tx);
         tokio::spawn(write(self.control.clone(), peer, rx));
+        queued
     }
 
     /// The peer is gone: its writer ends.

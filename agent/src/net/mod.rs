@@ -14,8 +14,10 @@ mod gate;
 mod task;
 #[cfg(test)]
 mod tests;
+mod traffic;
 mod udp;
 
+pub use traffic::Traffic;
 pub use udp::Counters as UdpCounters;
 
 pub use task::spawn;
@@ -133,6 +135,8 @@ pub struct Net {
     pub udp_port: Option<u16>,
     /// What went through the UDP socket.
     pub udp: Arc<UdpCounters>,
+    /// Messages sent and received over connections, by kind.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Net {

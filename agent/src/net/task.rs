@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 /// A connection dialed to present a join token on: the token, the name the node joins
 /// under, and who waits for the answer.
@@ -159,6 +160,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
     };
     let udp_port = udp.as_ref().map(|u| u.port);
     let overflow = Arc::new(AtomicU64::new(0));
+    let traffic = Arc::new(super::Traffic::default());
     let mut task = Task {
         swarm,
         topic: None,
@@ -181,6 +183,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
         lan_peers: HashMap::new(),
         datagrams,
         udp,
+        traffic: traffic.clone(),
     };
     if let Some(v) = cfg.verifier {
         task.set_verifier(v);
@@ -195,6 +198,7 @@ pub fn spawn(key: identity::Keypair, cfg: Config) -> Result<(Net, mpsc::Receiver
             overflow,
             udp_port,
             udp: udp_counters,
+            traffic,
         },
         event_rx,
     ))
@@ -232,6 +236,8 @@ pub(super) struct Task {
     pub(super) udp: Option<Udp>,
     /// Sync requests of peers not admitted yet.
     pub(super) held_requests: HashMap<PeerId, Vec<HeldRequest>>,
+    /// What was sent and received, for the agent's metrics.
+    traffic: Arc<super::Traffic>,
 }
 
 /// Most peers remembered from mDNS.
@@ -258,8 +264,12 @@ impl Task {
                     Some(c) => self.command(c).await,
                     None => return,
                 },
-                ev = self.swarm.select_next_some() => self.event(ev).await,
+                ev = self.swarm.select_next_some() => {
+                    let span = peer_span(&ev);
+                    self.event(ev).instrument(span).await
+                }
                 Some((from, data)) = datagram_rx.recv() => {
+                    self.traffic.datagram.received.add(data.len());
                     // Only members' datagrams reach the agent; best effort, like datagrams.
                     if self.admitted.contains(&from) {
                         self.tell(Event::Swim { from, data });
@@ -349,7 +359,10 @@ impl Task {
             Command::Credentials(v) => self.set_verifier(v),
             Command::Swim(peer, data, udp) => {
                 if self.admitted.contains(&peer) {
-                    self.datagrams.send(peer, data);
+                    let len = data.len();
+                    if self.datagrams.send(peer, data) {
+                        self.traffic.datagram.sent.add(len);
+                    }
                 } else if let (Some(u), Some(to)) = (&self.udp, udp) {
                     u.send(to, &data);
                 }
@@ -375,6 +388,7 @@ impl Task {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Publish(data, tx) => {
+                let len = data.len();
                 let r = match &self.topic {
                     Some(t) => self
                         .swarm
@@ -386,6 +400,9 @@ impl Task {
                         .map_err(|e| Error::Failed(e.to_string())),
                     None => Err(Error::Failed("not a member of any mesh".into())),
                 };
+                if r.is_ok() {
+                    self.traffic.gossip.sent.add(len);
+                }
                 let _ = tx.send(r);
             }
             Command::Request(peer, data, tx) => {
@@ -393,11 +410,13 @@ impl Task {
                     let _ = tx.send(Err(Error::Failed(format!("{peer} is not admitted"))));
                     return;
                 }
+                self.traffic.request.sent.add(data.len());
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, data);
                 self.pending.insert(id, tx);
             }
             Command::Respond(id, data) => {
                 if let Some(ch) = self.inbound.remove(&id) {
+                    self.traffic.response.sent.add(data.len());
                     let _ = self.swarm.behaviour_mut().sync.send_response(ch, data);
                 }
             }
@@ -420,6 +439,7 @@ impl Task {
                 message_id,
                 message,
             })) => {
+                self.traffic.gossip.received.add(message.data.len());
                 let decoded = decode(&message.data, &self.mesh);
                 let verdict = match &decoded {
                     Ok(_) => MessageAcceptance::Accept,
@@ -434,6 +454,9 @@ impl Task {
                     .gossipsub
                     .inner
                     .report_message_validation_result(&message_id, &propagation_source, verdict);
+                if let Err(d) = &decoded {
+                    tracing::debug!(reason = ?d, bytes = message.data.len(), "gossip message rejected");
+                }
                 if let (true, Ok(envelope)) = (accepted, decoded) {
                     let from = message.source.unwrap_or(propagation_source);
                     // Never wait for the agent: anti-entropy repairs a dropped message.
@@ -448,6 +471,7 @@ impl Task {
                 request_response::Message::Request {
                     request, channel, ..
                 } if !self.admitted.contains(&peer) => {
+                    self.traffic.request.received.add(request.len());
                     // Held until the peer is admitted (its admission may be one round
                     // trip behind ours), dropped with its connection; bounded.
                     let held: usize = self.held_requests.values().map(Vec::len).sum();
@@ -460,11 +484,15 @@ impl Task {
                 }
                 request_response::Message::Request {
                     request, channel, ..
-                } => self.deliver(peer, request, channel).await,
+                } => {
+                    self.traffic.request.received.add(request.len());
+                    self.deliver(peer, request, channel).await
+                }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
+                    self.traffic.response.received.add(response.len());
                     if let Some(tx) = self.pending.remove(&request_id) {
                         let _ = tx.send(Ok(response));
                     }
@@ -536,11 +564,40 @@ impl Task {
                 self.held_requests.remove(&peer_id);
                 self.datagrams.forget(&peer_id);
                 if self.admitted.remove(&peer_id) {
-                    eprintln!("roboconf agent: lost peer {peer_id}");
+                    tracing::info!(peer = %peer_id, "lost peer");
                     let _ = self.event_tx.send(Event::Disconnected(peer_id)).await;
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// The span of the handling of a swarm event about one peer (debug: one per event).
+fn peer_span(ev: &SwarmEvent<BehaviourEvent>) -> tracing::Span {
+    let peer = match ev {
+        SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+            propagation_source,
+            ..
+        })) => Some(propagation_source),
+        SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+            peer,
+            ..
+        }))
+        | SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+            peer,
+            ..
+        }))
+        | SwarmEvent::Behaviour(BehaviourEvent::Admit(request_response::Event::Message {
+            peer,
+            ..
+        })) => Some(peer),
+        SwarmEvent::ConnectionEstablished { peer_id, .. }
+        | SwarmEvent::ConnectionClosed { peer_id, .. } => Some(peer_id),
+        _ => None,
+    };
+    match peer {
+        Some(p) => tracing::debug_span!("peer", peer = %p),
+        None => tracing::Span::none(),
     }
 }

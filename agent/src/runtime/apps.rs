@@ -1,7 +1,8 @@
 //! What the runtime does with application folders and plug-in runs: an application
 //! added by an operator is validated, copied into the data directory and bundled (so
 //! peers can fetch it); a plug-in run gets the instance's working copy of its recipe and
-//! runs there.
+//! runs there, inside a `run` span (application, instance, action, run id) whose end
+//! is logged: at debug when it went well, as a warning when it failed.
 
 use super::now_ms;
 use crate::api::Response;
@@ -214,8 +215,37 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Prepares the instance's working copy of its recipe, then runs the plug-in.
+/// Prepares the instance's working copy of its recipe, then runs the plug-in; logs how
+/// it ended (never the script's output, which may hold anything).
+#[tracing::instrument(
+    name = "run",
+    skip_all,
+    fields(
+        app = run.app.as_str(),
+        instance = run.path.as_str(),
+        action = run.action.as_str(),
+        run = run.run
+    )
+)]
 pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
+    let started = std::time::Instant::now();
+    tracing::debug!(installer = run.installer.as_str(), "plug-in run started");
+    let result = run_plugin(run, script, logger);
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match &result.error {
+        None => tracing::debug!(code = result.code, elapsed_ms, "plug-in run ended"),
+        Some(error) => tracing::warn!(
+            error = error.as_str(),
+            code = result.code,
+            retry = result.retry,
+            elapsed_ms,
+            "plug-in run failed"
+        ),
+    }
+    result
+}
+
+fn run_plugin(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
     let dir = &run.invocation.recipe_dir;
     let prepare = || -> std::io::Result<()> {
         let _writing = roboconf_plugins::script::EXEC_LOCK.write();
@@ -267,14 +297,20 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
         }
     };
     match plugin.run(run.action, &run.invocation) {
-        Ok(o) => RunResult {
-            ok: true,
-            code: Some(0).filter(|_| o.ran),
-            error: None,
-            output: o.output,
-            at_ms: now_ms(),
-            retry: false,
-        },
+        Ok(o) => {
+            if run.installer == "logger" {
+                // What the `logger` plug-in records goes to this agent's log.
+                tracing::info!(output = o.output.as_str(), "logger plug-in");
+            }
+            RunResult {
+                ok: true,
+                code: Some(0).filter(|_| o.ran),
+                error: None,
+                output: o.output,
+                at_ms: now_ms(),
+                retry: false,
+            }
+        }
         Err(roboconf_plugins::Error::Failed { code, output, .. }) => RunResult {
             ok: false,
             code: Some(code),

@@ -45,9 +45,11 @@ impl Loop {
     pub(super) fn autonomic_report(&mut self, r: Report) {
         match r {
             Report::Hit(rec) => {
-                eprintln!(
-                    "roboconf agent: probe {} of {} {} hit",
-                    rec.event, rec.app, rec.instance
+                tracing::info!(
+                    app = rec.app.as_str(),
+                    path = rec.instance.as_str(),
+                    event = rec.event.as_str(),
+                    "probe hit"
                 );
                 let details = rec.details.clone().unwrap_or_default();
                 self.amqp_probe(&rec.app, &rec.instance, &rec.event, &details);
@@ -114,13 +116,19 @@ impl Loop {
                             let _ = report_tx.send(Report::Hit(rec)).await;
                         }
                         Ok(Ok(None)) => {}
-                        Ok(Err(e)) => {
-                            eprintln!("roboconf agent: probe {} of {app} {path}: {e}", probe.event)
-                        }
-                        Err(_) => eprintln!(
-                            "roboconf agent: probe {} of {app} {path}: no answer within {} s",
-                            probe.event,
-                            timeout.as_secs()
+                        Ok(Err(e)) => tracing::warn!(
+                            app = app.as_str(),
+                            path = path.as_str(),
+                            event = probe.event.as_str(),
+                            error = %e,
+                            "probe failed"
+                        ),
+                        Err(_) => tracing::warn!(
+                            app = app.as_str(),
+                            path = path.as_str(),
+                            event = probe.event.as_str(),
+                            timeout_s = timeout.as_secs(),
+                            "probe: no answer in time"
                         ),
                     }
                 }

@@ -56,11 +56,11 @@ impl Link {
         let outbox = amqp::Outbox::open(outbox, cfg.outbox_max)?;
         let interapp = amqp::interapp::Link::start(cfg, interapp_tx)?;
         let bridge = amqp::Bridge::start(cfg, outbox, Some(commands_tx))?;
-        eprintln!(
-            "roboconf agent: amqp bridge to {} (domain `{}`, commands {})",
-            cfg.effective_url()?,
-            cfg.domain,
-            if cfg.commands { "accepted" } else { "off" }
+        tracing::info!(
+            url = %cfg.effective_url()?,
+            domain = cfg.domain.as_str(),
+            commands = if cfg.commands { "accepted" } else { "off" },
+            "amqp bridge started"
         );
         Ok(Link {
             bridge,
@@ -88,7 +88,7 @@ impl Link {
             Ok(amqp::Pushed::Queued(_)) => {}
             // Counted in the bridge's status (`overflowed`).
             Ok(amqp::Pushed::Overflowed) => {}
-            Err(e) => eprintln!("roboconf agent: amqp: {e}"),
+            Err(e) => tracing::error!(error = %e, "amqp: an event could not be queued"),
         }
     }
 

@@ -88,16 +88,35 @@ impl Loop {
             Effect::Reply { id, response } => self.reply(id, response),
             Effect::Event(Event::RemoteExports { app, path, present }) => {
                 let way = if present { "in" } else { "out" };
-                eprintln!("{} {app} {path} exports-{way}", now_ms());
+                tracing::info!(
+                    app = app.as_str(),
+                    path = path.as_str(),
+                    exports = way,
+                    at_ms = now_ms(),
+                    "remote exports"
+                );
             }
             Effect::Event(Event::StateChanged { app, path, state }) => {
-                eprintln!("{} {app} {path} {}", now_ms(), state.as_str());
+                tracing::info!(
+                    app = app.as_str(),
+                    path = path.as_str(),
+                    state = state.as_str(),
+                    at_ms = now_ms(),
+                    "instance state"
+                );
                 self.amqp_state(&app, &path, state);
                 self.live.publish(LiveEvent::Instance {
                     app,
                     path,
                     state,
                     node: self.cfg.node.clone(),
+                });
+            }
+            Effect::Event(Event::Application { name, present }) => {
+                tracing::info!(app = %name, present, "application {}", if present { "registered" } else { "removed" });
+                self.live.publish(LiveEvent::Application {
+                    name,
+                    created: present,
                 });
             }
             Effect::Event(Event::RemoteState {
@@ -114,17 +133,36 @@ impl Loop {
                 });
             }
             Effect::Event(Event::Liveness { node, dead }) => {
-                let word = if dead { "dead" } else { "alive" };
-                eprintln!("{} member {node} {word}", now_ms());
                 let name = self
                     .node
                     .engine()
                     .member_name(&node)
                     .unwrap_or(node.to_string());
+                let (id, at_ms) = (node.as_str(), now_ms());
+                match dead {
+                    true => {
+                        tracing::warn!(
+                            node = id,
+                            name = name.as_str(),
+                            verdict = "dead",
+                            at_ms,
+                            "member verdict"
+                        )
+                    }
+                    false => {
+                        tracing::info!(
+                            node = id,
+                            name = name.as_str(),
+                            verdict = "alive",
+                            at_ms,
+                            "member verdict"
+                        )
+                    }
+                }
                 self.live.publish(LiveEvent::Member { node: name, dead });
             }
-            Effect::Suspected(p) => eprintln!("roboconf agent: SWIM suspects {p}"),
-            Effect::Down(p) => eprintln!("roboconf agent: SWIM declared {p} down"),
+            Effect::Suspected(p) => tracing::info!(member = %p, "SWIM suspects a member"),
+            Effect::Down(p) => tracing::warn!(member = %p, "SWIM declared a member down"),
             Effect::Left => self.stop = true,
         }
     }
@@ -178,34 +216,42 @@ impl Loop {
                 }
             }
         }
-        eprintln!(
-            "roboconf agent: coordinator: {} {}:{} generation {} on target {}",
-            match op.action {
+        tracing::info!(
+            parent: &self.term.span,
+            action = match op.action {
                 MachineAction::Create => "create",
                 MachineAction::Terminate { .. } => "terminate",
             },
-            op.key.app,
-            op.key.root,
-            op.key.generation,
-            op.target.id
+            app = op.key.app.as_str(),
+            root = op.key.root.as_str(),
+            generation = op.key.generation,
+            target = op.target.id.as_str(),
+            "coordinator: machine operation"
         );
         self.machines.start(op, user);
     }
 
     /// Runs a plug-in on a worker (at most `max_parallel_scripts` at once); its result
-    /// comes back on `done_rx`.
+    /// comes back on `done_rx`. Counted in the metrics: waiting, running, ended (by
+    /// action and result) and how long it ran.
     fn run(&self, run: crate::core::PluginRun) {
-        let (workers, done_tx, script, logger) = (
+        let (workers, done_tx, script, logger, counts) = (
             self.workers.clone(),
             self.done_tx.clone(),
             self.script.clone(),
             self.logger.clone(),
+            self.metrics.scripts.clone(),
         );
+        counts.waiting.inc();
         tokio::spawn(async move {
-            let Ok(_permit) = workers.acquire_owned().await else {
+            let permit = workers.acquire_owned().await;
+            counts.waiting.dec();
+            let Ok(_permit) = permit else {
                 return;
             };
-            let id = run.run;
+            let (id, action) = (run.run, run.action.as_str());
+            counts.running.inc();
+            let started = std::time::Instant::now();
             let result = tokio::task::spawn_blocking(move || apps::execute(&run, &script, &logger))
                 .await
                 .unwrap_or_else(|e| RunResult {
@@ -216,6 +262,8 @@ impl Loop {
                     at_ms: now_ms(),
                     retry: true,
                 });
+            counts.running.dec();
+            counts.ended(action, result.ok, started.elapsed().as_secs_f64());
             let _ = done_tx.send((id, result)).await;
         });
     }

@@ -67,10 +67,11 @@ pub(super) fn check_fresh_store(data_dir: &Path, fresh: bool, reset: bool) -> Re
             message: format!("cannot move {d}/ aside: {e}"),
         })?;
     }
-    eprintln!(
-        "roboconf agent: WARNING: --reset-store: starting with an empty store; the \
-         applications and instance folders found in {shown} were moved to {}",
-        aside.display()
+    tracing::warn!(
+        data_dir = shown.as_str(),
+        moved_to = %aside.display(),
+        "--reset-store: starting with an empty store; the applications and instance \
+         folders found were moved aside"
     );
     Ok(())
 }
@@ -140,14 +141,14 @@ pub(super) fn migrate_work_dirs(
             continue;
         }
         if owners.len() > 1 {
-            eprintln!(
-                "roboconf agent: WARNING: {} shared the working folder {}; each now has a copy",
-                owners
+            tracing::warn!(
+                instances = owners
                     .iter()
                     .map(|r| r.path.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                old.display()
+                folder = %old.display(),
+                "instances shared a working folder; each now has a copy"
             );
         }
         let (last, rest) = match targets.split_last() {

@@ -2,6 +2,9 @@
 //! agent), the store, the control socket and the script workers, and runs one event loop
 //! that turns requests and plug-in results into core inputs, then carries out the core's
 //! outputs in order — writes made durable first, then scripts started and replies sent.
+//! It owns the agent's metrics (`crate::metrics`, filled in `metrics`) and logs through
+//! `tracing`; its announcements (the addresses listened on, ready, stopped, a fatal
+//! error) have the target `ANNOUNCE`, which the subscriber always shows.
 
 use crate::api::Response;
 use crate::config::Config;
@@ -65,6 +68,11 @@ pub enum Error {
     },
 }
 
+/// The target of the agent's announcements: shown whatever the log filter, as
+/// `roboconf agent: <message>` lines in the human format (tools read the address an agent
+/// listens on from them) and as ordinary events in the JSON format.
+pub const ANNOUNCE: &str = "roboconf::announce";
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -102,6 +110,24 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
         .map_err(|e| fail(format!("not writable: {e}")))?;
     let _ = write!(file, "{}", std::process::id());
     Ok(file)
+}
+
+/// Bound of the control socket's (and the HTTP API's) requests queue.
+const REQUESTS: usize = 64;
+/// Bound of the plug-in results queue.
+const RESULTS: usize = 1024;
+
+/// A queue's depth for the metrics (`None`: a queue this agent does not have).
+fn queue<T>(
+    name: &'static str,
+    rx: Option<&mpsc::Receiver<T>>,
+    capacity: usize,
+) -> crate::metrics::Queue {
+    crate::metrics::Queue {
+        name,
+        depth: rx.map_or(0, |r| r.len() as u64),
+        capacity: capacity as u64,
+    }
 }
 
 /// What `mesh init` asked of the coordinator: its voters, and its machine limits (in
@@ -151,6 +177,14 @@ struct Loop {
     amqp_down: Option<String>,
     /// Live events for the HTTP API's streams.
     live: crate::live::Hub,
+    /// The agent's metrics.
+    metrics: crate::metrics::Metrics,
+    /// What the control socket counts.
+    control: Arc<control::Counters>,
+    /// The depths of the loop's queues, as of the current turn.
+    queues: [crate::metrics::Queue; 4],
+    /// The coordinator's term as this node last saw it, and its span.
+    term: mesh::Term,
 }
 
 /// One thing the event loop received: the `select!` only builds it; `handle` acts.
@@ -175,7 +209,11 @@ fn load_apps(store: &dyn Store) -> Result<Vec<LoadedApp>, Error> {
     for rec in store.apps()? {
         let (model, diags) = roboconf_model::app::load_application(&rec.bundle, Limits::default());
         if has_errors(&diags) {
-            eprintln!("roboconf agent: the bundle of `{}` in {} cannot be read; its instances are left alone", rec.name, rec.bundle.display());
+            tracing::error!(
+                app = rec.name.as_str(),
+                bundle = %rec.bundle.display(),
+                "the application's bundle cannot be read; its instances are left alone"
+            );
             continue;
         }
         apps.push(LoadedApp {
@@ -300,8 +338,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         path: socket.display().to_string(),
         source,
     })?;
-    let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(64);
-    let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(1024);
+    let (requests_tx, mut requests_rx) = mpsc::channel::<control::Pending>(REQUESTS);
+    let (done_tx, mut done_rx) = mpsc::channel::<(u64, RunResult)>(RESULTS);
     // As many as the control socket's clients.
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(control::MAX_CLIENTS);
     let live = crate::live::Hub::new();
@@ -310,7 +348,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             .await
             .map_err(Error::Http)?;
     }
-    tokio::spawn(control::serve(listener, requests_tx));
+    let control_counters = Arc::new(control::Counters::default());
+    tokio::spawn(control::serve(
+        listener,
+        requests_tx,
+        control_counters.clone(),
+    ));
     let (machine_tx, mut machine_rx) = mpsc::channel::<crate::targets::Done>(64);
     let (auto_tx, mut auto_rx) = mpsc::channel::<autonomic::Report>(256);
     let lp_data_dir = cfg.data_dir.clone();
@@ -323,7 +366,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             match bridge::Link::start(a, tree, &node_name, amqp_tx, interapp_tx) {
                 Ok(link) => Some(link),
                 Err(e) => {
-                    eprintln!("roboconf agent: the amqp bridge is down: {e}");
+                    tracing::error!(error = %e, "the amqp bridge is down");
                     amqp_down = Some(e.to_string());
                     None
                 }
@@ -364,6 +407,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         amqp,
         amqp_down,
         live,
+        metrics: crate::metrics::Metrics::new(),
+        control: control_counters,
+        queues: Default::default(),
+        term: mesh::Term::default(),
     };
     if member {
         if let Some(m) = &lp.mesh {
@@ -378,7 +425,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     if lp.cfg.join.is_some() && !member {
         let _ = join_tx.try_send(0);
     }
-    eprintln!("roboconf agent: ready, control socket {}", socket.display());
+    tracing::info!(target: ANNOUNCE, socket = %socket.display(), "ready, control socket {}", socket.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| Error::Socket {
             path: "SIGTERM".into(),
@@ -411,6 +458,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             _ = tokio::signal::ctrl_c() => Branch::Stop,
             _ = term.recv() => Branch::Stop,
         };
+        lp.queues = [
+            queue("net_events", net_rx.as_ref(), crate::net::QUEUE),
+            queue("control_requests", Some(&requests_rx), REQUESTS),
+            queue("script_results", Some(&done_rx), RESULTS),
+            queue("mesh_reports", Some(&reports_rx), crate::meshio::REPORTS),
+        ];
         if !lp.handle(branch) {
             break;
         }
@@ -432,6 +485,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         lp.probe_round();
         lp.amqp_mesh();
         lp.flush().await?;
+        lp.watch_term();
         if lp.stop {
             break;
         }
@@ -446,7 +500,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         lp.store.apply(&held)?;
     }
     let _ = std::fs::remove_file(&socket);
-    eprintln!("roboconf agent: stopped");
+    tracing::info!(target: ANNOUNCE, "stopped");
     Ok(())
 }
 

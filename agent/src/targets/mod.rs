@@ -4,7 +4,8 @@
 //! SSH. The leader's runtime hands each `MachineOp` to a blocking worker here, and the
 //! result comes back to its loop as `Done`. A new agent receives its "user data" — the
 //! mesh's bootstrap addresses, a single-use join token, its name — in a file, and joins
-//! the mesh at start; the leader binds the root to it.
+//! the mesh at start; the leader binds the root to it. Each operation runs in a
+//! `machine` span and its outcome is logged.
 
 mod embedded;
 mod local;
@@ -104,7 +105,7 @@ impl Machines {
         let (done_tx, data_dir) = (self.done_tx.clone(), self.data_dir.clone());
         tokio::spawn(async move {
             let key = op.key.clone();
-            let result = tokio::task::spawn_blocking(move || carry_out(&op, &user, &data_dir))
+            let result = tokio::task::spawn_blocking(move || logged(&op, &user, &data_dir))
                 .await
                 .unwrap_or_else(|e| MachineResult::Failed {
                     reason: format!("worker failed: {e}"),
@@ -113,6 +114,46 @@ impl Machines {
             let _ = done_tx.send((key, result)).await;
         });
     }
+}
+
+/// `carry_out` inside a `machine` span, its outcome logged (never the user data: it
+/// holds a join token).
+fn logged(op: &MachineOp, user: &UserData, data_dir: &Path) -> MachineResult {
+    let action = match op.action {
+        MachineAction::Create => "create",
+        MachineAction::Terminate { .. } => "terminate",
+    };
+    let span = tracing::info_span!(
+        "machine",
+        app = op.key.app.as_str(),
+        root = op.key.root.as_str(),
+        generation = op.key.generation,
+        target = op.target.id.as_str(),
+        action
+    );
+    let _entered = span.enter();
+    let result = carry_out(op, user, data_dir);
+    match &result {
+        MachineResult::Created {
+            machine_id,
+            address,
+            ..
+        } => tracing::info!(
+            machine_id = machine_id.as_str(),
+            address = address.as_str(),
+            "machine created"
+        ),
+        MachineResult::Terminated => tracing::info!("machine terminated"),
+        MachineResult::Failed { reason, problem } => tracing::warn!(
+            reason = reason.as_str(),
+            left_behind = problem,
+            "machine not created"
+        ),
+        MachineResult::NotTerminated { reason } => {
+            tracing::warn!(reason = reason.as_str(), "machine not terminated")
+        }
+    }
+    result
 }
 
 fn carry_out(op: &MachineOp, user: &UserData, data_dir: &Path) -> MachineResult {

@@ -175,7 +175,7 @@ impl Cluster {
                 };
                 self.metrics.state_changed(k, &path, state, now_us, awaited);
             }
-            Effect::Event(Event::RemoteState { .. }) => {}
+            Effect::Event(Event::RemoteState { .. } | Event::Application { .. }) => {}
             Effect::Event(Event::Liveness { node, dead }) => {
                 if let Some(j) = index(node.as_str()) {
                     // A late verdict on a life that ended lately is not false.

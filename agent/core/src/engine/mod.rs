@@ -305,6 +305,8 @@ pub enum Event {
         path: String,
         state: crate::api::State,
     },
+    /// An application was registered here (`present`) or removed.
+    Application { name: String, present: bool },
     /// What another node reports of an instance it hosts (its state, the host's name).
     RemoteState {
         app: String,

@@ -106,6 +106,11 @@ impl Core {
         let mut recs = state.declared_instances(&loaded.model);
         let name = loaded.name.clone();
         self.apps.insert(name.clone(), state);
+        self.out
+            .push(super::Output::Event(super::Event::Application {
+                name: name.clone(),
+                present: true,
+            }));
         self.writes
             .push(Write::put(TREE_APPS, name.clone().into_bytes(), &record));
         let n = recs.len();
@@ -170,6 +175,11 @@ impl Core {
             };
         }
         if let Some(a) = self.apps.remove(name) {
+            self.out
+                .push(super::Output::Event(super::Event::Application {
+                    name: name.to_string(),
+                    present: false,
+                }));
             for p in a.insts.keys() {
                 self.writes.push(Write::Delete {
                     tree: TREE_INSTANCES,

@@ -501,6 +501,11 @@ impl Node {
         std::mem::take(&mut self.peer_writes)
     }
 
+    /// How many copies of peers' records are held back now (the driver's metrics).
+    pub fn peer_writes_held(&self) -> usize {
+        self.peer_writes.len()
+    }
+
     /// When the node next needs `tick`.
     fn wake_at(&self) -> u64 {
         let timer = self.timers.keys().next().map(|(at, _)| *at);
