@@ -290,6 +290,19 @@ fn instance_bind_moves_a_machine_to_another_node() {
         a.data_dir.join("instances/shop/vm-app+app").is_dir(),
         "the working copy is on node-a now"
     );
+    // `members` shows the root where it is bound now.
+    let roots = |name: &str| {
+        members(&b)
+            .into_iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["roots"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        roots("node-a"),
+        serde_json::json!(["shop:/vm-db", "shop:/vm-app"])
+    );
+    assert_eq!(roots("node-b"), serde_json::json!([]));
     let o = b.cli(&["instance", "bind", "shop", "/vm-app/app", "node-a"]);
     assert_eq!(o.status.code(), Some(1), "only roots are bound");
     let o = b.cli(&["instance", "bind", "shop", "/vm-app", "nobody"]);

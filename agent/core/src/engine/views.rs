@@ -169,20 +169,58 @@ impl Core {
         Ok(Some(host))
     }
 
-    /// The members as `members` shows them.
+    /// The members as `members` shows them. A member's roots are those it was started
+    /// with (`--host`) and those bound to it since (a machine the coordinator launched,
+    /// `instance bind`), as `APP:/ROOT`.
     pub(super) fn member_views(&self) -> Vec<MemberView> {
+        let mut bound: BTreeMap<crate::mesh::NodeId, Vec<String>> = BTreeMap::new();
+        for (name, a) in &self.apps {
+            for (path, i) in &a.insts {
+                if i.parent.is_none() {
+                    if let Some(host) = self.host_of(name, path) {
+                        bound
+                            .entry(host)
+                            .or_default()
+                            .push(format!("{name}:{path}"));
+                    }
+                }
+            }
+        }
         self.members()
             .into_iter()
-            .map(|(id, rec, live)| MemberView {
-                id: id.to_string(),
-                name: rec.name,
-                addresses: rec.addresses,
-                state: serde_json::to_value(live)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                roots: rec.roots,
-                version: rec.version,
+            .map(|(id, rec, live)| {
+                // A declared root that is bound elsewhere now is not this member's.
+                let mut roots: Vec<String> = rec
+                    .roots
+                    .into_iter()
+                    .filter(|r| match r.split_once(':') {
+                        Some((app, root))
+                            if self
+                                .apps
+                                .get(app)
+                                .is_some_and(|a| a.insts.contains_key(root)) =>
+                        {
+                            self.host_of(app, root).as_ref() == Some(&id)
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                for r in bound.remove(&id).unwrap_or_default() {
+                    if !roots.contains(&r) {
+                        roots.push(r);
+                    }
+                }
+                MemberView {
+                    id: id.to_string(),
+                    name: rec.name,
+                    addresses: rec.addresses,
+                    state: serde_json::to_value(live)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    roots,
+                    version: rec.version,
+                }
             })
             .collect()
     }
