@@ -19,6 +19,7 @@ pub mod mesh;
 mod names;
 mod ops;
 pub mod records;
+mod spread;
 mod tokens;
 mod views;
 
