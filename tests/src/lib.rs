@@ -322,6 +322,34 @@ pub fn kill_machines(dir: &Path) -> usize {
     n
 }
 
+/// Kills (SIGKILL) every process whose command line names `dir`: what a test's
+/// machines started and left running on their own (daemons of the scripts, in their own
+/// sessions), so that nothing outlives the test. Returns how many were killed.
+pub fn kill_processes_under(dir: &Path) -> usize {
+    let needle = dir.display().to_string();
+    let me = std::process::id();
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .contains(&needle)
+        {
+            n += 1;
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    n
+}
+
 /// The PIDs of the `local` target's machines under `dir` that are alive.
 pub fn live_machines(dir: &Path) -> Vec<u32> {
     let mut out = Vec::new();

@@ -117,6 +117,7 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
     impl Drop for Guard {
         fn drop(&mut self) {
             roboconf_tests::kill_machines(&self.0);
+            roboconf_tests::kill_processes_under(&self.0);
         }
     }
     let _guard = Guard(machines.clone());

@@ -152,6 +152,8 @@ fn the_console_shows_and_drives_lamp_in_chromium() {
     impl Drop for Guard {
         fn drop(&mut self) {
             roboconf_tests::kill_machines(&self.0);
+            // The lamp's servers, started by the machines' scripts in sessions of their own.
+            roboconf_tests::kill_processes_under(&self.0);
         }
     }
     let _guard = Guard(machines.clone());
