@@ -21,10 +21,12 @@
 //!    tests/console when its node_modules is missing.
 //!
 //! Run with `cargo bench -p roboconf-agent --bench http`; `HTTP_BENCH_RUNS` (default 3)
-//! runs of parts 1 and 2, `HTTP_BENCH_ONLY=1,2,3` to choose parts.
+//! runs of parts 1 and 2, `HTTP_BENCH_ONLY=1,2,3` to choose parts, `HTTP_BENCH_CLIENTS`
+//! (default 100) clients beside the reference in part 2 (0: the reference alone).
 
 use futures::StreamExt;
-use std::collections::HashMap;
+use roboconf_tests::wait;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -49,9 +51,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn pct(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
@@ -64,21 +63,20 @@ fn cell(v: &[f64], unit: &str, digits: usize) -> String {
     )
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// User + system CPU in clock ticks (1/100 s) of a process (`pid`) or of one of its
+/// threads (`pid/task/tid`).
+fn cpu_ticks(pid: impl std::fmt::Display) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = &s[s.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11..13)
+        .map_or(0, |t| t.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
 }
 
-fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// The machine's 1-minute load average (the two cores are shared).
+fn load() -> String {
+    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.split_whitespace().next().unwrap_or("?").to_string()
 }
 
 /// A `roboconf agent` in its own temp folder, killed and removed when dropped (also on
@@ -109,12 +107,13 @@ impl Agent {
             .stderr(out)
             .spawn()
             .expect("start the agent");
+        let base = String::new();
         let mut a = Agent {
             child,
             root,
             data,
             log,
-            base: String::new(),
+            base,
         };
         let find = |a: &Agent| {
             let text = std::fs::read_to_string(&a.log).unwrap_or_default();
@@ -150,28 +149,35 @@ impl Agent {
         );
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    /// VmRSS, MB.
+    fn rss_mb(&self) -> f64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
+        let s = s.unwrap_or_default();
+        let kib = s
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB"));
+        kib.and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
     }
 
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Registers the application in `dir` and waits until it has `n` instances.
-    fn register(&self, dir: &Path, app: &str, n: usize) {
+    /// Registers the application in `dir`, waits until it has `n` instances or more, and
+    /// returns how many.
+    fn register(&self, dir: &Path, app: &str, n: usize) -> usize {
         self.ok(&["app", "add", dir.to_str().expect("path")]);
         let mut http = Http::connect(&self.base);
         let target = format!("/roboconf-dm/app/{app}/instances?all-children=true");
+        let mut count = || {
+            let v: serde_json::Value =
+                serde_json::from_slice(&http.get(&target).1).unwrap_or_default();
+            v.as_array().map_or(0, Vec::len)
+        };
         wait(
             "the application registered",
             Duration::from_secs(60),
-            || {
-                let (status, body) = http.get(&target);
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                status == 200 && v.as_array().is_some_and(|l| l.len() == n)
-            },
+            || count() >= n,
         );
+        count()
     }
 }
 
@@ -219,15 +225,10 @@ impl Http {
                 break;
             }
             if status == 0 {
-                status = l
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-            } else if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse::<usize>().ok();
-                }
+                status = l.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+            }
+            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
             }
         }
         let len = len.expect("an answer without Content-Length (this client reads no other)");
@@ -238,15 +239,14 @@ impl Http {
 }
 
 /// `tiers` with exactly 1,000 instances: vm0 and its db, 83 machines each with an app
-/// server and 10 web apps, and vm84 with an app server (85 roots). Returns the roots.
-fn thousand(dir: &Path, with_scripts: bool) -> Vec<String> {
+/// server and 10 web apps, and vm84 with an app server (85 roots).
+fn thousand(dir: &Path, with_scripts: bool) {
     let mut files = roboconf_tests::gen::tiers(83, 10, with_scripts);
     let inst = files
         .get_mut("instances/main.instances")
         .expect("instances file");
     inst.push_str("instance of VM {\n\tname: vm84;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n");
     roboconf_tests::gen::write(dir, &files).expect("write tiers");
-    (0..=84).map(|m| format!("/vm{m}")).collect()
 }
 
 /// Part 1, one run.
@@ -255,7 +255,8 @@ struct GetRun {
     p99: f64,
     bytes: usize,
     instances: usize,
-    /// `roboconf status <app> --json`, median ms.
+    /// The agent's CPU per request; `roboconf status <app> --json`, median.
+    cpu_ms: f64,
     cli_ms: f64,
 }
 
@@ -264,20 +265,15 @@ fn get_instances(run: usize) -> GetRun {
     let dir = agent.root.join("app");
     let files = roboconf_tests::gen::application(42, roboconf_tests::gen::Shape::BENCH);
     roboconf_tests::gen::write(&dir, &files).expect("write the application");
-    agent.ok(&["app", "add", dir.to_str().expect("path")]);
     let app = "generated-42";
+    let instances = agent.register(&dir, app, 10_000);
     let target = format!("/roboconf-dm/app/{app}/instances?all-children=true");
     let mut http = Http::connect(&agent.base);
-    let (status, body) = http.get(&target);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-    let instances = list.as_array().map_or(0, Vec::len);
-    assert!(instances >= 10_000, "only {instances} instances");
     for _ in 0..WARM_UP {
         http.get(&target);
     }
     let mut ms = Vec::with_capacity(REQUESTS);
-    let mut bytes = 0;
+    let (mut bytes, cpu0) = (0, cpu_ticks(agent.child.id()));
     for _ in 0..REQUESTS {
         let t = Instant::now();
         let (status, body) = http.get(&target);
@@ -285,6 +281,7 @@ fn get_instances(run: usize) -> GetRun {
         assert_eq!(status, 200);
         bytes = body.len();
     }
+    let cpu_ms = (cpu_ticks(agent.child.id()) - cpu0) as f64 * 10.0 / REQUESTS as f64;
     let mut cli = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -294,16 +291,22 @@ fn get_instances(run: usize) -> GetRun {
     }
     let (p50, p99) = (pct(&ms, 0.5), pct(&ms, 0.99));
     println!(
-        "http 1/{run}: GET instances ({instances} instances, {bytes} B): p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms; status --json median {:.1} ms",
+        "http 1/{run}: GET instances ({instances} instances, {bytes} B): p50 {p50:.1} ms, \
+         p90 {:.1}, p99 {p99:.1}, max {:.1}; agent CPU {cpu_ms:.1} ms per GET; \
+         status --json median {:.1} ms; load {}",
+        pct(&ms, 0.9),
         pct(&ms, 1.0),
-        pct(&cli, 0.5)
+        pct(&cli, 0.5),
+        load()
     );
+    let cli_ms = pct(&cli, 0.5);
     GetRun {
         p50,
         p99,
         bytes,
         instances,
-        cli_ms: pct(&cli, 0.5),
+        cpu_ms,
+        cli_ms,
     }
 }
 
@@ -312,6 +315,8 @@ fn get_instances(run: usize) -> GetRun {
 struct Seen {
     /// `CHANGED` events of the application.
     changed: AtomicU64,
+    /// When (ns after `app start`) it had seen every instance DEPLOYED_STARTED.
+    all_started: AtomicU64,
     /// The connection ended (or a `dropped` notice came) before the bench closed it.
     cut: AtomicBool,
 }
@@ -319,18 +324,10 @@ struct Seen {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The reference client's view: every instance's last state, and when all started.
-struct Reference {
-    states: HashMap<String, String>,
-    by_state: HashMap<String, u64>,
-    t0: Instant,
-    all_started: Arc<AtomicU64>,
-}
-
-/// Reads one client's events until the connection ends; the cheap count for the 100,
-/// a parse of each event for the reference.
-async fn read_events(mut ws: Ws, app: String, seen: Arc<Seen>, mut reference: Option<Reference>) {
-    let tag = format!("\"app\":{{\"name\":\"{app}\"}}");
+/// Counts one client's events of `tiers` until the connection ends, and notes when
+/// `to_start` of them were DEPLOYED_STARTED.
+async fn read_events(mut ws: Ws, seen: Arc<Seen>, to_start: u64, t0: Instant) {
+    let mut started = 0;
     while let Some(msg) = ws.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
@@ -340,140 +337,101 @@ async fn read_events(mut ws: Ws, app: String, seen: Arc<Seen>, mut reference: Op
         if text.contains("\"msg\"") && text.contains("dropped") {
             break;
         }
-        if !(text.contains("\"CHANGED\"") && text.contains(&tag) && text.contains("\"inst\"")) {
+        let ours = text.contains("\"CHANGED\"") && text.contains("\"app\":{\"name\":\"tiers\"}");
+        if !(ours && text.contains("\"inst\"")) {
             continue;
         }
         seen.changed.fetch_add(1, Relaxed);
-        if let Some(r) = reference.as_mut() {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let (path, state) = (&v["inst"]["path"], &v["inst"]["status"]);
-            let state = state.as_str().unwrap_or_default().to_string();
-            *r.by_state.entry(state.clone()).or_default() += 1;
-            r.states
-                .insert(path.as_str().unwrap_or_default().to_string(), state);
-            if r.all_started.load(Relaxed) == 0
-                && r.states.values().all(|s| s == "DEPLOYED_STARTED")
-            {
-                r.all_started
-                    .store(r.t0.elapsed().as_nanos().max(1) as u64, Relaxed);
-            }
+        started += u64::from(text.contains("\"status\":\"DEPLOYED_STARTED\""));
+        if started == to_start {
+            let ns = t0.elapsed().as_nanos() as u64;
+            seen.all_started.store(ns, Relaxed);
         }
     }
     seen.cut.store(true, Relaxed);
-    if let Some(r) = reference {
-        let mut by: Vec<_> = r.by_state.into_iter().collect();
-        by.sort();
-        println!("http 2: events by new state (reference client): {by:?}");
-    }
-}
-
-/// The agent's `roboconf_http_websocket_clients` gauge.
-fn ws_gauge(http: &mut Http) -> u64 {
-    let (_, body) = http.get("/metrics");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix("roboconf_http_websocket_clients "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Part 2, one run: seconds, events, MB.
 struct WsRun {
     start_all: f64,
+    /// The agent's CPU seconds from `app start` to the end of the deliveries: all its
+    /// threads (scripts are prepared and run on tokio's blocking pool), and its event
+    /// loop's (the core, the HTTP server and the WebSocket sends).
+    cpu: f64,
+    cpu_loop: f64,
     published: u64,
-    /// The fewest and most events one of the 100 clients received.
+    /// The fewest and most events one of the clients (the reference too) received.
     lo: u64,
     hi: u64,
     /// Clients whose connection ended early.
     cut: usize,
-    peak: f64,
-    end: f64,
+    /// RSS with the application registered, then with the clients connected, the peak
+    /// from `app start` on, and at the end.
+    rss: [f64; 4],
 }
 
-fn websockets(rt: &tokio::runtime::Runtime, run: usize) -> WsRun {
-    let dir = std::env::temp_dir().join(format!("roboconf-http-{}-tiers", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let roots = thousand(&dir, true);
-    let hosts: Vec<String> = roots
-        .iter()
-        .flat_map(|r| ["--host".to_string(), format!("tiers:{r}")])
+fn websockets(rt: &tokio::runtime::Runtime, run: usize, clients: usize) -> WsRun {
+    let hosts: Vec<String> = (0..=84)
+        .flat_map(|m| ["--host".to_string(), format!("tiers:/vm{m}")])
         .collect();
     let agent = Agent::start(&format!("ws-{run}"), &hosts);
-    let _ = std::fs::rename(&dir, agent.root.join("tiers"));
+    thousand(&agent.root.join("tiers"), true);
     agent.register(&agent.root.join("tiers"), "tiers", 1000);
-    // Every instance's state before the start, for the reference client.
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_registered = agent.rss_mb();
+    // The instances to start (the hosted roots are already DEPLOYED_STARTED).
     let mut http = Http::connect(&agent.base);
     let (_, body) = http.get("/roboconf-dm/app/tiers/instances?all-children=true");
-    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-    let states: HashMap<String, String> = list
-        .as_array()
-        .expect("a list")
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("JSON");
+    let to_start = list
         .iter()
-        .map(|i| {
-            (
-                i["path"].as_str().unwrap_or_default().to_string(),
-                i["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let url = format!(
-        "ws://{}/roboconf-dm-websocket",
-        agent.base.trim_start_matches("http://")
-    );
-    let conns: Vec<Ws> = rt.block_on(futures::future::join_all((0..=CLIENTS).map(|_| {
-        let url = url.clone();
-        async move {
-            tokio_tungstenite::connect_async(url.as_str())
-                .await
-                .expect("WebSocket connect")
-                .0
-        }
-    })));
+        .filter(|i| i["status"] != "DEPLOYED_STARTED")
+        .count() as u64;
+    let url = format!("ws://{}/roboconf-dm-websocket", &agent.base[7..]);
+    let connect = |_| async {
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("WebSocket connect");
+        ws
+    };
+    let conns: Vec<Ws> = rt.block_on(futures::future::join_all((0..=clients).map(connect)));
+    // Subscribed: the agent's gauge counts a client once it listens.
+    let gauge = format!("roboconf_http_websocket_clients {}\n", clients + 1);
     wait(
         "the agent counts every client",
         Duration::from_secs(20),
-        || ws_gauge(&mut http) == CLIENTS as u64 + 1,
+        || String::from_utf8_lossy(&http.get("/metrics").1).contains(&gauge),
     );
-    let seen: Vec<Arc<Seen>> = (0..=CLIENTS).map(|_| Arc::default()).collect();
-    let all_started = Arc::new(AtomicU64::new(0));
-    let log_before = agent.log_text().len();
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for (k, ws) in conns.into_iter().enumerate() {
-        let reference = (k == CLIENTS).then(|| Reference {
-            states: states.clone(),
-            by_state: HashMap::new(),
-            t0,
-            all_started: all_started.clone(),
-        });
-        tasks.push(rt.spawn(read_events(ws, "tiers".into(), seen[k].clone(), reference)));
-    }
-    // RSS, sampled until the end of the run.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (stop, pid) = (stop.clone(), agent.pid());
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while !stop.load(Relaxed) {
-                peak = peak.max(rss_kib(pid));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak
-        })
-    };
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_connected = agent.rss_mb();
+    let seen: Vec<Arc<Seen>> = (0..=clients).map(|_| Arc::default()).collect();
+    let log_before = std::fs::metadata(&agent.log).map_or(0, |m| m.len() as usize);
+    let (pid, t0) = (agent.child.id(), Instant::now());
+    let (cpu0, loop0) = (cpu_ticks(pid), cpu_ticks(format!("{pid}/task/{pid}")));
+    let tasks: Vec<_> = (conns.into_iter().zip(&seen))
+        .map(|(ws, s)| rt.spawn(read_events(ws, s.clone(), to_start, t0)))
+        .collect();
     agent.ok(&["app", "start", "tiers"]);
+    // RSS is sampled every 20 ms from here on.
+    let reference = &seen[clients].all_started;
+    let mut peak = agent.rss_mb();
     wait("every instance started", Duration::from_secs(180), || {
-        all_started.load(Relaxed) > 0
+        peak = peak.max(agent.rss_mb());
+        reference.load(Relaxed) > 0
     });
-    let start_all = all_started.load(Relaxed) as f64 / 1e9;
-    // Published: the agent's `instance state` lines of the application since t0.
-    let published = || {
-        let text = agent.log_text();
-        roboconf_tests::log::state_changes(text.get(log_before..).unwrap_or_default())
-            .iter()
-            .filter(|c| c.app == "tiers")
-            .count() as u64
+    let start_all = reference.load(Relaxed) as f64 / 1e9;
+    // Published: the agent's `instance state` lines of the application since t0, by state.
+    let by_state = || {
+        let text = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        let changes =
+            roboconf_tests::log::state_changes(text.get(log_before..).unwrap_or_default());
+        let mut by = BTreeMap::<String, u64>::new();
+        for c in changes.into_iter().filter(|c| c.app == "tiers") {
+            *by.entry(c.state).or_default() += 1;
+        }
+        by
     };
+    let published = || by_state().values().sum::<u64>();
     // Until every client has every published event, or nothing moves for 3 s.
     let (mut last, mut still) = (Vec::new(), Instant::now());
     loop {
@@ -485,74 +443,77 @@ fn websockets(rt: &tokio::runtime::Runtime, run: usize) -> WsRun {
         if now != last {
             (last, still) = (now, Instant::now());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        peak = peak.max(agent.rss_mb());
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let end_rss = rss_kib(agent.pid()) as f64 / 1024.0;
-    stop.store(true, Relaxed);
-    let peak = sampler.join().unwrap_or(0) as f64 / 1024.0;
+    let cpu = (cpu_ticks(pid) - cpu0) as f64 / 100.0;
+    let cpu_loop = (cpu_ticks(format!("{pid}/task/{pid}")) - loop0) as f64 / 100.0;
+    let rss_end = agent.rss_mb();
     let published = published();
-    let got: Vec<u64> = seen[..CLIENTS]
-        .iter()
-        .map(|s| s.changed.load(Relaxed))
-        .collect();
-    let reference = seen[CLIENTS].changed.load(Relaxed);
+    let got = || seen.iter().map(|s| s.changed.load(Relaxed));
+    let (lo, hi) = (got().min().unwrap_or(0), got().max().unwrap_or(0));
     let cut = seen.iter().filter(|s| s.cut.load(Relaxed)).count();
-    let (lo, hi) = (
-        got.iter().copied().min().unwrap_or(0),
-        got.iter().copied().max().unwrap_or(0),
-    );
+    let last = seen.iter().map(|s| s.all_started.load(Relaxed)).max();
     println!(
-        "http 2/{run}: start-all {start_all:.2} s; {published} events published, reference got {reference}, the {CLIENTS} got {lo}..{hi}, {cut} cut; RSS peak {peak:.1} MB, end {end_rss:.1} MB"
+        "http 2/{run}: start-all {start_all:.2} s (last client {:.2} s), agent CPU {cpu:.2} s (loop {cpu_loop:.2} s); \
+         {published} events published, the {} clients got {lo}..{hi}, {cut} cut; RSS registered \
+         {rss_registered:.1} MB, clients connected {rss_connected:.1} MB, peak {peak:.1} MB, end \
+         {rss_end:.1} MB; load {}",
+        last.unwrap_or(0) as f64 / 1e9,
+        clients + 1,
+        load()
     );
+    if run == 0 {
+        println!("http 2: events published by new state: {:?}", by_state());
+    }
     // Closes the clients before the agent goes.
     for t in &tasks {
         t.abort();
     }
-    rt.block_on(async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
+    rt.block_on(futures::future::join_all(tasks));
+    let rss = [rss_registered, rss_connected, peak, rss_end];
     WsRun {
         start_all,
+        cpu,
+        cpu_loop,
         published,
         lo,
         hi,
         cut,
-        peak,
-        end: end_rss,
+        rss,
     }
 }
 
 /// Fails (never skips) when node or Chromium is missing; `npm ci` when needed.
 fn require_tools() -> PathBuf {
     let node = Command::new("node").arg("--version").output();
+    let hint = "(apt-get install nodejs npm chromium; HTTP_BENCH_ONLY=1,2 leaves part 3 out)";
+    let found = node.is_ok_and(|o| o.status.success());
     assert!(
-        node.as_ref().is_ok_and(|o| o.status.success()),
-        "node is missing: part 3 (console first paint) needs Node.js 20 or later and Chromium \
-         (apt-get install nodejs npm chromium; HTTP_BENCH_ONLY=1,2 to leave it out)"
+        found,
+        "node is missing: part 3 needs Node.js 20+ and Chromium {hint}"
     );
     let chromium = std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let c = chromium.display();
     assert!(
         chromium.is_file(),
-        "{} is missing: part 3 drives Chromium headless (apt-get install chromium, or set \
-         CHROMIUM; HTTP_BENCH_ONLY=1,2 to leave it out)",
-        chromium.display()
+        "{c} is missing: part 3 drives Chromium (or $CHROMIUM) {hint}"
     );
     let dir = roboconf_tests::workspace().join("tests/console");
     if !dir.join("node_modules/playwright-core").is_dir() {
-        let o = Command::new("npm")
+        let mut npm = Command::new("npm");
+        let o = npm
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run npm ci in {}: {e}", dir.display()));
+            .output();
+        let o = o.expect("npm ci in tests/console");
+        let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             o.status.success(),
-            "npm ci in {} failed:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&o.stderr)
+            "npm ci in {} failed:\n{err}",
+            dir.display()
         );
     }
     chromium
@@ -592,6 +553,21 @@ fn first_paint() -> (f64, f64) {
     (figure("first_paint_ms="), figure("tree_rendered_ms="))
 }
 
+/// A figure of the summary: label, value of a run, unit, goal.
+type Figure<T> = (&'static str, fn(&T) -> f64, &'static str, &'static str);
+
+/// One row per figure: the median over the runs, with min and max.
+fn summarize<T>(row: &mut impl FnMut(&str, String, &str), runs: &[T], figures: &[Figure<T>]) {
+    for (label, f, unit, goal) in figures {
+        let digits = if *unit == "s" { 2 } else { 1 };
+        row(
+            label,
+            cell(&runs.iter().map(f).collect::<Vec<_>>(), unit, digits),
+            goal,
+        );
+    }
+}
+
 fn main() {
     let runs: usize = env_or("HTTP_BENCH_RUNS", 3).max(1);
     let only = std::env::var("HTTP_BENCH_ONLY").unwrap_or_else(|_| "1,2,3".into());
@@ -602,26 +578,15 @@ fn main() {
     };
     if part("1") {
         let r: Vec<GetRun> = (0..runs).map(get_instances).collect();
-        let col = |f: fn(&GetRun) -> f64| r.iter().map(f).collect::<Vec<_>>();
-        let get = format!(
-            "GET instances?all-children=true, {} instances",
-            r[0].instances
-        );
-        row(
-            &format!("{get}, p50 of {REQUESTS}"),
-            cell(&col(|x| x.p50), "ms", 1),
-            "",
-        );
-        let p99 = cell(&col(|x| x.p99), "ms", 1);
-        row(&format!("{get}, p99 of {REQUESTS}"), p99, "<= 50 ms");
-        let size = format!("{:.2} MB", r[0].bytes as f64 / 1e6);
-        row("its response size", size, "");
-        let status = cell(&col(|x| x.cli_ms), "ms", 1);
-        row(
-            "`roboconf status <app> --json` on it (CLI process), median of 20",
-            status,
-            "",
-        );
+        let size = format!("{} B, {} instances", r[0].bytes, r[0].instances);
+        row("GET instances?all-children=true: size", size, "");
+        let figures: [Figure<GetRun>; 4] = [
+            ("GET instances, p50 of 200", |x| x.p50, "ms", ""),
+            ("GET instances, p99 of 200", |x| x.p99, "ms", "<= 50 ms"),
+            ("agent CPU per GET", |x| x.cpu_ms, "ms", ""),
+            ("`status <app> --json` CLI", |x| x.cli_ms, "ms", ""),
+        ];
+        summarize(&mut row, &r, &figures);
     }
     if part("2") {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -629,40 +594,37 @@ fn main() {
             .enable_all()
             .build()
             .expect("runtime");
-        let r: Vec<WsRun> = (0..runs).map(|k| websockets(&rt, k)).collect();
-        let col = |f: fn(&WsRun) -> f64| r.iter().map(f).collect::<Vec<_>>();
+        let n: usize = env_or("HTTP_BENCH_CLIENTS", CLIENTS);
+        let r: Vec<WsRun> = (0..runs).map(|k| websockets(&rt, k, n)).collect();
         let all = r
             .iter()
             .all(|x| x.lo == x.published && x.hi == x.published && x.cut == 0);
+        let verdict = if all { "all delivered" } else { "MISSING" };
         let per_run: Vec<String> = r
             .iter()
             .map(|x| format!("{} / {}..{}", x.published, x.lo, x.hi))
             .collect();
-        let verdict = if all { "all delivered" } else { "MISSING" };
         let events = format!("{} ({verdict})", per_run.join(", "));
-        row(&format!("events published / received by each of {CLIENTS} WebSocket clients (min..max), per run"), events, "all to all");
-        let t = cell(&col(|x| x.start_all), "s", 2);
         row(
-            "`app start` of 1,000 instances → all DEPLOYED_STARTED, 101 clients",
-            t,
-            "",
+            &format!("events published / received by the {} clients", n + 1),
+            events,
+            "all",
         );
-        row(
-            "agent RSS, peak during the run",
-            cell(&col(|x| x.peak), "MB", 1),
-            "<= 40 MB",
-        );
-        let end = cell(&col(|x| x.end), "MB", 1);
-        row("agent RSS at the end, clients connected", end, "<= 40 MB");
+        let figures: [Figure<WsRun>; 7] = [
+            ("`app start` → all started", |x| x.start_all, "s", ""),
+            ("agent CPU during it, all threads", |x| x.cpu, "s", ""),
+            ("… of which its event loop thread", |x| x.cpu_loop, "s", ""),
+            ("RSS registered, no client", |x| x.rss[0], "MB", ""),
+            ("RSS clients connected", |x| x.rss[1], "MB", ""),
+            ("RSS peak during the start", |x| x.rss[2], "MB", "<= 40 MB"),
+            ("RSS at the end", |x| x.rss[3], "MB", "<= 40 MB"),
+        ];
+        summarize(&mut row, &r, &figures);
     }
     if part("3") {
         let (fp, tr) = first_paint();
         let paint = format!("{fp:.0} ms (tree rendered at {tr:.0} ms)");
-        row(
-            "console first paint, 1,000 instances, median of 5 page loads",
-            paint,
-            "<= 1 s",
-        );
+        row("console first paint, median of 5 loads", paint, "<= 1 s");
     }
     println!("\nhttp: medians of {runs} runs (min, max)\n| figure | result | goal |\n|---|---|---|\n{table}");
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 const GRAPH: &str = "VM {\n\tinstaller: target;\n\tchildren: Db, App;\n}\nDb {\n\tinstaller: script;\n\texports: ip, port = 5432;\n}\nApp {\n\tinstaller: script;\n\texports: ip, port = 8080;\n\timports: Db.ip, Db.port;\n}\n";
 const INSTANCES: &str = "instance of VM {\n\tname: vm-db;\n\tinstance of Db {\n\t\tname: db;\n\t}\n}\ninstance of VM {\n\tname: vm-app;\n\tinstance of App {\n\t\tname: app;\n\t}\n}\n";
-const START: &str = "#!/bin/bash\necho started $ROBOCONF_INSTANCE_PATH\n";
+const START: &str =
+    "#!/bin/bash\necho started $ROBOCONF_INSTANCE_PATH arenas=${MALLOC_ARENA_MAX:-unset}\n";
 const SCALE: &str = "replicate /vm-app as vm-app-2\n";
 
 /// Agent a (`--http`, hosts /vm-db) and b (hosts /vm-app) in one mesh, shop registered
@@ -200,7 +201,7 @@ fn every_resource_answers_like_the_cli() {
                 && r["output"]
                     .as_str()
                     .unwrap_or_default()
-                    .contains("started /vm-app/app")),
+                    .contains("started /vm-app/app arenas=unset")),
         "{runs}"
     );
 

@@ -19,7 +19,42 @@ use tracing_subscriber::fmt::{self, format, FmtContext, FormatEvent, FormatField
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
+/// Set on the agent's second start, by itself, with `MALLOC_ARENA_MAX`.
+const ARENAS_MARK: &str = "ROBOCONF_MALLOC_ARENAS_SET";
+
+/// glibc gives a thread that allocates under contention an arena of its own (up to 8
+/// per core) and keeps what each frees: the workers running scripts made an agent grow
+/// by about 15 MB during a start-all of 1,000 instances (docs/BENCHMARKS.md, issue 19).
+/// The agent caps them at 2: it starts itself again (same PID, arguments and `argv[0]`)
+/// with `MALLOC_ARENA_MAX=2`, which glibc reads before `main`, unless the variable is set
+/// already; then it removes the variable so that the scripts do not inherit it. Called
+/// first, while the process has a single thread.
+fn limit_malloc_arenas() {
+    if std::env::var_os(ARENAS_MARK).is_some() {
+        std::env::remove_var("MALLOC_ARENA_MAX");
+        std::env::remove_var(ARENAS_MARK);
+        return;
+    }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    // `exec` returns only when it failed: the agent then goes on with glibc's default.
+    let _ = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env("MALLOC_ARENA_MAX", "2")
+        .env(ARENAS_MARK, "1")
+        .exec();
+}
+
 pub fn run(data_dir: Option<PathBuf>, args: AgentArgs) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     let mut cfg = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {

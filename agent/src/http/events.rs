@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use futures::StreamExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// How long one event may take to leave for a WebSocket client before it is dropped.
 pub const SEND_DEADLINE: Duration = Duration::from_secs(5);
@@ -29,29 +29,60 @@ fn lagged_notice(missed: u64) -> String {
 }
 
 pub async fn websocket(Ctx(s): Ctx<Shared>, ws: WebSocketUpgrade) -> impl IntoResponse {
+    // Clients say nothing: a small read buffer (tungstenite's default, 128 KiB, zeroed
+    // on first use, would be resident for each client).
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(MAX_CLIENT_MESSAGE)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| stream_ws(socket, s))
 }
 
+/// Most events sent to one client before its socket is flushed.
+const BATCH: usize = 64;
+
 async fn stream_ws(mut socket: WebSocket, s: Shared) {
+    use futures::SinkExt;
     let mut events_rx = s.live.subscribe();
     s.stats.ws_clients.fetch_add(1, Relaxed);
+    let mut batch: Vec<String> = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             ev = events_rx.recv() => {
-                let text = match ev {
-                    Ok(e) => e.json.clone(),
-                    Err(RecvError::Lagged(n)) => {
-                        s.stats.slow_dropped.fetch_add(1, Relaxed);
-                        tracing::info!(missed = n, "http: a WebSocket client fell behind and is dropped");
-                        let notice = Message::Text(lagged_notice(n).into());
-                        let _ = tokio::time::timeout(Duration::from_millis(200), socket.send(notice)).await;
-                        break;
+                // What is ready already leaves with it, in one write.
+                let mut next = Some(ev);
+                let mut lagged = None;
+                while let Some(ev) = next.take() {
+                    match ev {
+                        Ok(e) => batch.push(e.json.clone()),
+                        Err(RecvError::Lagged(n)) => lagged = Some(n),
+                        Err(RecvError::Closed) => break,
                     }
-                    Err(RecvError::Closed) => break,
+                    if batch.len() < BATCH && lagged.is_none() {
+                        next = match events_rx.try_recv() {
+                            Ok(e) => Some(Ok(e)),
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(_) => None,
+                        };
+                    }
+                }
+                if let Some(n) = lagged {
+                    s.stats.slow_dropped.fetch_add(1, Relaxed);
+                    tracing::info!(missed = n, "http: a WebSocket client fell behind and is dropped");
+                    let notice = Message::Text(lagged_notice(n).into());
+                    let _ = tokio::time::timeout(Duration::from_millis(200), socket.send(notice)).await;
+                    break;
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                let send = async {
+                    for text in batch.drain(..) {
+                        socket.feed(Message::Text(text.into())).await?;
+                    }
+                    socket.flush().await
                 };
-                match tokio::time::timeout(SEND_DEADLINE, socket.send(Message::Text(text.into()))).await {
+                match tokio::time::timeout(SEND_DEADLINE, send).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break,
                     Err(_) => {
