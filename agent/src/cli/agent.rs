@@ -25,8 +25,8 @@ const ARENAS_MARK: &str = "ROBOCONF_MALLOC_ARENAS_SET";
 /// glibc gives a thread that allocates under contention an arena of its own (up to 8
 /// per core) and keeps what each frees: the workers running scripts made an agent grow
 /// by about 15 MB during a start-all of 1,000 instances (docs/BENCHMARKS.md, issue 19).
-/// The agent caps them at 2: it starts itself again (same PID, arguments and `argv[0]`)
-/// with `MALLOC_ARENA_MAX=2`, which glibc reads before `main`, unless the variable is set
+/// The agent keeps one: it starts itself again (same PID, arguments and `argv[0]`)
+/// with `MALLOC_ARENA_MAX=1`, which glibc reads before `main`, unless the variable is set
 /// already; then it removes the variable so that the scripts do not inherit it. Called
 /// first, while the process has a single thread.
 fn limit_malloc_arenas() {
@@ -48,7 +48,7 @@ fn limit_malloc_arenas() {
     let _ = std::process::Command::new(&exe)
         .arg0(arg0)
         .args(args)
-        .env("MALLOC_ARENA_MAX", "2")
+        .env("MALLOC_ARENA_MAX", "1")
         .env(ARENAS_MARK, "1")
         .exec();
 }
