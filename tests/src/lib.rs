@@ -350,6 +350,47 @@ pub fn kill_processes_under(dir: &Path) -> usize {
     n
 }
 
+/// A free TCP port on loopback (for the applications' own servers, whose port a test
+/// must write in their instances file).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A copy of examples/lamp under `root/lamp`, its balancer and database on free ports.
+pub fn lamp_copy(root: &Path) -> PathBuf {
+    let app = root.join("lamp");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(workspace().join("examples/lamp"))
+        .arg(&app)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(copy, "copy examples/lamp");
+    let (lb, db) = (free_port(), free_port());
+    let instances = format!(
+        "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t}}\n}}\n\
+         instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
+    );
+    std::fs::write(app.join("instances/lamp.instances"), instances).expect("instances");
+    app
+}
+
+/// Kills, when dropped (also when the test panics), the `local` target's machines under
+/// its folder and whatever their scripts left running there.
+pub struct MachinesGuard(pub PathBuf);
+
+impl Drop for MachinesGuard {
+    fn drop(&mut self) {
+        kill_machines(&self.0);
+        kill_processes_under(&self.0);
+    }
+}
+
 /// The PIDs of the `local` target's machines under `dir` that are alive.
 pub fn live_machines(dir: &Path) -> Vec<u32> {
     let mut out = Vec::new();

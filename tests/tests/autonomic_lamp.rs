@@ -13,13 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A copy of examples/lamp: free ports, low thresholds, short sleep periods.
 fn lamp(root: &Path, lb: u16) -> PathBuf {
     let app = root.join("lamp");
@@ -30,7 +23,7 @@ fn lamp(root: &Path, lb: u16) -> PathBuf {
         .status()
         .is_ok_and(|s| s.success());
     assert!(copy, "copy examples/lamp");
-    let db = free_port();
+    let db = roboconf_tests::free_port();
     let instances = format!(
         "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
@@ -113,15 +106,8 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     let machines = root.join("roboconf-machines");
-    struct Guard(PathBuf);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            roboconf_tests::kill_machines(&self.0);
-            roboconf_tests::kill_processes_under(&self.0);
-        }
-    }
-    let _guard = Guard(machines.clone());
-    let lb = free_port();
+    let _guard = roboconf_tests::MachinesGuard(machines.clone());
+    let lb = roboconf_tests::free_port();
     let app = lamp(root, lb);
     let a = start(root, "a");
     a.init_mesh();

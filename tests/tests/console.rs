@@ -29,34 +29,6 @@ const PATHS: [&str; 8] = [
     "/vm-db/db",
 ];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A copy of examples/lamp with free ports.
-fn lamp(root: &Path) -> PathBuf {
-    let app = root.join("lamp");
-    let copy = Command::new("cp")
-        .arg("-r")
-        .arg(roboconf_tests::workspace().join("examples/lamp"))
-        .arg(&app)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(copy, "copy examples/lamp");
-    let (lb, db) = (free_port(), free_port());
-    let instances = format!(
-        "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
-    );
-    std::fs::write(app.join("instances/lamp.instances"), instances).expect("instances");
-    app
-}
-
 fn start(root: &Path, name: &str, http: &[&str]) -> Agent {
     let mut args = vec!["--listen", "/ip4/127.0.0.1/tcp/0", "--node", name];
     args.extend_from_slice(http);
@@ -148,15 +120,7 @@ fn the_console_shows_and_drives_lamp_in_chromium() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     let machines = root.join("roboconf-machines");
-    struct Guard(PathBuf);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            roboconf_tests::kill_machines(&self.0);
-            // The lamp's servers, started by the machines' scripts in sessions of their own.
-            roboconf_tests::kill_processes_under(&self.0);
-        }
-    }
-    let _guard = Guard(machines.clone());
+    let _guard = roboconf_tests::MachinesGuard(machines.clone());
     let shots = std::env::var_os("CONSOLE_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -171,7 +135,7 @@ fn the_console_shows_and_drives_lamp_in_chromium() {
     std::fs::create_dir_all(&shots).expect("screenshots dir");
 
     // The mesh: `a` serves the console openly, `b` asks for a token.
-    let app = lamp(root);
+    let app = roboconf_tests::lamp_copy(root);
     let mut agents = vec![start(root, "a", &["--http", "127.0.0.1:0"])];
     agents[0].init_mesh();
     let b = start(

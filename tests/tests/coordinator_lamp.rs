@@ -7,36 +7,8 @@
 //! machine (no process left). The example's fixed ports are replaced by free ones.
 
 use roboconf_tests::Agent;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A copy of examples/lamp with free ports.
-fn lamp(root: &Path) -> PathBuf {
-    let app = root.join("lamp");
-    let copy = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(roboconf_tests::workspace().join("examples/lamp"))
-        .arg(&app)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(copy, "copy examples/lamp");
-    let (lb, db) = (free_port(), free_port());
-    let instances = format!(
-        "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
-    );
-    std::fs::write(app.join("instances/lamp.instances"), instances).expect("instances");
-    app
-}
 
 /// The servers in the balancer's configuration (wherever its machine keeps it).
 fn servers(machines: &Path) -> Vec<String> {
@@ -79,7 +51,7 @@ fn lamp_with_every_machine_launched_by_the_coordinator() {
     let root = tmp.path();
     // The example's target has no `local.dir`: machines go beside the agents' data dirs.
     let machines = root.join("roboconf-machines");
-    let app = lamp(root);
+    let app = roboconf_tests::lamp_copy(root);
     let mut agents = vec![start(root, "a")];
     agents[0].init_mesh();
     for n in ["b", "c"] {
