@@ -361,6 +361,12 @@ pub fn free_port() -> u16 {
 
 /// A copy of examples/lamp under `root/lamp`, its balancer and database on free ports.
 pub fn lamp_copy(root: &Path) -> PathBuf {
+    lamp_copy_on(root, free_port())
+}
+
+/// A copy of examples/lamp under `root/lamp`, its balancer on port `lb`, its database on
+/// a free port.
+pub fn lamp_copy_on(root: &Path, lb: u16) -> PathBuf {
     let app = root.join("lamp");
     let copy = Command::new("cp")
         .arg("-r")
@@ -369,7 +375,7 @@ pub fn lamp_copy(root: &Path) -> PathBuf {
         .status()
         .is_ok_and(|s| s.success());
     assert!(copy, "copy examples/lamp");
-    let (lb, db) = (free_port(), free_port());
+    let db = free_port();
     let instances = format!(
         "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\

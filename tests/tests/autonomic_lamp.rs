@@ -15,22 +15,7 @@ use std::time::Duration;
 
 /// A copy of examples/lamp: free ports, low thresholds, short sleep periods.
 fn lamp(root: &Path, lb: u16) -> PathBuf {
-    let app = root.join("lamp");
-    let copy = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(roboconf_tests::workspace().join("examples/lamp"))
-        .arg(&app)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(copy, "copy examples/lamp");
-    let db = roboconf_tests::free_port();
-    let instances = format!(
-        "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-app-2;\n\tinstance of App {{\n\t\tname: app-2;\n\t}}\n}}\n\
-         instance of VM {{\n\tname: vm-db;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n}}\n"
-    );
-    std::fs::write(app.join("instances/lamp.instances"), instances).expect("instances");
+    let app = roboconf_tests::lamp_copy_on(root, lb);
     std::fs::write(
         app.join("probes/LB.measures.properties"),
         format!("lb-port = {lb}\nhigh = 3\nlow = 0.5\n"),

@@ -226,35 +226,9 @@ fn token_of(req: &axum::extract::Request) -> Option<String> {
             .or_else(|| h.strip_prefix("bearer "))
             .map(|t| t.trim().to_string());
     }
-    let query = req.uri().query()?;
-    query.split('&').find_map(|kv| {
-        let v = kv.strip_prefix("access_token=")?;
-        Some(percent_decode(v).unwrap_or_default())
-    })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let query: axum::extract::Query<std::collections::HashMap<String, String>> =
+        axum::extract::Query::try_from_uri(req.uri()).ok()?;
+    query.0.get("access_token").cloned()
 }
 
 /// Asks for a token where one is needed, and refuses changes to read-only tokens.

@@ -92,21 +92,14 @@ impl Core {
 
     /// The addresses a member published.
     pub fn member_addresses(&self, id: &NodeId) -> Vec<String> {
-        self.replica
-            .get(Kind::Member, id.as_str())
-            .and_then(|e| e.value.as_ref())
-            .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
+        self.member_record(id.as_str())
             .map(|r| r.addresses)
             .unwrap_or_default()
     }
 
     /// The name a member published.
     pub fn member_name(&self, id: &NodeId) -> Option<String> {
-        self.replica
-            .get(Kind::Member, id.as_str())
-            .and_then(|e| e.value.as_ref())
-            .and_then(|v| serde_json::from_slice::<MemberRecord>(v).ok())
-            .map(|r| r.name)
+        self.member_record(id.as_str()).map(|r| r.name)
     }
 
     /// A member's liveness as this node sees it.

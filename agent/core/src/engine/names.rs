@@ -29,7 +29,7 @@ pub(super) fn name_hash(name: &str) -> u64 {
 
 impl Core {
     /// The member record of `id`, parsed.
-    fn member_record(&self, id: &str) -> Option<super::members::MemberRecord> {
+    pub(super) fn member_record(&self, id: &str) -> Option<super::members::MemberRecord> {
         self.replica
             .get(Kind::Member, id)
             .and_then(|e| e.value.as_ref())
