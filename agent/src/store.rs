@@ -235,6 +235,21 @@ impl Store for Sled {
     }
 }
 
+/// Opens a store again in a test, once the previous handle's lock is released: sled's
+/// flusher thread keeps the dropped database (and its file lock) a moment longer, so an
+/// immediate reopen in the same process may find the lock taken. Gives up after 5 s.
+#[cfg(test)]
+pub(crate) fn reopen<T, E: std::fmt::Debug>(open: impl Fn() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open() {
+            Ok(t) => return t,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("reopen: {e:?}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,7 +307,7 @@ mod tests {
             ])
             .expect("apply");
         }
-        let s = Sled::open(dir.path()).expect("reopen");
+        let s = reopen(|| Sled::open(dir.path()));
         let inst = s.instances().expect("instances");
         assert_eq!(inst.len(), 1);
         assert_eq!(inst[0].path, "/vm/x");

@@ -226,7 +226,7 @@ mod tests {
     }
 
     fn db(dir: &std::path::Path) -> sled::Db {
-        sled::Config::new().path(dir).open().expect("sled")
+        crate::store::reopen(|| sled::Config::new().path(dir).open())
     }
 
     #[test]
