@@ -121,10 +121,21 @@ fn lamp_with_every_machine_launched_by_the_coordinator() {
             .iter()
             .any(|s| s.contains("/vm-app-4/app-4"))
     });
-    assert_eq!(
-        roboconf_tests::live_machines(&machines).len(),
-        6,
-        "one machine per root, /vm-app-4's launched once"
+    // One machine per root, /vm-app-4's launched once (a machine's agent may be between
+    // two lives for a moment: the count settles, never above one per root).
+    let mut counts = Vec::new();
+    roboconf_tests::wait(
+        "one machine per root, /vm-app-4's launched once",
+        Duration::from_secs(20),
+        || {
+            let n = roboconf_tests::live_machines(&machines).len();
+            counts.push(n);
+            n == 6
+        },
+    );
+    assert!(
+        counts.iter().all(|n| *n <= 6),
+        "more machines than roots: {counts:?}"
     );
     // Undeploy everything: every machine terminated.
     let o = agents[f].cli(&["app", "undeploy", "lamp"]);
