@@ -51,6 +51,7 @@ fn lamp_with_every_machine_launched_by_the_coordinator() {
     let root = tmp.path();
     // The example's target has no `local.dir`: machines go beside the agents' data dirs.
     let machines = root.join("roboconf-machines");
+    let _guard = roboconf_tests::MachinesGuard(machines.clone());
     let app = roboconf_tests::lamp_copy(root);
     let mut agents = vec![start(root, "a")];
     agents[0].init_mesh();
