@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod amqp;
 pub mod autonomic;
+pub mod binary;
 pub mod bundle;
 pub mod cli;
 pub mod config;

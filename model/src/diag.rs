@@ -258,6 +258,9 @@ codes! {
     X_TARGET_HANDLER_NOT_SUPPORTED => Warning,
     /// A key of a known handler that it does not have, or a value it cannot use.
     X_TARGET_INVALID_PROPERTY => Error,
+    /// A key of Roboconf's for a handler this mesh launches with, that it reads nothing
+    /// from (`docker.user`, `docker.run.exec` ...): a warning saying why.
+    X_TARGET_IGNORED_PROPERTY => Warning,
     /// A probe file (`probes/*.measures`) that does not read: text before the first
     /// `[EVENT handler name]`, a malformed header, a section whose body its handler
     /// cannot use.

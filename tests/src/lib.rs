@@ -2,6 +2,7 @@
 //! applications are, and how to run the real `roboconf` binary built by this workspace.
 
 pub mod broker;
+pub mod dockerd;
 pub mod gen;
 pub mod http;
 pub mod log;

@@ -1,7 +1,9 @@
 //! A small LAN of Linux network namespaces for tests: one "switch" namespace holding two
 //! bridges, and hosts each joined to it by a veth pair. A host can be moved to the second
 //! bridge (a partition between two groups) and back (the heal). Needs root and `ip`;
-//! every name is unique to the process, and everything is deleted on drop.
+//! every name is unique to the process, and everything is deleted on drop. `Bridge`: a
+//! bridge in the test's own namespace for the `netns` target's machines, and what they
+//! left deleted on drop.
 
 use std::process::Command;
 
@@ -108,4 +110,137 @@ impl Drop for Lan {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+/// A bridge in this process's namespace for the `netns` target's machines, its name
+/// and subnet unique to the process (`rbt<n>`, `10.<a>.<b>.0/24`). Dropping it (also
+/// when the test panics) ends what the machines under `machines` left: their agents,
+/// every process in the namespaces their `netns.json` names, those namespaces, every
+/// link on the bridge, then the bridge.
+pub struct Bridge {
+    pub name: String,
+    /// `10.<a>.<b>.0/24`.
+    pub subnet: String,
+    /// The bridge's address, the subnet's first (`10.<a>.<b>.1`).
+    pub gateway: String,
+    machines: std::path::PathBuf,
+}
+
+/// One machine of the `netns` target, as its folder's `netns.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsMachine {
+    /// Its folder's name (`<app>-<root>-g<generation>`).
+    pub folder: String,
+    pub ns: String,
+    pub veth: String,
+    pub address: String,
+}
+
+impl Bridge {
+    /// Makes the bridge, with its address, up.
+    pub fn new(machines: &std::path::Path) -> Bridge {
+        let pid = std::process::id();
+        let b = Bridge {
+            name: format!("rbt{}", pid % 1_000_000),
+            subnet: format!("10.{}.{}.0/24", 210 + (pid / 256) % 40, pid % 256),
+            gateway: format!("10.{}.{}.1", 210 + (pid / 256) % 40, pid % 256),
+            machines: machines.to_path_buf(),
+        };
+        let _ = Command::new("ip").args(["link", "del", &b.name]).output();
+        ip(&["link", "add", &b.name, "type", "bridge"]);
+        ip(&["addr", "add", &format!("{}/24", b.gateway), "dev", &b.name]);
+        ip(&["link", "set", &b.name, "up"]);
+        b
+    }
+
+    /// The machines whose folder records their network.
+    pub fn machines(&self) -> Vec<NetnsMachine> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.machines)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(e.path().join("netns.json")).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            if !s("ns").is_empty() {
+                out.push(NetnsMachine {
+                    folder: e.file_name().to_string_lossy().into_owned(),
+                    ns: s("ns"),
+                    veth: s("veth"),
+                    address: s("address"),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.folder.cmp(&b.folder));
+        out
+    }
+
+    /// The links attached to the bridge (the machines' host ends of their veths).
+    pub fn ports(&self) -> Vec<String> {
+        let o = Command::new("ip")
+            .args(["-o", "link", "show", "master", &self.name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        o.lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Whether the bridge exists.
+    pub fn exists(&self) -> bool {
+        link_exists(&self.name)
+    }
+
+    /// Deletes what the machines left, and the bridge.
+    pub fn delete(&self) {
+        crate::kill_machines(&self.machines);
+        for m in self.machines() {
+            let o = Command::new("ip").args(["netns", "pids", &m.ns]).output();
+            let pids = o
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).output();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &m.ns]).output();
+        }
+        crate::kill_processes_under(&self.machines);
+        for port in self.ports() {
+            let _ = Command::new("ip").args(["link", "del", &port]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .output();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// The names `ip netns list` shows.
+pub fn namespaces() -> Vec<String> {
+    let o = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    o.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether a link of that name exists in this namespace.
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["-o", "link", "show", "dev", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

@@ -228,7 +228,13 @@ impl Loop {
             target = op.target.id.as_str(),
             "coordinator: machine operation"
         );
-        self.machines.start(op, user);
+        // The folder of the target file in the application's bundle (Docker build
+        // contexts are named relative to it).
+        let target_dir = self.node.engine().app(&op.key.app).and_then(|a| {
+            let def = a.targets.iter().find(|t| t.id == op.target.id)?;
+            Some(a.bundle.join(&def.file).parent()?.to_path_buf())
+        });
+        self.machines.start(op, user, target_dir);
     }
 
     /// Runs a plug-in on a worker (at most `max_parallel_scripts` at once); its result

@@ -4,7 +4,9 @@
 //! with its own data dir, identity and log file. It is started detached with `setsid`
 //! (its own session: it outlives the agent that launched it) and known by its PID and
 //! the start time `/proc` gives, never by `kill -0` alone (a PID is reused). Terminate
-//! asks it to leave the mesh, then kills its session and removes its folder.
+//! asks it to leave the mesh, then kills its session and removes its folder. This
+//! module also owns that process handling for the `netns` target, which starts the
+//! same agent inside a network namespace (`running`, `start`, `stop`, `alive_in`).
 
 use super::{machine_name, Created, Failure, Target, UserData};
 use roboconf_core::coord::MachineKey;
@@ -103,110 +105,197 @@ fn kill_session(pid: u32, signal: &str) {
         .status();
 }
 
+/// How a machine's agent is started: what `local` and `netns` do differently.
+pub(super) struct Launch<'a> {
+    /// The target's name, for the reasons given.
+    pub target: &'a str,
+    /// Runs `setsid <binary> …` (`ip netns exec <ns>`); empty: `setsid` itself.
+    pub prefix: &'a [String],
+    /// The agent's `--listen` multiaddr.
+    pub listen: String,
+    /// More arguments of `agent` (`--ip <address>`).
+    pub extra: &'a [String],
+}
+
+/// The member id of the agent already running in `dir`, whose user data then gets this
+/// leader's token and addresses; `None` when none runs there.
+pub(super) fn running(dir: &Path, user: &UserData) -> Option<String> {
+    let r = read_record(dir).filter(alive)?;
+    // Created for this key already (by this leader or the one before): its user data
+    // gets this leader's token and addresses, which the agent reads again before each
+    // attempt to join (the first leader may have died before its token reached anyone
+    // else).
+    let ud_path = dir.join("user-data.json");
+    let tmp = dir.join("user-data.json.tmp");
+    let ud = serde_json::to_vec_pretty(user).unwrap_or_default();
+    let _ = std::fs::write(&tmp, ud).and_then(|()| std::fs::rename(&tmp, &ud_path));
+    Some(r.node)
+}
+
+/// Whether the agent recorded in `dir` is alive.
+pub(super) fn alive_in(dir: &Path) -> bool {
+    read_record(dir).is_some_and(|r| alive(&r))
+}
+
+/// Makes the agent's folder in `dir` (identity, user data, log), starts it as `how`
+/// says, records it and waits for its control socket; its member id. When it fails the
+/// folder is removed, unless the agent runs on (`left_behind`).
+pub(super) fn start(
+    dir: &Path,
+    binary: &Path,
+    how: &Launch,
+    user: &UserData,
+) -> Result<String, Failure> {
+    let agent_dir = dir.join("agent");
+    let target = how.target;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::clean(format!("{target} target: {what} {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(&agent_dir).map_err(|e| fail("cannot create", &e))?;
+    for d in [dir, &agent_dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| fail("cannot set the permissions of", &e))?;
+    }
+    let identity = crate::meshio::identity(&agent_dir)
+        .map_err(|e| fail("cannot make the agent's identity in", &e))?;
+    let node = identity.public().to_peer_id().to_string();
+    let ud_path = dir.join("user-data.json");
+    let ud = serde_json::to_vec_pretty(user).unwrap_or_default();
+    std::fs::write(&ud_path, ud).map_err(|e| fail("cannot write the user data in", &e))?;
+    let _ = std::fs::set_permissions(&ud_path, std::fs::Permissions::from_mode(0o600));
+    let log_path = dir.join("agent.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| fail("cannot create a log in", &e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| fail("cannot open the log in", &e))?;
+    let mut cmd = match how.prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg("setsid");
+            c
+        }
+        None => Command::new("setsid"),
+    };
+    let child = cmd
+        .arg(binary)
+        .arg("--data-dir")
+        .arg(&agent_dir)
+        .args(["agent", "--listen", &how.listen])
+        .args(how.extra)
+        .arg("--user-data")
+        .arg(&ud_path)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dir);
+            return Err(Failure::clean(format!(
+                "{target} target: cannot start {}: {e}",
+                binary.display()
+            )));
+        }
+    };
+    let pid = child.id();
+    let start = start_time(pid).unwrap_or(0);
+    let rec = Record {
+        pid,
+        start,
+        node: node.clone(),
+    };
+    let tmp = dir.join("machine.json.tmp");
+    let written = std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default())
+        .and_then(|()| std::fs::rename(&tmp, dir.join("machine.json")));
+    // The agent is this process's child until this process ends: reap it when it
+    // exits, so that it leaves no zombie behind.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    if let Err(e) = written {
+        kill_session(pid, "-KILL");
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(fail("cannot record the machine in", &e));
+    }
+    let socket = agent_dir.join("control.sock");
+    let started = wait_until(START_TIMEOUT, || socket.exists() || !alive(&rec));
+    if !alive(&rec) {
+        let why = tail(&log_path);
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(Failure::clean(format!(
+            "{target} target: the agent exited at start: {why}"
+        )));
+    }
+    if !started {
+        return Err(Failure {
+            reason: format!(
+                "{target} target: the agent did not open its control socket within {} s (log: {})",
+                START_TIMEOUT.as_secs(),
+                log_path.display()
+            ),
+            left_behind: true,
+        });
+    }
+    Ok(node)
+}
+
+/// Ends the agent recorded in `dir`: `leave` first (the mesh learns it is gone, not
+/// dead), then its session is killed. Ok when nothing of it runs any more.
+pub(super) fn stop(dir: &Path, binary: &Path, target: &str) -> Result<(), String> {
+    let Some(r) = read_record(dir) else {
+        return Ok(());
+    };
+    if alive(&r) {
+        let leave = Command::new(binary)
+            .arg("--data-dir")
+            .arg(dir.join("agent"))
+            .arg("leave")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Ok(mut c) = leave {
+            let ended = wait_until(LEAVE_TIMEOUT, || !matches!(c.try_wait(), Ok(None)));
+            if !ended {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        let _ = wait_until(Duration::from_secs(5), || !alive(&r));
+        if alive(&r) {
+            kill_session(r.pid, "-TERM");
+            let _ = wait_until(Duration::from_secs(3), || !alive(&r));
+        }
+    }
+    // Whatever is left in its session (scripts it started) goes too.
+    kill_session(r.pid, "-KILL");
+    if !wait_until(Duration::from_secs(5), || !alive(&r)) {
+        return Err(format!("{target} target: process {} does not die", r.pid));
+    }
+    Ok(())
+}
+
 impl Target for Local {
     fn create(&self, key: &MachineKey, user: &UserData) -> Result<Created, Failure> {
         let dir = self.dir(key);
-        let machine_id = machine_name(key);
-        let created = |node: String| Created {
-            machine_id: machine_id.clone(),
+        let node = match running(&dir, user) {
+            Some(node) => node,
+            None => {
+                let how = Launch {
+                    target: "local",
+                    prefix: &[],
+                    listen: "/ip4/127.0.0.1/tcp/0".into(),
+                    extra: &[],
+                };
+                start(&dir, &self.binary, &how, user)?
+            }
+        };
+        Ok(Created {
+            machine_id: machine_name(key),
             address: "127.0.0.1".into(),
             node,
-        };
-        if let Some(r) = read_record(&dir) {
-            if alive(&r) {
-                // Created for this key already (by this leader or the one before): its
-                // user data gets this leader's token and addresses, which the agent reads
-                // again before each attempt to join (the first leader may have died before
-                // its token reached anyone else).
-                let ud_path = dir.join("user-data.json");
-                let tmp = dir.join("user-data.json.tmp");
-                let ud = serde_json::to_vec_pretty(user).unwrap_or_default();
-                let _ = std::fs::write(&tmp, ud).and_then(|()| std::fs::rename(&tmp, &ud_path));
-                return Ok(created(r.node));
-            }
-        }
-        let agent_dir = dir.join("agent");
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            Failure::clean(format!("local target: {what} {}: {e}", dir.display()))
-        };
-        std::fs::create_dir_all(&agent_dir).map_err(|e| fail("cannot create", &e))?;
-        for d in [&dir, &agent_dir] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| fail("cannot set the permissions of", &e))?;
-        }
-        let identity = crate::meshio::identity(&agent_dir)
-            .map_err(|e| fail("cannot make the agent's identity in", &e))?;
-        let node = identity.public().to_peer_id().to_string();
-        let ud_path = dir.join("user-data.json");
-        let ud = serde_json::to_vec_pretty(user).unwrap_or_default();
-        std::fs::write(&ud_path, ud).map_err(|e| fail("cannot write the user data in", &e))?;
-        let _ = std::fs::set_permissions(&ud_path, std::fs::Permissions::from_mode(0o600));
-        let log_path = dir.join("agent.log");
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| fail("cannot create a log in", &e))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| fail("cannot open the log in", &e))?;
-        let child = Command::new("setsid")
-            .arg(&self.binary)
-            .arg("--data-dir")
-            .arg(&agent_dir)
-            .args(["agent", "--listen", "/ip4/127.0.0.1/tcp/0", "--user-data"])
-            .arg(&ud_path)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(Failure::clean(format!(
-                    "local target: cannot start {}: {e}",
-                    self.binary.display()
-                )));
-            }
-        };
-        let pid = child.id();
-        let start = start_time(pid).unwrap_or(0);
-        let rec = Record {
-            pid,
-            start,
-            node: node.clone(),
-        };
-        let tmp = dir.join("machine.json.tmp");
-        let written = std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default())
-            .and_then(|()| std::fs::rename(&tmp, dir.join("machine.json")));
-        // The agent is this process's child until this process ends: reap it when it
-        // exits, so that it leaves no zombie behind.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
-        if let Err(e) = written {
-            kill_session(pid, "-KILL");
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(fail("cannot record the machine in", &e));
-        }
-        let socket = agent_dir.join("control.sock");
-        let started = wait_until(START_TIMEOUT, || socket.exists() || !alive(&rec));
-        if !alive(&rec) {
-            let why = tail(&log_path);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(Failure::clean(format!(
-                "local target: the agent exited at start: {why}"
-            )));
-        }
-        if !started {
-            return Err(Failure {
-                reason: format!(
-                    "local target: the agent did not open its control socket within {} s (log: {})",
-                    START_TIMEOUT.as_secs(),
-                    log_path.display()
-                ),
-                left_behind: true,
-            });
-        }
-        Ok(created(node))
+        })
     }
 
     fn terminate(&self, key: &MachineKey, machine_id: &str) -> Result<(), String> {
@@ -217,41 +306,12 @@ impl Target for Local {
         if !dir.exists() {
             return Ok(());
         }
-        if let Some(r) = read_record(&dir) {
-            if alive(&r) {
-                // Leave first: the mesh learns it is gone, not dead.
-                let leave = Command::new(&self.binary)
-                    .arg("--data-dir")
-                    .arg(dir.join("agent"))
-                    .arg("leave")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn();
-                if let Ok(mut c) = leave {
-                    let ended = wait_until(LEAVE_TIMEOUT, || !matches!(c.try_wait(), Ok(None)));
-                    if !ended {
-                        let _ = c.kill();
-                    }
-                    let _ = c.wait();
-                }
-                let _ = wait_until(Duration::from_secs(5), || !alive(&r));
-                if alive(&r) {
-                    kill_session(r.pid, "-TERM");
-                    let _ = wait_until(Duration::from_secs(3), || !alive(&r));
-                }
-            }
-            // Whatever is left in its session (scripts it started) goes too.
-            kill_session(r.pid, "-KILL");
-            if !wait_until(Duration::from_secs(5), || !alive(&r)) {
-                return Err(format!("local target: process {} does not die", r.pid));
-            }
-        }
+        stop(&dir, &self.binary, "local")?;
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("local target: cannot remove {}: {e}", dir.display()))
     }
 
     fn is_running(&self, key: &MachineKey) -> bool {
-        read_record(&self.dir(key)).is_some_and(|r| alive(&r))
+        alive_in(&self.dir(key))
     }
 }

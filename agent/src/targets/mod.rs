@@ -4,11 +4,14 @@
 //! SSH. The leader's runtime hands each `MachineOp` to a blocking worker here, and the
 //! result comes back to its loop as `Done`. A new agent receives its "user data" — the
 //! mesh's bootstrap addresses, a single-use join token, its name — in a file, and joins
-//! the mesh at start; the leader binds the root to it. Each operation runs in a
+//! the mesh at start; the leader binds the root to it. `docker` runs the agent in a
+//! container, `netns` in a network namespace of this host. Each operation runs in a
 //! `machine` span and its outcome is logged.
 
+mod docker;
 mod embedded;
 mod local;
+mod netns;
 
 use roboconf_core::coord::{MachineKey, TargetSpec};
 use roboconf_core::node::{MachineAction, MachineOp, MachineResult};
@@ -74,14 +77,66 @@ pub trait Target {
     fn is_running(&self, key: &MachineKey) -> bool;
 }
 
-/// The target of a spec, on an agent with this data dir.
-pub fn handler(spec: &TargetSpec, data_dir: &Path) -> Result<Box<dyn Target + Send>, String> {
+/// Where agent binaries for other architectures come from (the mesh: `meshio`).
+pub trait Binaries: Send + Sync {
+    /// An agent binary for `arch`, fetched from a member that runs one and checked by
+    /// its hash (blocking: called on a worker).
+    fn fetch(&self, arch: &str) -> Result<crate::binary::Local, String>;
+}
+
+/// What a target needs besides its file.
+#[derive(Clone)]
+pub struct Context {
+    /// This agent's data dir.
+    pub data_dir: PathBuf,
+    /// The folder of the target file in the application's bundle.
+    pub target_dir: Option<PathBuf>,
+    pub binaries: Option<std::sync::Arc<dyn Binaries>>,
+}
+
+impl Context {
+    pub fn new(data_dir: &Path) -> Context {
+        Context {
+            data_dir: data_dir.to_path_buf(),
+            target_dir: None,
+            binaries: None,
+        }
+    }
+
+    /// An agent binary for a machine of `arch`: this agent's own when it is of that
+    /// architecture, else one from the mesh.
+    pub fn binary_for(&self, arch: &str) -> Result<crate::binary::Local, String> {
+        let own = crate::binary::own()?;
+        let arch = match arch {
+            "amd64" => "x86_64",
+            "arm64" => "aarch64",
+            a => a,
+        };
+        if own.info.arch == arch {
+            return Ok(own.clone());
+        }
+        match &self.binaries {
+            Some(b) => b.fetch(arch),
+            None => Err(format!(
+                "no agent binary for {arch} here (this agent runs on {})",
+                own.info.arch
+            )),
+        }
+    }
+}
+
+/// The target of a spec.
+pub fn handler(spec: &TargetSpec, ctx: &Context) -> Result<Box<dyn Target + Send>, String> {
+    let data_dir = ctx.data_dir.as_path();
     match spec.handler.as_str() {
         "local" => Ok(Box::new(local::Local::new(&spec.properties, data_dir)?)),
         "embedded" => Ok(Box::new(embedded::Embedded::new(&spec.properties)?)),
+        "docker" => Ok(Box::new(docker::Docker::new(spec, ctx)?)),
+        "netns" => Ok(Box::new(netns::Netns::new(&spec.properties, data_dir)?)),
         other => Err(format!(
-            "target `{}`: handler `{other}` cannot launch machines in this mesh (it launches with `local` and `embedded`)",
-            spec.id
+            "target `{}`: handler `{other}` cannot launch machines in this mesh (it launches with {})",
+            spec.id,
+            roboconf_model::targets::LAUNCHABLE.join(", ")
         )),
     }
 }
@@ -90,6 +145,7 @@ pub fn handler(spec: &TargetSpec, data_dir: &Path) -> Result<Box<dyn Target + Se
 pub struct Machines {
     done_tx: mpsc::Sender<Done>,
     data_dir: PathBuf,
+    binaries: Option<std::sync::Arc<dyn Binaries>>,
 }
 
 impl Machines {
@@ -97,15 +153,27 @@ impl Machines {
         Machines {
             done_tx,
             data_dir: data_dir.to_path_buf(),
+            binaries: None,
         }
     }
 
-    /// Carries out `op` (`user`: what a created agent is told).
-    pub fn start(&self, op: MachineOp, user: UserData) {
-        let (done_tx, data_dir) = (self.done_tx.clone(), self.data_dir.clone());
+    /// Where binaries for other architectures come from.
+    pub fn set_binaries(&mut self, binaries: std::sync::Arc<dyn Binaries>) {
+        self.binaries = Some(binaries);
+    }
+
+    /// Carries out `op` (`user`: what a created agent is told; `target_dir`: the folder
+    /// of its target file in the application's bundle).
+    pub fn start(&self, op: MachineOp, user: UserData, target_dir: Option<PathBuf>) {
+        let ctx = Context {
+            data_dir: self.data_dir.clone(),
+            target_dir,
+            binaries: self.binaries.clone(),
+        };
+        let done_tx = self.done_tx.clone();
         tokio::spawn(async move {
             let key = op.key.clone();
-            let result = tokio::task::spawn_blocking(move || logged(&op, &user, &data_dir))
+            let result = tokio::task::spawn_blocking(move || logged(&op, &user, &ctx))
                 .await
                 .unwrap_or_else(|e| MachineResult::Failed {
                     reason: format!("worker failed: {e}"),
@@ -118,7 +186,7 @@ impl Machines {
 
 /// `carry_out` inside a `machine` span, its outcome logged (never the user data: it
 /// holds a join token).
-fn logged(op: &MachineOp, user: &UserData, data_dir: &Path) -> MachineResult {
+fn logged(op: &MachineOp, user: &UserData, ctx: &Context) -> MachineResult {
     let action = match op.action {
         MachineAction::Create => "create",
         MachineAction::Terminate { .. } => "terminate",
@@ -132,7 +200,7 @@ fn logged(op: &MachineOp, user: &UserData, data_dir: &Path) -> MachineResult {
         action
     );
     let _entered = span.enter();
-    let result = carry_out(op, user, data_dir);
+    let result = carry_out(op, user, ctx);
     match &result {
         MachineResult::Created {
             machine_id,
@@ -156,8 +224,8 @@ fn logged(op: &MachineOp, user: &UserData, data_dir: &Path) -> MachineResult {
     result
 }
 
-fn carry_out(op: &MachineOp, user: &UserData, data_dir: &Path) -> MachineResult {
-    let target = match handler(&op.target, data_dir) {
+fn carry_out(op: &MachineOp, user: &UserData, ctx: &Context) -> MachineResult {
+    let target = match handler(&op.target, ctx) {
         Ok(t) => t,
         Err(reason) => {
             return match op.action {

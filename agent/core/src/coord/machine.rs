@@ -198,8 +198,17 @@ impl Machine {
                 machine_id,
                 address,
                 node,
-            } => self.update(&key, |i| match i.phase {
+            } => self.update(&key, |i| match &i.phase {
                 Phase::Launching => {
+                    i.phase = Phase::Running {
+                        machine_id,
+                        address,
+                        node,
+                    };
+                    true
+                }
+                // The machine's agent is back (a partition healed): running again.
+                Phase::Problem { node: n, .. } if !n.is_empty() && *n == node => {
                     i.phase = Phase::Running {
                         machine_id,
                         address,

@@ -201,9 +201,10 @@ impl Core {
             if out.get(path).is_some_and(|(r, _)| *r >= rank) {
                 continue;
             }
-            if host.is_none() && self.has_left(owner) {
-                // A retired machine's agent (the coordinator unbound its root): nothing
-                // runs there any more.
+            if !self.counts(owner) && host.as_ref().is_none_or(|h| h.as_str() != owner) {
+                // A dead or departed agent the root is no longer bound to (its machine
+                // was replaced, or retired and the root unbound): what it said is stale,
+                // nothing runs there any more.
                 continue;
             }
             if !self.counts(owner) {

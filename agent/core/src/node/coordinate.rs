@@ -417,6 +417,23 @@ impl Node {
                     }
                 }
             }
+            Phase::Problem {
+                machine_id,
+                address,
+                node,
+                ..
+            } if !node.is_empty() && self.engine.member_counts(&NodeId::new(node.clone())) => {
+                // Its agent is alive again (a partition healed, a frozen host woke up):
+                // the machine is running again, not replaced.
+                if !self.pending(rk, now) {
+                    self.propose(Command::Launched {
+                        key: key.clone(),
+                        machine_id: machine_id.clone(),
+                        address: address.clone(),
+                        node: node.clone(),
+                    });
+                }
+            }
             Phase::Problem { .. } | Phase::Failed { .. } => {}
         }
     }
