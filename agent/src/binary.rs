@@ -123,25 +123,84 @@ pub fn chunk(data_dir: &Path, hash: &str, offset: u64) -> (u64, Vec<u8>) {
     }
 }
 
-/// Keeps the bytes received for `hash` if they match it: written to a temporary file,
-/// checked, made executable and renamed into the store.
-pub fn keep(data_dir: &Path, hash: &str, bytes: &[u8]) -> Result<PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = stored(data_dir, hash).ok_or_else(|| format!("`{hash}` is not a hash"))?;
-    let got = hex(&Sha256::digest(bytes));
-    if got != hash {
-        return Err(format!(
-            "the binary received does not match its hash (expected {hash}, got {got})"
-        ));
+/// A binary arriving in parts: written to a temporary file of the store and hashed as
+/// it comes; kept (executable, renamed to its hash) only if the hash matches.
+pub struct Incoming {
+    hash: String,
+    tmp: PathBuf,
+    path: PathBuf,
+    file: std::fs::File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Incoming {
+    pub fn new(data_dir: &Path, hash: &str) -> Result<Incoming, String> {
+        let path = stored(data_dir, hash).ok_or_else(|| format!("`{hash}` is not a SHA-256"))?;
+        let dir = path.parent().unwrap_or(data_dir).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = dir.join(format!(".{hash}.part"));
+        let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        Ok(Incoming {
+            hash: hash.to_string(),
+            tmp,
+            path,
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+        })
     }
-    let dir = path.parent().unwrap_or(data_dir);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".{hash}.part"));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        self.size += bytes.len() as u64;
+        if self.size > MAX_BINARY {
+            return Err(format!("the binary is larger than {MAX_BINARY} bytes"));
+        }
+        self.hasher.update(bytes);
+        self.file
+            .write_all(bytes)
+            .map_err(|e| format!("{}: {e}", self.tmp.display()))
+    }
+
+    pub fn received(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks the hash and keeps the binary; its path.
+    pub fn finish(mut self) -> Result<PathBuf, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let got = hex(&std::mem::take(&mut self.hasher).finalize());
+        if got != self.hash {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(format!(
+                "the binary received does not match its hash (expected {}, got {got})",
+                self.hash
+            ));
+        }
+        self.file
+            .sync_all()
+            .and_then(|()| {
+                std::fs::set_permissions(&self.tmp, std::fs::Permissions::from_mode(0o755))
+            })
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path))
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok(std::mem::take(&mut self.path))
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        // Unfinished (or refused): the part goes.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Keeps `bytes` as the binary `hash` if they match it.
+pub fn keep(data_dir: &Path, hash: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    let mut i = Incoming::new(data_dir, hash)?;
+    i.push(bytes)?;
+    i.finish()
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub enum Report {
         name: String,
         app: Option<Box<crate::core::LoadedApp>>,
     },
+    /// This agent's binary, hashed (published in its member record).
+    Binary(crate::api::BinaryView),
     /// `mesh init` or `join` ended: the credentials, already saved, and what to answer
     /// (or why not).
     Member {
@@ -114,6 +116,24 @@ impl MeshIo {
             gossip: s.gossip.clone(),
         };
         let (net, events) = net::spawn(s.key, cfg)?;
+        // This agent's binary, hashed on a worker, goes into its member record.
+        let tx = reports_tx.clone();
+        tokio::spawn(async move {
+            let own = tokio::task::spawn_blocking(|| crate::binary::own().cloned()).await;
+            match own {
+                Ok(Ok(l)) => {
+                    let b = crate::api::BinaryView {
+                        sha256: l.info.sha256,
+                        size: l.info.size,
+                        arch: l.info.arch,
+                        os: l.info.os,
+                    };
+                    let _ = tx.send(Report::Binary(b)).await;
+                }
+                Ok(Err(e)) => tracing::warn!("the agent's binary cannot be hashed: {e}"),
+                Err(_) => {}
+            }
+        });
         Ok((
             MeshIo {
                 net,
@@ -129,6 +149,21 @@ impl MeshIo {
             },
             events,
         ))
+    }
+
+    /// What fetches agent binaries from these members (`targets::carry`).
+    pub fn carrier(
+        &self,
+        members: Vec<(PeerId, crate::api::BinaryView)>,
+    ) -> crate::targets::carry::Carrier {
+        crate::targets::carry::Carrier {
+            net: self.net.clone(),
+            mesh: self.mesh.clone(),
+            me: self.me.clone(),
+            data_dir: self.data_dir.clone(),
+            members,
+            rt: tokio::runtime::Handle::current(),
+        }
     }
 
     /// The mesh this node belongs to (empty before it is a member).
@@ -382,6 +417,14 @@ impl MeshIo {
                 let file = crate::bundle::stored(&self.data_dir, hash);
                 self.answer_off_loop(id, move || {
                     Body::Bundle(file.and_then(|f| std::fs::read(f).ok()).unwrap_or_default())
+                });
+                true
+            }
+            Body::BinaryRequest { sha256, offset } => {
+                let (data, sha256, offset) = (self.data_dir.clone(), sha256.clone(), *offset);
+                self.answer_off_loop(id, move || {
+                    let (total, bytes) = crate::binary::chunk(&data, &sha256, offset);
+                    Body::BinaryPart { total, bytes }
                 });
                 true
             }

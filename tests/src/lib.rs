@@ -117,6 +117,17 @@ impl Agent {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Agent {
+        Agent::start_binary(ns, &roboconf_bin(), data_dir, args, envs)
+    }
+
+    /// `start_in` with another `roboconf` binary (a copy, another build).
+    pub fn start_binary(
+        ns: Option<&str>,
+        binary: &Path,
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Agent {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = data_dir.with_extension("log");
         let log_start = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
@@ -128,10 +139,10 @@ impl Agent {
         let mut cmd = match ns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(roboconf_bin());
+                c.args(["netns", "exec", ns]).arg(binary);
                 c
             }
-            None => Command::new(roboconf_bin()),
+            None => Command::new(binary),
         };
         cmd.arg("agent")
             .arg("--data-dir")

@@ -296,6 +296,17 @@ impl Request {
     }
 }
 
+/// The agent binary a member runs: content-addressed, so the mesh can carry it to new
+/// machines (a member of that architecture serves it by hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinaryView {
+    /// SHA-256 of the executable, hex.
+    pub sha256: String,
+    pub size: u64,
+    pub arch: String,
+    pub os: String,
+}
+
 /// One member of the mesh, as `members` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
@@ -306,6 +317,12 @@ pub struct MemberView {
     pub state: String,
     pub roots: Vec<String>,
     pub version: String,
+    /// Its binary (absent until it has hashed it, or from an older agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<BinaryView>,
+    /// Its version or build is not the one most live members run.
+    #[serde(default)]
+    pub differs: bool,
 }
 
 /// One instance as `status` shows it (DESIGN §11).

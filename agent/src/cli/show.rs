@@ -99,14 +99,21 @@ pub fn members(members: &[crate::api::MemberView]) -> String {
         out.push_str("no member known (this agent is not in a mesh)\n");
     }
     for m in members {
+        let build = m.binary.as_ref().map_or(String::new(), |b| {
+            format!(" build {} {}", &b.sha256[..12.min(b.sha256.len())], b.arch)
+        });
         let _ = writeln!(
             out,
-            "{:<16} {:<8} {} roots [{}] v{}",
+            "{:<16} {:<8} {} roots [{}] v{}{build}{}",
             m.name,
             m.state,
             m.id,
             m.roots.join(", "),
-            m.version
+            m.version,
+            match m.differs {
+                true => "  DIFFERS from most members",
+                false => "",
+            }
         );
         for a in &m.addresses {
             let _ = writeln!(out, "    {a}");

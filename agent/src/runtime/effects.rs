@@ -234,7 +234,22 @@ impl Loop {
             let def = a.targets.iter().find(|t| t.id == op.target.id)?;
             Some(a.bundle.join(&def.file).parent()?.to_path_buf())
         });
-        self.machines.start(op, user, target_dir);
+        // The members' binaries, for a machine that needs one this agent does not run.
+        let me = self.node.id().clone();
+        let members: Vec<(libp2p::PeerId, crate::api::BinaryView)> = self
+            .node
+            .engine()
+            .members()
+            .into_iter()
+            .filter(|(id, rec, live)| {
+                *id != me && *live == roboconf_core::engine::members::Liveness::Alive && !rec.left
+            })
+            .filter_map(|(id, rec, _)| Some((id.as_str().parse().ok()?, rec.binary?)))
+            .collect();
+        let binaries = self.mesh.as_ref().map(|m| {
+            std::sync::Arc::new(m.carrier(members)) as std::sync::Arc<dyn crate::targets::Binaries>
+        });
+        self.machines.start(op, user, target_dir, binaries);
     }
 
     /// Runs a plug-in on a worker (at most `max_parallel_scripts` at once); its result

@@ -140,6 +140,7 @@ impl Loop {
             }
             Report::Failed { to } => Input::RequestFailed { to },
             Report::Fetched { name, app } => Input::Fetched { name, app },
+            Report::Binary(b) => Input::Binary(b),
             Report::Member {
                 result,
                 reply,

@@ -8,6 +8,7 @@
 //! container, `netns` in a network namespace of this host. Each operation runs in a
 //! `machine` span and its outcome is logged.
 
+pub mod carry;
 mod docker;
 mod embedded;
 mod local;
@@ -77,11 +78,15 @@ pub trait Target {
     fn is_running(&self, key: &MachineKey) -> bool;
 }
 
-/// Where agent binaries for other architectures come from (the mesh: `meshio`).
+/// Where agent binaries this agent does not run come from (the mesh: `carry`).
 pub trait Binaries: Send + Sync {
-    /// An agent binary for `arch`, fetched from a member that runs one and checked by
-    /// its hash (blocking: called on a worker).
-    fn fetch(&self, arch: &str) -> Result<crate::binary::Local, String>;
+    /// An agent binary for `arch`, or the build `sha256`, fetched from a member that
+    /// runs it and checked by its hash (blocking: called on a worker).
+    fn fetch(
+        &self,
+        arch: Option<&str>,
+        sha256: Option<&str>,
+    ) -> Result<crate::binary::Local, String>;
 }
 
 /// What a target needs besides its file.
@@ -103,36 +108,77 @@ impl Context {
         }
     }
 
-    /// An agent binary for a machine of `arch`: this agent's own when it is of that
-    /// architecture, else one from the mesh.
-    pub fn binary_for(&self, arch: &str) -> Result<crate::binary::Local, String> {
+    /// An agent binary for a machine of `arch`: the build `pinned` (a target file's
+    /// `agent.sha256`) if given, else this agent's own when it is of that architecture,
+    /// else the one members of that architecture run — from the mesh when not here.
+    pub fn binary_for(
+        &self,
+        arch: &str,
+        pinned: Option<&str>,
+    ) -> Result<crate::binary::Local, String> {
         let own = crate::binary::own()?;
         let arch = match arch {
             "amd64" => "x86_64",
             "arm64" => "aarch64",
             a => a,
         };
-        if own.info.arch == arch {
+        if pinned.is_none_or(|h| h == own.info.sha256) && own.info.arch == arch {
             return Ok(own.clone());
         }
-        match &self.binaries {
-            Some(b) => b.fetch(arch),
-            None => Err(format!(
-                "no agent binary for {arch} here (this agent runs on {})",
-                own.info.arch
-            )),
+        let got = match &self.binaries {
+            Some(b) => b.fetch(Some(arch), pinned)?,
+            None => {
+                return Err(format!(
+                    "no agent binary for {arch} here (this agent runs a build for {})",
+                    own.info.arch
+                ))
+            }
+        };
+        if got.info.arch != arch {
+            return Err(format!(
+                "the agent build {} is for {}, the machine is {arch}",
+                got.info.sha256, got.info.arch
+            ));
         }
+        Ok(got)
     }
+}
+
+/// The properties of a `local`, `netns` or `embedded` spec with the pinned build's path
+/// (`agent.sha256`, fetched from the mesh when needed) as its binary, unless one is
+/// given.
+fn with_pinned_binary(
+    spec: &TargetSpec,
+    ctx: &Context,
+    key: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut props = spec.properties.clone();
+    if let (Some(h), false) = (props.get("agent.sha256").cloned(), props.contains_key(key)) {
+        let b = ctx
+            .binary_for(std::env::consts::ARCH, Some(&h))
+            .map_err(|e| format!("target `{}`: {e}", spec.id))?;
+        props.insert(key.into(), b.path.display().to_string());
+    }
+    Ok(props)
 }
 
 /// The target of a spec.
 pub fn handler(spec: &TargetSpec, ctx: &Context) -> Result<Box<dyn Target + Send>, String> {
     let data_dir = ctx.data_dir.as_path();
     match spec.handler.as_str() {
-        "local" => Ok(Box::new(local::Local::new(&spec.properties, data_dir)?)),
-        "embedded" => Ok(Box::new(embedded::Embedded::new(&spec.properties)?)),
+        "local" => {
+            let props = with_pinned_binary(spec, ctx, "local.binary")?;
+            Ok(Box::new(local::Local::new(&props, data_dir)?))
+        }
+        "embedded" => {
+            let props = with_pinned_binary(spec, ctx, "embedded.binary")?;
+            Ok(Box::new(embedded::Embedded::new(&props)?))
+        }
         "docker" => Ok(Box::new(docker::Docker::new(spec, ctx)?)),
-        "netns" => Ok(Box::new(netns::Netns::new(&spec.properties, data_dir)?)),
+        "netns" => {
+            let props = with_pinned_binary(spec, ctx, "netns.binary")?;
+            Ok(Box::new(netns::Netns::new(&props, data_dir)?))
+        }
         other => Err(format!(
             "target `{}`: handler `{other}` cannot launch machines in this mesh (it launches with {})",
             spec.id,
@@ -145,7 +191,6 @@ pub fn handler(spec: &TargetSpec, ctx: &Context) -> Result<Box<dyn Target + Send
 pub struct Machines {
     done_tx: mpsc::Sender<Done>,
     data_dir: PathBuf,
-    binaries: Option<std::sync::Arc<dyn Binaries>>,
 }
 
 impl Machines {
@@ -153,22 +198,23 @@ impl Machines {
         Machines {
             done_tx,
             data_dir: data_dir.to_path_buf(),
-            binaries: None,
         }
     }
 
-    /// Where binaries for other architectures come from.
-    pub fn set_binaries(&mut self, binaries: std::sync::Arc<dyn Binaries>) {
-        self.binaries = Some(binaries);
-    }
-
     /// Carries out `op` (`user`: what a created agent is told; `target_dir`: the folder
-    /// of its target file in the application's bundle).
-    pub fn start(&self, op: MachineOp, user: UserData, target_dir: Option<PathBuf>) {
+    /// of its target file in the application's bundle; `binaries`: the mesh, for an
+    /// agent binary this agent does not run).
+    pub fn start(
+        &self,
+        op: MachineOp,
+        user: UserData,
+        target_dir: Option<PathBuf>,
+        binaries: Option<std::sync::Arc<dyn Binaries>>,
+    ) {
         let ctx = Context {
             data_dir: self.data_dir.clone(),
             target_dir,
-            binaries: self.binaries.clone(),
+            binaries,
         };
         let done_tx = self.done_tx.clone();
         tokio::spawn(async move {

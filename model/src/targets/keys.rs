@@ -105,6 +105,11 @@ pub(super) fn ignored(handler: &str, key: &str) -> Option<&'static str> {
 /// entries (`netns.address` is checked against `netns.subnet`).
 pub(super) fn check_value(k: &str, v: &str, f: &Path, entries: &[Entry]) -> Option<String> {
     match k {
+        "agent.sha256" => (v.len() != 64
+            || !v.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| {
+            format!("`agent.sha256` must be a SHA-256 in lower-case hex (see `roboconf members`), not `{v}`")
+        }),
         "embedded.ip" => v
             .split(',')
             .map(str::trim)

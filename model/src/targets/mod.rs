@@ -47,7 +47,9 @@ const OTHERS: &[&str] = &[
     "jclouds",
 ];
 
-const COMMON: &[&str] = &["id", "handler", "name", "description"];
+/// Keys every handler has; `agent.sha256` pins the agent build new machines run (the
+/// mesh carries it from a member that runs it).
+const COMMON: &[&str] = &["id", "handler", "name", "description", "agent.sha256"];
 
 /// Reads the target files of every `target` component of `g` in the project `dir`.
 pub fn load_targets(g: &Graph, dir: &Path) -> (Vec<TargetDef>, Vec<Diagnostic>) {

@@ -146,6 +146,8 @@ pub enum Input {
     SwimUp(crate::mesh::NodeId),
     /// The addresses this node listens on (published in its member record).
     Addresses(Vec<String>),
+    /// The binary this node runs (published in its member record).
+    Binary(crate::api::BinaryView),
     /// A bundle asked for by `Output::Fetch` arrived and was read (`None`: it failed).
     Fetched {
         name: String,

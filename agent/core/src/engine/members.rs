@@ -25,6 +25,9 @@ pub struct MemberRecord {
     pub roots: Vec<String>,
     pub version: String,
     pub left: bool,
+    /// The binary it runs (`Input::Binary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<crate::api::BinaryView>,
 }
 
 /// Liveness of a member, as this node sees it.
@@ -56,6 +59,7 @@ impl Core {
             roots,
             version: env!("CARGO_PKG_VERSION").to_string(),
             left,
+            binary: self.binary.clone(),
         };
         let bytes = serde_json::to_vec(&rec).unwrap_or_default();
         let key = owner_key(&me, "");
@@ -303,6 +307,7 @@ mod tests {
             roots: Vec::new(),
             version: "0".into(),
             left: false,
+            binary: None,
         };
         let value = serde_json::to_vec(&rec).ok();
         let entry = Replica::new(NodeId::new("b"), 1).write(Kind::Member, "b", value, t0, 0);

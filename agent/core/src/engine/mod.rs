@@ -179,6 +179,8 @@ pub struct Core {
     /// member record says so.
     leaving: Option<u64>,
     addresses: Vec<String>,
+    /// The binary this node runs, once hashed (published in its member record).
+    binary: Option<crate::api::BinaryView>,
     /// Applications whose bundle is being fetched.
     fetching: BTreeSet<String>,
     /// Actions to try again (their environment failed): when, application, path.
@@ -248,6 +250,7 @@ impl Core {
             dead: BTreeSet::new(),
             leaving: None,
             addresses: Vec::new(),
+            binary: None,
             fetching: BTreeSet::new(),
             retries: BTreeSet::new(),
             member_info: BTreeMap::new(),
@@ -445,6 +448,11 @@ impl Core {
                 self.addresses = a;
                 let addrs = self.addresses.clone();
                 self.publish_member(addrs, false);
+            }
+            Input::Binary(b) => {
+                self.binary = Some(b);
+                let addrs = self.addresses.clone();
+                self.publish_member(addrs, self.has_left(self.node_id().as_str()));
             }
         }
     }

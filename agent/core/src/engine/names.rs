@@ -237,6 +237,7 @@ pub(super) mod tests {
             roots: Vec::new(),
             version: "0".into(),
             left: false,
+            binary: None,
         };
         let e = Replica::new(NodeId::new(id), 1).write(
             Kind::Member,

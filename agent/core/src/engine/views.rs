@@ -186,9 +186,28 @@ impl Core {
                 }
             }
         }
-        self.members()
-            .into_iter()
+        let all = self.members();
+        // The build most live members run: (version, binary hash) by count.
+        let build = |r: &super::members::MemberRecord| {
+            (
+                r.version.clone(),
+                r.binary.as_ref().map(|b| b.sha256.clone()),
+            )
+        };
+        let mut builds: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
+        for (_, rec, live) in &all {
+            if *live == super::members::Liveness::Alive && rec.binary.is_some() {
+                *builds.entry(build(rec)).or_default() += 1;
+            }
+        }
+        let usual = builds
+            .iter()
+            .max_by_key(|(b, n)| (**n, std::cmp::Reverse((*b).clone())))
+            .map(|(b, _)| b.clone());
+        all.into_iter()
             .map(|(id, rec, live)| {
+                let differs =
+                    rec.binary.is_some() && usual.as_ref().is_some_and(|u| *u != build(&rec));
                 // A declared root that is bound elsewhere now is not this member's.
                 let mut roots: Vec<String> = rec
                     .roots
@@ -220,6 +239,8 @@ impl Core {
                         .unwrap_or_default(),
                     roots,
                     version: rec.version,
+                    binary: rec.binary,
+                    differs,
                 }
             })
             .collect()

@@ -42,6 +42,11 @@ pub enum Body {
     /// "I am closing our connection (the connection policy), I am not dying": the
     /// close that follows is no sign of a crash.
     Closing,
+    /// Asks for the part at `offset` of the agent binary with this SHA-256 (the
+    /// coordinator launching a machine that needs one).
+    BinaryRequest { sha256: String, offset: u64 },
+    /// That part (empty: not held here), and the binary's whole size.
+    BinaryPart { total: u64, bytes: Vec<u8> },
 }
 
 /// A message.

@@ -73,6 +73,8 @@ pub enum Input {
     Disconnected(NodeId),
     /// The addresses this node listens on (published in its member record).
     Addresses(Vec<String>),
+    /// The binary this node runs (published in its member record).
+    Binary(crate::api::BinaryView),
     /// This node became a member of a mesh (`mesh init`: `founded`, `join`): it may now
     /// dial, gossip and synchronise. The founder is the coordinator's first voter and
     /// leader; the mesh wants `voters` of them.
@@ -437,6 +439,7 @@ impl Node {
                 }
             }
             Input::Addresses(a) => self.engine.step(engine::Input::Addresses(a)),
+            Input::Binary(b) => self.engine.step(engine::Input::Binary(b)),
             Input::Joined {
                 founded,
                 voters,

@@ -141,7 +141,8 @@ impl Docker {
             .and_then(|i| i.architecture)
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         let ctx = self.ctx.clone();
-        let binary = tokio::task::spawn_blocking(move || ctx.binary_for(&arch))
+        let pinned = self.settings.pinned.clone();
+        let binary = tokio::task::spawn_blocking(move || ctx.binary_for(&arch, pinned.as_deref()))
             .await
             .map_err(|e| format!("docker target: {e}"))??;
         let _building = BUILDING.lock().await;

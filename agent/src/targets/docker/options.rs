@@ -69,6 +69,8 @@ pub struct Settings {
     pub env: Vec<(String, String)>,
     /// The agent's listen address in the container.
     pub listen: String,
+    /// `agent.sha256`: the agent build the container runs.
+    pub pinned: Option<String>,
 }
 
 fn bool_of(k: &str, v: &str) -> Result<bool, String> {
@@ -169,6 +171,7 @@ impl Settings {
                 .get("docker.agent.listen")
                 .cloned()
                 .unwrap_or_else(|| "/ip4/0.0.0.0/tcp/0".into()),
+            pinned: props.get("agent.sha256").cloned(),
         };
         for (k, v) in props {
             let v = v.trim();
