@@ -324,8 +324,23 @@ fn a_leader_cut_off_in_the_minority_launches_nothing() {
 struct Remote(PathBuf);
 
 impl Remote {
+    /// Machine folders (the agent binaries kept by hash in `.binaries` are not one).
     fn count(&self) -> usize {
-        std::fs::read_dir(&self.0).map_or(0, |d| d.count())
+        std::fs::read_dir(&self.0).map_or(0, |d| {
+            d.flatten().filter(|e| e.file_name() != ".binaries").count()
+        })
+    }
+
+    /// The agent binaries kept on the host, by hash.
+    fn binaries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.0.join(".binaries"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -381,6 +396,14 @@ fn the_embedded_target_starts_machines_over_ssh_and_removes_them() {
         },
     );
     assert_eq!(remote.count(), 2, "one machine per root");
+    // The binary was copied once, kept by its hash, checked.
+    let kept = remote.binaries();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let o = std::process::Command::new("sha256sum")
+        .arg(root.join("remote/.binaries").join(&kept[0]))
+        .output()
+        .expect("sha256sum");
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&kept[0]));
     a.wait_until("the launches recorded", Duration::from_secs(30), |a| {
         a.status("shop")["instances"].as_array().is_some_and(|l| {
             l.iter()

@@ -6,9 +6,12 @@
 //! start time. It runs with the system `ssh` and `scp` (`scp.user`, `scp.keyfile`,
 //! `scp.known.hosts.file`, `scp.disable.host.validation`, `embedded.port`), in batch
 //! mode: a refused key or an unknown host key is an error with ssh's own words, and a
-//! creation that fails half-way removes what it copied.
+//! creation that fails half-way removes what it copied. The agent binary is kept on the
+//! host by its SHA-256 (`<embedded.remote.dir>/.binaries/<sha256>`, checked with
+//! `sha256sum` after the copy, copied once per build); a host of another architecture
+//! (`uname -m`) gets a build for it from the mesh (`targets::carry`).
 
-use super::{machine_name, Created, Failure, Target, UserData};
+use super::{machine_name, Context, Created, Failure, Target, UserData};
 use roboconf_core::coord::MachineKey;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +30,9 @@ pub struct Embedded {
     check_host: bool,
     remote_dir: String,
     binary: PathBuf,
+    /// `embedded.binary` (or `agent.sha256`) chose the binary: no architecture check.
+    explicit: bool,
+    ctx: Context,
 }
 
 /// A single-quoted shell word.
@@ -35,7 +41,7 @@ fn q(s: &str) -> String {
 }
 
 impl Embedded {
-    pub fn new(props: &BTreeMap<String, String>) -> Result<Embedded, String> {
+    pub fn new(props: &BTreeMap<String, String>, ctx: &Context) -> Result<Embedded, String> {
         let ips: Vec<String> = props
             .get("embedded.ip")
             .map(|v| {
@@ -74,6 +80,8 @@ impl Embedded {
                 .cloned()
                 .unwrap_or_else(|| "/tmp/roboconf-machines".into()),
             binary,
+            explicit: props.contains_key("embedded.binary"),
+            ctx: ctx.clone(),
         })
     }
 
@@ -144,6 +152,54 @@ impl Embedded {
             self.remote_dir.trim_end_matches('/'),
             machine_name(key)
         )
+    }
+
+    /// The binary for a host of `arch`, with its SHA-256.
+    fn binary_for(&self, arch: &str) -> Result<(PathBuf, String), String> {
+        if self.explicit {
+            let own = crate::binary::own()?;
+            if own.path == self.binary {
+                return Ok((own.path.clone(), own.info.sha256.clone()));
+            }
+            let (sha, _) = crate::binary::hash_file(&self.binary)
+                .map_err(|e| format!("embedded target: {}: {e}", self.binary.display()))?;
+            return Ok((self.binary.clone(), sha));
+        }
+        let b = self
+            .ctx
+            .binary_for(arch, None)
+            .map_err(|e| format!("embedded target: {e}"))?;
+        Ok((b.path, b.info.sha256))
+    }
+
+    /// The binary on the host, kept by its hash and checked after the copy; linked as
+    /// `<dir>/roboconf`.
+    fn place_binary(&self, ip: &str, binary: &(PathBuf, String), dir: &str) -> Result<(), String> {
+        let (path, sha) = binary;
+        let cache = format!("{}/.binaries", self.remote_dir.trim_end_matches('/'));
+        let kept = format!("{cache}/{sha}");
+        let check = format!(
+            "mkdir -p {c} && chmod 700 {c} && [ \"$(sha256sum {k} 2>/dev/null | cut -d' ' -f1)\" = {sha} ] && echo held",
+            c = q(&cache),
+            k = q(&kept)
+        );
+        if !self.ssh(ip, &check).unwrap_or_default().starts_with("held") {
+            // Its own part per machine: two launches on one host may copy at once.
+            let part = format!("{kept}.{}.part", dir.rsplit('/').next().unwrap_or("x"));
+            self.scp(ip, path, &part)?;
+            let verify = format!(
+                "p={p}; if [ \"$(sha256sum \"$p\" | cut -d' ' -f1)\" = {sha} ]; then chmod 755 \"$p\" && mv \"$p\" {k}; else rm -f \"$p\"; echo mismatch; fi",
+                p = q(&part),
+                k = q(&kept)
+            );
+            if self.ssh(ip, &verify)?.contains("mismatch") {
+                return Err(format!(
+                    "embedded target: the agent binary copied to {ip} does not match its hash {sha}"
+                ));
+            }
+        }
+        self.ssh(ip, &format!("ln -sf {} {}/roboconf", q(&kept), q(dir)))
+            .map(|_| ())
     }
 
     /// The member id of the machine's agent when it runs (same PID, same start time).
@@ -235,13 +291,15 @@ impl Target for Embedded {
                 },
             }
         };
-        self.ssh(
-            &ip,
-            &format!("mkdir -p {d}/agent && chmod 700 {d} {d}/agent"),
-        )
-        .map_err(Failure::clean)?;
+        let arch = self
+            .ssh(
+                &ip,
+                &format!("mkdir -p {d}/agent && chmod 700 {d} {d}/agent && uname -m"),
+            )
+            .map_err(Failure::clean)?;
+        let binary = self.binary_for(arch.trim()).map_err(&cleanup)?;
+        self.place_binary(&ip, &binary, &dir).map_err(&cleanup)?;
         let copies = [
-            (self.binary.clone(), format!("{dir}/roboconf")),
             (
                 local.0.join("identity.key"),
                 format!("{dir}/agent/identity.key"),
@@ -252,7 +310,7 @@ impl Target for Embedded {
             self.scp(&ip, from, to).map_err(&cleanup)?;
         }
         let start = format!(
-            "d={d}; cd \"$d\" && chmod 700 roboconf && chmod 600 agent/identity.key user-data.json && \
+            "d={d}; cd \"$d\" && chmod 600 agent/identity.key user-data.json && \
              {{ setsid ./roboconf --data-dir \"$d/agent\" agent --listen /ip4/{ip}/tcp/0 --user-data \"$d/user-data.json\" </dev/null >\"$d/agent.log\" 2>&1 & echo $! > \"$d/pid\"; }} && \
              cut -d' ' -f22 /proc/$(cat \"$d/pid\")/stat > \"$d/start\" && echo {node} > \"$d/node\""
         );

@@ -172,7 +172,7 @@ pub fn handler(spec: &TargetSpec, ctx: &Context) -> Result<Box<dyn Target + Send
         }
         "embedded" => {
             let props = with_pinned_binary(spec, ctx, "embedded.binary")?;
-            Ok(Box::new(embedded::Embedded::new(&props)?))
+            Ok(Box::new(embedded::Embedded::new(&props, ctx)?))
         }
         "docker" => Ok(Box::new(docker::Docker::new(spec, ctx)?)),
         "netns" => {
