@@ -5,8 +5,8 @@
 //! deploying the root again replaces it (a new generation, the dead container removed);
 //! `app undeploy` removes every container. Also: an image built from the application's
 //! `docker.generate.image.from` Dockerfile (`FROM ${ROBOCONF_AGENT_IMAGE}`), and bad
-//! input — an image that exists nowhere, an engine that does not answer — leaves the root
-//! NOT_DEPLOYED with a reason and no container. Runs when the tests run as root with
+//! input — an image that exists nowhere, a container whose agent exits at once, an engine
+//! that does not answer — leaves the root NOT_DEPLOYED with a reason and no container. Runs when the tests run as root with
 //! Debian's `docker.io` installed (CI does); otherwise it says so and passes.
 
 use roboconf_tests::dockerd::{self, Dockerd};
@@ -208,6 +208,24 @@ fn images_are_built_from_the_application_and_bad_input_leaves_nothing() {
                 .is_some_and(|e| e.contains("nowhere/never:1") && e.contains("never pulled"))
     });
     assert!(engine.containers(true).is_empty());
+    cli_ok(&a, &["app", "remove", "shop"]);
+
+    // A container whose agent exits at once (it cannot listen where it is told to).
+    docker_target(
+        &app,
+        "docker.agent.listen = /ip4/203.0.113.9/tcp/0\n",
+        &engine,
+    );
+    cli_ok(&a, &["app", "add", &app.display().to_string()]);
+    cli_ok(&a, &["instance", "start", "shop", "/vm-db"]);
+    a.wait_until("the launch refused", Duration::from_secs(60), |a| {
+        let m = root_state(a);
+        m["state"] == "NOT_DEPLOYED"
+            && m["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("exited at start"))
+    });
+    assert!(engine.containers(true).is_empty(), "the container is removed");
     cli_ok(&a, &["app", "remove", "shop"]);
 
     // An engine that does not answer.
