@@ -225,7 +225,10 @@ fn images_are_built_from_the_application_and_bad_input_leaves_nothing() {
                 .as_str()
                 .is_some_and(|e| e.contains("exited at start"))
     });
-    assert!(engine.containers(true).is_empty(), "the container is removed");
+    assert!(
+        engine.containers(true).is_empty(),
+        "the container is removed"
+    );
     cli_ok(&a, &["app", "remove", "shop"]);
 
     // An engine that does not answer.
