@@ -4,7 +4,11 @@
 //! with its own data dir, identity and log file. It is started detached with `setsid`
 //! (its own session: it outlives the agent that launched it) and known by its PID and
 //! the start time `/proc` gives, never by `kill -0` alone (a PID is reused). Terminate
-//! asks it to leave the mesh, then kills its session and removes its folder. This
+//! asks it to leave the mesh, then kills its session and removes its folder. The
+//! record is written only once the agent runs, so an agent whose launcher died in
+//! between runs unrecorded: it is then found by its data dir's lock (`agent.lock`,
+//! which the agent takes first thing and writes its PID in) and recorded, never started
+//! a second time. This
 //! module also owns that process handling for the `netns` target, which starts the
 //! same agent inside a network namespace (`running`, `start`, `stop`, `alive_in`).
 
@@ -77,6 +81,71 @@ fn alive(r: &Record) -> bool {
     start_time(r.pid) == Some(r.start)
 }
 
+/// The agent's data dir lock: held by the agent running there, which writes its PID in.
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("agent").join("agent.lock")
+}
+
+/// The PID written in the lock of `dir` (read only: the lock is not touched).
+fn locked_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(lock_path(dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The PID of the agent that holds the lock of `dir`, if one does. Probing takes the
+/// lock for a moment: call it only when no agent of this launcher may be starting there.
+fn lock_holder(dir: &Path) -> Option<u32> {
+    let file = std::fs::File::open(lock_path(dir)).ok()?;
+    match file.try_lock() {
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        // Free (or no lock to take): no agent runs there.
+        _ => return None,
+    }
+    // The holder writes its PID right after taking the lock.
+    let mut pid = None;
+    wait_until(Duration::from_secs(2), || {
+        pid = locked_pid(dir);
+        pid.is_some()
+    });
+    pid
+}
+
+/// The agent running in `dir`: the one `machine.json` records, or else the one holding
+/// its data dir's lock — started by a launcher that died before recording it (a leader
+/// killed during `create`) —, which is recorded now.
+fn find(dir: &Path) -> Option<Record> {
+    if let Some(r) = read_record(dir).filter(alive) {
+        return Some(r);
+    }
+    let pid = lock_holder(dir)?;
+    let node = crate::meshio::identity(&dir.join("agent"))
+        .ok()?
+        .public()
+        .to_peer_id()
+        .to_string();
+    let rec = Record {
+        pid,
+        start: start_time(pid)?,
+        node,
+    };
+    write_record(dir, &rec).ok()?;
+    tracing::info!(
+        pid,
+        folder = %dir.display(),
+        "an agent its launcher did not record runs in the machine's folder: recorded"
+    );
+    Some(rec)
+}
+
+fn write_record(dir: &Path, rec: &Record) -> std::io::Result<()> {
+    let tmp = dir.join("machine.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(rec).unwrap_or_default())
+        .and_then(|()| std::fs::rename(&tmp, dir.join("machine.json")))
+}
+
 /// The end of a log file, for an error message.
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -120,7 +189,7 @@ pub(super) struct Launch<'a> {
 /// The member id of the agent already running in `dir`, whose user data then gets this
 /// leader's token and addresses; `None` when none runs there.
 pub(super) fn running(dir: &Path, user: &UserData) -> Option<String> {
-    let r = read_record(dir).filter(alive)?;
+    let r = find(dir)?;
     // Created for this key already (by this leader or the one before): its user data
     // gets this leader's token and addresses, which the agent reads again before each
     // attempt to join (the first leader may have died before its token reached anyone
@@ -134,7 +203,7 @@ pub(super) fn running(dir: &Path, user: &UserData) -> Option<String> {
 
 /// Whether the agent recorded in `dir` is alive.
 pub(super) fn alive_in(dir: &Path) -> bool {
-    read_record(dir).is_some_and(|r| alive(&r))
+    find(dir).is_some()
 }
 
 /// Makes the agent's folder in `dir` (identity, user data, log), starts it as `how`
@@ -164,7 +233,12 @@ pub(super) fn start(
     std::fs::write(&ud_path, ud).map_err(|e| fail("cannot write the user data in", &e))?;
     let _ = std::fs::set_permissions(&ud_path, std::fs::Permissions::from_mode(0o600));
     let log_path = dir.join("agent.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| fail("cannot create a log in", &e))?;
+    // Appended to: an agent may be writing it already (see `find`).
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| fail("cannot create a log in", &e))?;
     let log2 = log
         .try_clone()
         .map_err(|e| fail("cannot open the log in", &e))?;
@@ -205,9 +279,7 @@ pub(super) fn start(
         start,
         node: node.clone(),
     };
-    let tmp = dir.join("machine.json.tmp");
-    let written = std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default())
-        .and_then(|()| std::fs::rename(&tmp, dir.join("machine.json")));
+    let written = write_record(dir, &rec);
     // The agent is this process's child until this process ends: reap it when it
     // exits, so that it leaves no zombie behind.
     std::thread::spawn(move || {
@@ -218,9 +290,19 @@ pub(super) fn start(
         let _ = std::fs::remove_dir_all(dir);
         return Err(fail("cannot record the machine in", &e));
     }
+    // Started once it holds its data dir's lock and its control socket is there (a
+    // socket alone may be another agent's, or a dead one's).
     let socket = agent_dir.join("control.sock");
-    let started = wait_until(START_TIMEOUT, || socket.exists() || !alive(&rec));
+    let started = wait_until(START_TIMEOUT, || {
+        (locked_pid(dir) == Some(pid) && socket.exists()) || !alive(&rec)
+    });
     if !alive(&rec) {
+        // It found another agent on its data dir (one started by a launcher that died
+        // before recording it, not yet running when `running` looked): that one is the
+        // machine, now recorded.
+        if let Some(r) = find(dir) {
+            return Ok(r.node);
+        }
         let why = tail(&log_path);
         let _ = std::fs::remove_dir_all(dir);
         return Err(Failure::clean(format!(
@@ -243,7 +325,7 @@ pub(super) fn start(
 /// Ends the agent recorded in `dir`: `leave` first (the mesh learns it is gone, not
 /// dead), then its session is killed. Ok when nothing of it runs any more.
 pub(super) fn stop(dir: &Path, binary: &Path, target: &str) -> Result<(), String> {
-    let Some(r) = read_record(dir) else {
+    let Some(r) = find(dir).or_else(|| read_record(dir)) else {
         return Ok(());
     };
     if alive(&r) {
@@ -313,5 +395,89 @@ impl Target for Local {
 
     fn is_running(&self, key: &MachineKey) -> bool {
         alive_in(&self.dir(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for the agent (`<bin> --data-dir DIR agent …` or `… leave`): like the
+    /// agent, it takes its data dir's lock first (and exits when another agent holds
+    /// it), writes its PID in, then opens its "control socket" and stays; `leave` ends
+    /// the agent holding the lock.
+    const FAKE_AGENT: &str = r#"#!/bin/sh
+dir="$2"
+if [ "$3" = leave ]; then kill "$(cat "$dir/agent.lock")"; exit 0; fi
+exec 9>>"$dir/agent.lock"
+flock -n 9 || { echo "another agent is already running on the data dir $dir"; exit 1; }
+echo $$ > "$dir/agent.lock"
+: > "$dir/control.sock"
+sleep 60
+"#;
+
+    /// Kills the session of an agent when dropped (also when the test fails).
+    struct Session(u32);
+
+    impl Drop for Session {
+        fn drop(&mut self) {
+            kill_session(self.0, "-KILL");
+        }
+    }
+
+    fn user(token: &str) -> UserData {
+        UserData {
+            peers: Vec::new(),
+            token: token.into(),
+            name: "m".into(),
+            app: "a".into(),
+            root: "/vm".into(),
+        }
+    }
+
+    #[test]
+    fn an_agent_whose_launcher_died_before_recording_it_is_found_not_started_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bin = tmp.path().join("fake-agent");
+        std::fs::write(&bin, FAKE_AGENT).expect("write");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let props = BTreeMap::from([
+            (
+                "local.dir".to_string(),
+                tmp.path().join("machines").display().to_string(),
+            ),
+            ("local.binary".to_string(), bin.display().to_string()),
+        ]);
+        let local = Local::new(&props, tmp.path()).expect("local");
+        let key = MachineKey {
+            app: "a".into(),
+            root: "/vm".into(),
+            generation: 1,
+        };
+        let dir = local.dir(&key);
+        let first = local.create(&key, &user("t1")).expect("created");
+        let rec = read_record(&dir).expect("recorded");
+        let _session = Session(rec.pid);
+        assert!(alive(&rec));
+        // The leader is killed after starting the agent, before recording it.
+        std::fs::remove_file(dir.join("machine.json")).expect("rm");
+        // The next leader's `create` finds that agent, records it and gives it its token;
+        // it does not start a second one (which would find the data dir locked and die,
+        // leaving the record naming it while the first runs unrecorded).
+        let again = local.create(&key, &user("t2")).expect("found");
+        assert_eq!(again.node, first.node);
+        let found = read_record(&dir).expect("recorded again");
+        let _second = Session(found.pid);
+        assert_eq!((found.pid, found.start), (rec.pid, rec.start));
+        assert!(alive(&found));
+        let ud = UserData::read(&dir.join("user-data.json")).expect("user data");
+        assert_eq!(ud.token, "t2");
+        assert!(local.is_running(&key));
+        // A termination without the record ends it too (its folder is not removed under
+        // a running agent).
+        std::fs::remove_file(dir.join("machine.json")).expect("rm");
+        local.terminate(&key, "").expect("terminated");
+        assert!(!alive(&rec), "the agent runs on");
+        assert!(!dir.exists());
     }
 }
