@@ -438,3 +438,26 @@ pub fn wait(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> 
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The servers in the balancer's configuration (wherever its machine keeps it).
+pub fn lamp_servers(machines: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![machines.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "lb.conf") {
+                found = std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("server "))
+                    .map(String::from)
+                    .collect();
+            }
+        }
+    }
+    found.sort();
+    found
+}

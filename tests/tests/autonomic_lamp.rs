@@ -31,29 +31,6 @@ fn lamp(root: &Path, lb: u16) -> PathBuf {
     app
 }
 
-/// The servers in the balancer's configuration.
-fn servers(machines: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![machines.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "lb.conf") {
-                found = std::fs::read_to_string(&p)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("server "))
-                    .map(String::from)
-                    .collect();
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 /// Requests to the balancer in a loop until `stop`.
 fn load(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -108,7 +85,10 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
     a.wait_until(
         "four machines and both app servers in the balancer",
         Duration::from_secs(90),
-        |_| roboconf_tests::live_machines(&machines).len() == 4 && servers(&machines).len() == 2,
+        |_| {
+            roboconf_tests::live_machines(&machines).len() == 4
+                && roboconf_tests::lamp_servers(&machines).len() == 2
+        },
     );
     // Load: the probe sees more than 3 requests per second per server.
     let stop = Arc::new(AtomicBool::new(false));
@@ -117,7 +97,7 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
         "a third app server in the balancer",
         Duration::from_secs(90),
         |_| {
-            servers(&machines)
+            roboconf_tests::lamp_servers(&machines)
                 .iter()
                 .any(|s| s.contains("/vm-app-3/app-1"))
         },
@@ -137,7 +117,8 @@ fn the_elastic_lamp_scales_up_on_load_and_down_when_it_falls() {
     assert_eq!(ups[0]["details"], "scale-up");
     // No load: the added server goes, its machine too.
     a.wait_until("back to two app servers", Duration::from_secs(120), |_| {
-        servers(&machines).len() == 2 && roboconf_tests::live_machines(&machines).len() == 4
+        roboconf_tests::lamp_servers(&machines).len() == 2
+            && roboconf_tests::live_machines(&machines).len() == 4
     });
     a.wait_until(
         "the scale-down in the history",

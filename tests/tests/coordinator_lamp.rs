@@ -10,29 +10,6 @@ use roboconf_tests::Agent;
 use std::path::Path;
 use std::time::Duration;
 
-/// The servers in the balancer's configuration (wherever its machine keeps it).
-fn servers(machines: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![machines.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "lb.conf") {
-                found = std::fs::read_to_string(&p)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("server "))
-                    .map(String::from)
-                    .collect();
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 fn stats(a: &Agent) -> serde_json::Value {
     serde_json::from_slice(&a.cli(&["stats", "--json"]).stdout).unwrap_or_default()
 }
@@ -70,7 +47,10 @@ fn lamp_with_every_machine_launched_by_the_coordinator() {
     agents[0].wait_until(
         "four machines and both app servers in the balancer",
         Duration::from_secs(90),
-        |_| roboconf_tests::live_machines(&machines).len() == 4 && servers(&machines).len() == 2,
+        |_| {
+            roboconf_tests::live_machines(&machines).len() == 4
+                && roboconf_tests::lamp_servers(&machines).len() == 2
+        },
     );
     // Scale-out on a follower: one more machine, three servers.
     let f = (0..3)
@@ -83,7 +63,7 @@ fn lamp_with_every_machine_launched_by_the_coordinator() {
     let o = agents[f].cli(&["instance", "start", "lamp", "/vm-app-3"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     agents[f].wait_until("app-3 in the balancer", Duration::from_secs(60), |_| {
-        servers(&machines)
+        roboconf_tests::lamp_servers(&machines)
             .iter()
             .any(|s| s.contains("/vm-app-3/app-3"))
     });
@@ -118,7 +98,7 @@ fn lamp_with_every_machine_launched_by_the_coordinator() {
         (0..3).any(|k| k != l && stats(&agents[k])["coordinator_leader"] == 1)
     });
     agents[f].wait_until("app-4 in the balancer", Duration::from_secs(90), |_| {
-        servers(&machines)
+        roboconf_tests::lamp_servers(&machines)
             .iter()
             .any(|s| s.contains("/vm-app-4/app-4"))
     });

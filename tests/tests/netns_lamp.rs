@@ -18,29 +18,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// The servers in the balancer's configuration (wherever its machine keeps it).
-fn servers(machines: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![machines.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "lb.conf") {
-                found = std::fs::read_to_string(&p)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("server "))
-                    .map(String::from)
-                    .collect();
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 fn json(data_dir: &Path, args: &[&str]) -> serde_json::Value {
     let dir = data_dir.display().to_string();
     let o = roboconf_tests::roboconf(&[&["--data-dir", dir.as_str()][..], args].concat());
@@ -231,7 +208,7 @@ fn lamp_on_machines_in_network_namespaces() {
         |_| {
             roboconf_tests::live_machines(&machines).len() == 5
                 && agents.iter().all(all_started)
-                && servers(&machines).len() == 3
+                && roboconf_tests::lamp_servers(&machines).len() == 3
         },
     );
     let ms = bridge.machines();
@@ -279,7 +256,7 @@ fn lamp_on_machines_in_network_namespaces() {
     };
     // The balancer reaches each app server at its machine's address
     // (`server /vm-app-1/app-1 <address>:<port>`).
-    for s in servers(&machines) {
+    for s in roboconf_tests::lamp_servers(&machines) {
         let root = s
             .split_whitespace()
             .nth(1)
@@ -306,7 +283,7 @@ fn lamp_on_machines_in_network_namespaces() {
             "the balancer without app-1",
             Duration::from_secs(30),
             |_| {
-                let s = servers(&machines);
+                let s = roboconf_tests::lamp_servers(&machines);
                 s.len() == 2 && !s.iter().any(|l| l.contains("/vm-app-1/app-1"))
             },
         );
@@ -314,7 +291,7 @@ fn lamp_on_machines_in_network_namespaces() {
         agents[0].wait_until(
             "the balancer with app-1 again",
             Duration::from_secs(30),
-            |_| servers(&machines).len() == 3,
+            |_| roboconf_tests::lamp_servers(&machines).len() == 3,
         );
         agents[0].wait_until(
             "every agent with the same states",
@@ -383,7 +360,7 @@ fn lamp_on_machines_in_network_namespaces() {
         Duration::from_secs(30),
         |_| {
             count();
-            servers(&machines).len() == 3
+            roboconf_tests::lamp_servers(&machines).len() == 3
         },
     );
     for a in &agents {

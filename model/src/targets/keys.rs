@@ -239,7 +239,7 @@ fn netns_address(v: &str, entries: &[Entry]) -> Option<String> {
 }
 
 /// The run options of `docker.option.run.*`, in their dashed form.
-const RUN_OPTIONS: &[&str] = &[
+pub const RUN_OPTIONS: &[&str] = &[
     "hostname",
     "network-mode",
     "memory",

@@ -13,6 +13,9 @@
 
 mod keys;
 
+/// The run options of the `docker` handler (`docker.option.run.<opt>`), dashed.
+pub use keys::RUN_OPTIONS;
+
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Graph;
 use crate::props;

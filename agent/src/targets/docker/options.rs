@@ -109,25 +109,8 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// The supported run options, in Roboconf's dashed form.
-pub const RUN_OPTIONS: &[&str] = &[
-    "hostname",
-    "network-mode",
-    "memory",
-    "memory-swap",
-    "cpu-shares",
-    "cpus",
-    "cpuset-cpus",
-    "binds",
-    "volumes",
-    "restart-policy",
-    "cap-add",
-    "cap-drop",
-    "privileged",
-    "user",
-    "dns",
-    "extra-hosts",
-];
+/// The supported run options, in Roboconf's dashed form (the list `validate` checks).
+use roboconf_model::targets::RUN_OPTIONS;
 
 impl Settings {
     /// Reads the keys of a target file (`target_dir`: the folder holding it, for
