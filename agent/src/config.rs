@@ -37,6 +37,9 @@ pub struct Config {
     pub runs_kept: u64,
     /// Ports never given to `random[port]` variables (as Roboconf's preference).
     pub forbidden_ports: Vec<u16>,
+    /// The range `random[port]` variables are given ports from, lowest free first
+    /// (Roboconf's 10000–65500): `[low, high]`; `ROBOCONF_RANDOM_PORTS=low-high`.
+    pub random_ports: [u16; 2],
     /// How often withdrawn exports are acknowledged and collected, in seconds.
     pub collect_every_secs: u64,
     /// How long a withdrawal stands before it is acknowledged for collection, in seconds.
@@ -53,6 +56,9 @@ pub struct Config {
     /// The HTTP API, live events, metrics and console (`[http]`, `--http ADDR`): off
     /// when absent.
     pub http: Option<crate::http::Config>,
+    /// The Puppet plug-in (`[puppet]`): the program, where listed modules are looked
+    /// for, and whether the Forge may be used.
+    pub puppet: Puppet,
     /// What is logged: a `tracing` filter (`info`, `roboconf_agent=debug,warn`...);
     /// `RUST_LOG` and then `--log` win over it.
     pub log: String,
@@ -87,6 +93,7 @@ impl Default for Config {
             script_output_limit: 64 * 1024,
             runs_kept: 20,
             forbidden_ports: Vec::new(),
+            random_ports: [10_000, 65_500],
             collect_every_secs: 30,
             collect_after_secs: 60,
             probe_period_secs: 20,
@@ -94,6 +101,7 @@ impl Default for Config {
             email: None,
             amqp: None,
             http: None,
+            puppet: Puppet::default(),
             log: "info".into(),
             log_format: LogFormat::Human,
             reset_store: false,
@@ -152,6 +160,80 @@ impl Email {
             password: self.password.clone(),
             timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
         }
+    }
+}
+
+/// The Puppet plug-in's settings (`[puppet]`). Its timeout and output bounds are the
+/// scripts' (`script-timeout-secs`, `script-output-limit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Puppet {
+    /// The `puppet` program: a path, or a name looked up in `PATH`.
+    pub program: PathBuf,
+    /// Folders holding Puppet modules that recipes' `modules.properties` may name (after
+    /// the recipe itself and the application's `puppet-modules/`). By default Debian's,
+    /// where its `puppet-module-*` packages install.
+    pub module_dirs: Vec<PathBuf>,
+    /// Whether a listed module found in none of those folders may be installed from the
+    /// Forge (as Roboconf always does). Set it to false on air-gapped sites: such a
+    /// module then fails `deploy` at once with where it was looked for.
+    pub forge: bool,
+    /// Another Forge (`puppet module install --module_repository URL`), e.g. a mirror.
+    pub forge_url: Option<String>,
+    /// Seconds to wait for the Forge to accept a connection before deciding it is out of
+    /// reach.
+    pub forge_timeout_secs: u64,
+}
+
+impl Default for Puppet {
+    /// The plug-in's own defaults.
+    fn default() -> Self {
+        let p = roboconf_plugins::puppet::Puppet::default();
+        Puppet {
+            program: p.program,
+            module_dirs: p.module_dirs,
+            forge: p.forge.allowed,
+            forge_url: p.forge.url,
+            forge_timeout_secs: p.forge.probe_timeout.as_secs(),
+        }
+    }
+}
+
+impl Puppet {
+    /// The plug-in these settings make, with the scripts' bounds.
+    pub fn plugin(
+        &self,
+        timeout: std::time::Duration,
+        capture_limit: usize,
+    ) -> roboconf_plugins::puppet::Puppet {
+        roboconf_plugins::puppet::Puppet {
+            program: self.program.clone(),
+            timeout,
+            capture_limit,
+            module_dirs: self.module_dirs.clone(),
+            forge: roboconf_plugins::puppet::Forge {
+                allowed: self.forge,
+                url: self.forge_url.clone(),
+                probe_timeout: std::time::Duration::from_secs(self.forge_timeout_secs.max(1)),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.program.as_os_str().is_empty() {
+            return Err("[puppet] program must not be empty".into());
+        }
+        if let Some(u) = &self.forge_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(format!(
+                    "[puppet] forge-url `{u}` must be an http:// or https:// URL"
+                ));
+            }
+        }
+        if self.forge_timeout_secs == 0 {
+            return Err("[puppet] forge-timeout-secs must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -233,6 +315,17 @@ impl Config {
         {
             cfg.probe_period_secs = p;
         }
+        // Machines launched by a `local` target inherit it, like the AMQP settings.
+        if let Ok(r) = std::env::var("ROBOCONF_RANDOM_PORTS") {
+            cfg.random_ports = r
+                .split_once('-')
+                .and_then(|(l, h)| Some([l.trim().parse().ok()?, h.trim().parse().ok()?]))
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "ROBOCONF_RANDOM_PORTS=`{r}`: expected LOW-HIGH, e.g. 10000-65500"
+                    ))
+                })?;
+        }
         // The AMQP bridge from the environment (machines launched by a `local` target
         // inherit it): the broker's URL, and the domain.
         if let Ok(url) = std::env::var("ROBOCONF_AMQP_URL") {
@@ -274,6 +367,12 @@ impl Config {
                 "probe-period-secs and probe-timeout-secs must be at least 1".into(),
             ));
         }
+        let [low, high] = self.random_ports;
+        if low == 0 || low > high {
+            return Err(Error::Invalid(format!(
+                "random-ports [{low}, {high}]: expected 1 <= low <= high"
+            )));
+        }
         if self.max_parallel_scripts == 0 {
             return Err(Error::Invalid(
                 "max-parallel-scripts must be at least 1".into(),
@@ -295,6 +394,7 @@ impl Config {
                 .and_then(|()| roboconf_model::limits::check_instance_path(&root))
                 .map_err(|e| Error::Invalid(format!("`--host`: {e}")))?;
         }
+        self.puppet.validate().map_err(Error::Invalid)?;
         if let Some(h) = &self.http {
             h.validate().map_err(Error::Invalid)?;
         }
@@ -345,6 +445,17 @@ mod tests {
             ..Config::default()
         };
         assert!(bad.validate().is_err());
+        std::fs::write(&f, "random-ports = [20001, 20099]\n").unwrap();
+        let c = Config::load(Some(&f)).expect("load");
+        assert_eq!(c.random_ports, [20001, 20099]);
+        c.validate().expect("valid");
+        for bad in [[0, 10], [20, 10]] {
+            let c = Config {
+                random_ports: bad,
+                ..Config::default()
+            };
+            assert!(matches!(c.validate(), Err(e) if e.to_string().contains("random-ports")));
+        }
     }
 
     #[test]
@@ -379,6 +490,33 @@ mod tests {
         let a = c.amqp.as_ref().expect("[amqp]");
         assert!(matches!(a.validate(), Err(e) if e.to_string().contains("domain")));
         std::fs::write(&f, "[amqp]\nnope = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
+    }
+
+    #[test]
+    fn a_puppet_table_is_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("agent.toml");
+        std::fs::write(
+            &f,
+            "[puppet]\nprogram = \"/opt/puppetlabs/bin/puppet\"\nmodule-dirs = [\"/srv/modules\"]\n\
+             forge = false\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).expect("load");
+        c.validate().expect("valid");
+        let p = c.puppet.plugin(std::time::Duration::from_secs(60), 1024);
+        assert_eq!(p.program, Path::new("/opt/puppetlabs/bin/puppet"));
+        assert_eq!(p.module_dirs, vec![PathBuf::from("/srv/modules")]);
+        assert!(!p.forge.allowed);
+        assert!(
+            Config::default().puppet.forge,
+            "Roboconf's behaviour unless told"
+        );
+        std::fs::write(&f, "[puppet]\nforge-url = \"ftp://mirror\"\n").unwrap();
+        let c = Config::load(Some(&f)).expect("load");
+        assert!(matches!(c.validate(), Err(e) if e.to_string().contains("forge-url")));
+        std::fs::write(&f, "[puppet]\nforge-timeout = 1\n").unwrap();
         assert!(Config::load(Some(&f)).is_err());
     }
 }

@@ -261,6 +261,36 @@ codes! {
     /// A key of Roboconf's for a handler this mesh launches with, that it reads nothing
     /// from (`docker.user`, `docker.run.exec` ...): a warning saying why.
     X_TARGET_IGNORED_PROPERTY => Warning,
+    /// The `roboconf_*` module folder of a Puppet recipe is not named `[a-z][a-z0-9_]*`:
+    /// Puppet 7 ignores such folders on its module path, so every action would fail. A
+    /// warning: Roboconf accepts any name that starts with `roboconf_` (any case).
+    X_PUPPET_INVALID_MODULE_NAME => Warning,
+    /// The `roboconf_*` module has neither `manifests/init.pp` nor a manifest per action
+    /// (`deploy.pp`, `start.pp`, `stop.pp`, `update.pp`, `undeploy.pp`): every action
+    /// does nothing (as in Roboconf, which only logs it).
+    X_PUPPET_NO_MANIFEST => Warning,
+    /// An exported variable or an import prefix whose name is not a Puppet parameter
+    /// name as it is (`port-ajp`, `9x`, `name`): the Puppet plug-in passes it under a
+    /// repaired name (`port_ajp`) or not at all (`crate::puppet::param_name`).
+    X_PUPPET_PARAMETER_NAME => Warning,
+    /// Two different exported variables (or import prefixes) passed to the class under
+    /// one name (`Db.port` and `Web.port`, `portAJP` and `portajp`): Roboconf passes it
+    /// twice, which Puppet 7 refuses; the plug-in passes one.
+    X_PUPPET_DUPLICATE_PARAMETER => Warning,
+    /// The class of `init.pp` or of a per-action manifest does not declare a parameter
+    /// for one of the component's exported variables, which the plug-in passes (as
+    /// Roboconf does): Puppet refuses the catalog ("has no parameter named"). A warning,
+    /// as Roboconf does not check it.
+    X_PUPPET_UNDECLARED_PARAMETER => Warning,
+    /// A line of `modules.properties` (beside the `roboconf_*` module) that `puppet
+    /// module install` cannot use: a key that is not `author-name` or `author/name`, a
+    /// value that is neither empty nor a version or version range, two modules installed
+    /// into one folder. Deploying fails there.
+    X_PUPPET_INVALID_MODULES_FILE => Error,
+    /// A `modules.properties` inside the `roboconf_*` module (where Roboconf's
+    /// documentation puts it): the plug-in only reads the one beside the module, so
+    /// this one installs nothing.
+    X_PUPPET_IGNORED_MODULES_FILE => Warning,
     /// A probe file (`probes/*.measures`) that does not read: text before the first
     /// `[EVENT handler name]`, a malformed header, a section whose body its handler
     /// cannot use.

@@ -16,6 +16,7 @@ pub mod instances;
 pub mod limits;
 pub mod probes;
 pub mod props;
+pub mod puppet;
 pub mod recipes;
 pub mod resolve;
 pub mod rules;

@@ -139,6 +139,7 @@ mod tests {
                 status: "DEPLOYED_STARTED".into(),
                 import: db("/vm 3/mysql", "3307"),
             }),
+            ..Invocation::default()
         }
     }
 

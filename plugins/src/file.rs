@@ -135,6 +135,7 @@ impl Plugin for File {
         Ok(Outcome {
             ran: !list.is_empty(),
             output: log,
+            ..Outcome::default()
         })
     }
 }

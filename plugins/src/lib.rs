@@ -3,12 +3,14 @@
 //! instance (its path, component, recipe files, own exports, ancestors' exports and
 //! imports, and for `update` the import that changed). Plug-ins are called by the agent's
 //! runtime from a worker, never from the core. `env` builds the Roboconf script
-//! environment (DESIGN §6); `script`, `file` and `logger` are the plug-ins for Roboconf's
-//! installers of those names.
+//! environment (DESIGN §6); `script`, `puppet`, `file` and `logger` are the plug-ins for
+//! Roboconf's installers of those names; `process` runs their programs with bounds.
 
 pub mod env;
 pub mod file;
 pub mod logger;
+pub mod process;
+pub mod puppet;
 pub mod script;
 
 use std::collections::BTreeMap;
@@ -72,12 +74,16 @@ pub struct Invocation {
     pub component: String,
     /// The instance's working copy of its component's recipe folder.
     pub recipe_dir: PathBuf,
+    /// The application's folder (this agent's copy of its bundle, read only).
+    pub application_dir: PathBuf,
     /// Own exports, full names → values.
     pub exports: BTreeMap<String, String>,
     /// Parent first, then its parent, up to the root.
     pub ancestors: Vec<Ancestor>,
     /// Per imported prefix (component or facet name), the exporters.
     pub imports: BTreeMap<String, Vec<ImportedInstance>>,
+    /// Every prefix the component imports, whether anyone exports it now or not.
+    pub import_prefixes: Vec<String>,
     /// For `update` only.
     pub changed: Option<ChangedImport>,
 }
@@ -88,15 +94,31 @@ pub struct Outcome {
     /// False when the plug-in had nothing to do (e.g. no script for the action).
     pub ran: bool,
     pub output: String,
+    /// The program's exit code when it is not simply 0 for success (`puppet apply`'s 2:
+    /// changes made; 6: changes made and some failed).
+    pub code: Option<i32>,
+    /// It went well, but with something the operator should read (Puppet's exit code 6:
+    /// changes made and some failed).
+    pub warning: Option<String>,
 }
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action} failed with exit code {code}")]
+    #[error("{action} failed with exit code {code}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Failed {
         action: &'static str,
         code: i32,
+        /// What the program said went wrong, when it can be picked from its output.
+        detail: Option<String>,
+        output: String,
+    },
+    /// The action could not be run as the recipe or the agent stand (no module folder,
+    /// a Puppet module nowhere, no `puppet` program): the message names what and where.
+    #[error("{action} failed: {message}")]
+    Refused {
+        action: &'static str,
+        message: String,
         output: String,
     },
     #[error("{action} timed out after {seconds} s")]

@@ -54,6 +54,7 @@ impl Plugin for Logger {
         Ok(Outcome {
             ran: true,
             output: line,
+            ..Outcome::default()
         })
     }
 }

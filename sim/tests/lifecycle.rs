@@ -189,3 +189,32 @@ fn a_crash_mid_start_converges_without_repeating_completed_steps() {
         "repeated {repeated:?}, interrupted {interrupted}"
     );
 }
+
+#[test]
+fn random_ports_are_the_lowest_in_range_not_forbidden() {
+    let app = lamp();
+    let mut cfg = hosting_all(&app);
+    cfg.port_range = (20_000, 20_010);
+    cfg.forbidden_ports = [20_000, 20_001, 20_003].into();
+    let mut h = Harness::new(cfg);
+    let r = h.command(Command::AppAdd {
+        app: Box::new(app),
+        start: true,
+    });
+    assert!(matches!(r, Response::Ok { .. }), "{r:?}");
+    h.settle();
+    let Response::Status { apps } = h.command(Command::Status {
+        app: Some("lamp".into()),
+    }) else {
+        panic!("no status");
+    };
+    let port = |path: &str| {
+        apps.iter()
+            .flat_map(|a| &a.instances)
+            .find(|i| i.path == path)
+            .and_then(|i| i.exports.get("App.port").cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(port("/vm-app-1/app-1"), "20002");
+    assert_eq!(port("/vm-app-2/app-2"), "20004");
+}

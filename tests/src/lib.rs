@@ -5,6 +5,7 @@ pub mod broker;
 pub mod dockerd;
 pub mod gen;
 pub mod http;
+pub mod launch;
 pub mod log;
 pub mod netns;
 pub mod rabbit;
@@ -86,7 +87,8 @@ pub fn shop_app(root: &Path, graph: &str, instances: &str, files: &[(&str, &str)
 
 /// Runs `roboconf ARGS...` from the workspace root and returns its output.
 pub fn roboconf(args: &[&str]) -> Output {
-    Command::new(roboconf_bin())
+    let mut cmd = Command::new(roboconf_bin());
+    with_random_ports(&mut cmd)
         .args(args)
         .current_dir(workspace())
         .output()
@@ -144,6 +146,7 @@ impl Agent {
             }
             None => Command::new(binary),
         };
+        with_random_ports(&mut cmd);
         cmd.arg("agent")
             .arg("--data-dir")
             .arg(data_dir)
@@ -179,10 +182,14 @@ impl Agent {
             .unwrap_or_else(|e| panic!("cannot run roboconf: {e}"))
     }
 
+    /// `roboconf ARGS` (a `--json` command), as a JSON value (`Null` when it failed).
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_slice(&self.cli(args).stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// `status APP --json`, as a JSON value.
     pub fn status(&self, app: &str) -> serde_json::Value {
-        let o = self.cli(&["status", app, "--json"]);
-        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+        self.json(&["status", app, "--json"])
     }
 
     /// The state of one instance.
@@ -362,13 +369,105 @@ pub fn kill_processes_under(dir: &Path) -> usize {
     n
 }
 
-/// A free TCP port on loopback (for the applications' own servers, whose port a test
-/// must write in their instances file).
+/// A free TCP port on loopback, for a server a test names before it starts (see
+/// [`free_ports`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    let [port] = free_ports::<1>();
+    port
+}
+
+/// The low end of the kernel's ephemeral range (`ip_local_port_range`): ports below it
+/// are never given to a `bind` to port 0 or to an outgoing connection.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+}
+
+/// Ports the tests name themselves ([`free_ports`]) are below this one; from it up to
+/// the ephemeral range, blocks for the agents' random ports ([`random_ports`]).
+const AGENT_BLOCKS_LOW: u16 = 20_000;
+const AGENT_BLOCK: u16 = 500;
+
+/// Random numbers for port draws (the std's random hasher keys; no extra crate).
+fn draws() -> impl Iterator<Item = u64> {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new();
+    (0u64..10_000).map(move |i| {
+        let mut h = random.build_hasher();
+        h.write_u64(i);
+        h.finish()
+    })
+}
+
+/// `N` distinct free TCP ports on loopback, for the applications' own servers, whose
+/// ports a test writes in their instances file seconds before they bind them. They are
+/// drawn at random in 10000–19999, below the kernel's ephemeral range where no other
+/// test's `bind` to port 0 or outgoing connection can take one meanwhile (a port 0
+/// reservation once lost its port to a parallel test's connection, and an app server
+/// never started), and apart from the agents' random ports ([`random_ports`]); each is
+/// checked free by binding it, all at once so that they differ.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    use std::net::TcpListener;
+    let (low, high) = (10_000u16, AGENT_BLOCKS_LOW.min(ephemeral_low()));
+    let mut held: Vec<TcpListener> = Vec::with_capacity(N);
+    if high > low {
+        for d in draws() {
+            if held.len() == N {
+                break;
+            }
+            let port = low + (d % u64::from(high - low)) as u16;
+            if let Ok(l) = TcpListener::bind(("0.0.0.0", port)) {
+                held.push(l);
+            }
+        }
+    }
+    // A kernel whose ephemeral range starts that low leaves only port 0.
+    while held.len() < N {
+        held.push(TcpListener::bind("127.0.0.1:0").expect("a free port"));
+    }
+    let mut ports = [0; N];
+    for (p, l) in ports.iter_mut().zip(&held) {
+        *p = l.local_addr().expect("a bound port").port();
+    }
+    ports
+}
+
+/// This test's range for its agents' `random[port]` variables, inclusive (every agent
+/// and `roboconf` command a test starts gets it as `ROBOCONF_RANDOM_PORTS`, and the
+/// machines a `local` target launches inherit it). Agents
+/// allocate the lowest free port of their range when an instance is registered and bind
+/// it when it starts: two tests' meshes in the default range would both pick 10000.
+/// Each test process takes a block of 499 ports above 20000 at random and holds the
+/// block's first port bound for as long as it runs, so that no parallel test takes the
+/// same block. `None` (the agents' default range) when the ephemeral range leaves no
+/// room for blocks.
+pub fn random_ports() -> Option<(u16, u16)> {
+    static BLOCK: std::sync::OnceLock<Option<(std::net::TcpListener, (u16, u16))>> =
+        std::sync::OnceLock::new();
+    BLOCK
+        .get_or_init(|| {
+            let blocks = ephemeral_low().checked_sub(AGENT_BLOCKS_LOW)? / AGENT_BLOCK;
+            if blocks == 0 {
+                return None;
+            }
+            draws().find_map(|d| {
+                let start = AGENT_BLOCKS_LOW + (d % u64::from(blocks)) as u16 * AGENT_BLOCK;
+                let held = std::net::TcpListener::bind(("0.0.0.0", start)).ok()?;
+                Some((held, (start + 1, start + AGENT_BLOCK - 1)))
+            })
+        })
+        .as_ref()
+        .map(|&(_, range)| range)
+}
+
+/// `cmd` with this test's [`random_ports`] in its environment.
+fn with_random_ports(cmd: &mut Command) -> &mut Command {
+    if let Some((low, high)) = random_ports() {
+        cmd.env("ROBOCONF_RANDOM_PORTS", format!("{low}-{high}"));
+    }
+    cmd
 }
 
 /// A copy of examples/lamp under `root/lamp`, its balancer and database on free ports.
@@ -387,7 +486,13 @@ pub fn lamp_copy_on(root: &Path, lb: u16) -> PathBuf {
         .status()
         .is_ok_and(|s| s.success());
     assert!(copy, "copy examples/lamp");
-    let db = free_port();
+    // The database's port differs from the balancer's, both taken by the caller.
+    let db = loop {
+        let p = free_port();
+        if p != lb {
+            break p;
+        }
+    };
     let instances = format!(
         "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\

@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -60,18 +60,6 @@ pub struct PrivateBroker {
     child: Option<Child>,
     accepting_since: Option<Instant>,
     last_start: Duration,
-}
-
-fn free_ports<const N: usize>() -> [u16; N] {
-    // All bound at once, so that they differ; released for the node to take.
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    let mut ports = [0; N];
-    for (p, l) in ports.iter_mut().zip(&listeners) {
-        *p = l.local_addr().expect("port").port();
-    }
-    ports
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -159,7 +147,7 @@ impl PrivateBroker {
         for sub in ["home", "mnesia", "log"] {
             std::fs::create_dir_all(dir.join(sub)).expect("broker dir");
         }
-        let [port, dist_port, epmd_port] = free_ports::<3>();
+        let [port, dist_port, epmd_port] = crate::free_ports::<3>();
         let b = PrivateBroker {
             node,
             port,

@@ -499,7 +499,9 @@ fn the_control_socket_is_owner_only() {
 fn random_ports_are_unique_stable_and_skip_forbidden_ones() {
     let f = Fixture::new();
     let cfg = f.root.join("agent.toml");
-    std::fs::write(&cfg, "forbidden-ports = [10000, 10001]\n").expect("config");
+    // The test's agents take random ports from its own range (ROBOCONF_RANDOM_PORTS).
+    let low = roboconf_tests::random_ports().map_or(10_000, |(low, _)| low);
+    std::fs::write(&cfg, format!("forbidden-ports = [{low}, {}]\n", low + 1)).expect("config");
     let cfg_s = cfg.display().to_string();
     let mut a = f.agent(&["--config", &cfg_s], "0");
     f.add(&a, false);
@@ -533,7 +535,7 @@ fn random_ports_are_unique_stable_and_skip_forbidden_ones() {
     let first = ports(&a);
     assert_eq!(
         first,
-        vec!["10002".to_string(), "10003".to_string()],
+        vec![(low + 2).to_string(), (low + 3).to_string()],
         "lowest free ports, skipping the forbidden ones"
     );
     a.kill9();

@@ -9,17 +9,10 @@ use roboconf_plugins::{Action, ChangedImport, ImportedInstance, Invocation};
 use roboconf_tests::workspace;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
@@ -143,23 +136,26 @@ fn lamp_scripts_deploy_reconfigure_and_stop() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     let ip = "127.0.0.1".to_string();
+    let [db_port, app_1, app_2, lb_port] = roboconf_tests::free_ports::<4>();
     let db = Inst::new(
         root,
         "Db",
         "/vm-db/db",
-        &[("ip", ip.clone()), ("port", free_port().to_string())],
+        &[("ip", ip.clone()), ("port", db_port.to_string())],
     );
-    let mut apps: Vec<Inst> = (1..=2)
-        .map(|i| {
+    let mut apps: Vec<Inst> = [app_1, app_2]
+        .into_iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let i = i + 1;
             Inst::new(
                 root,
                 "App",
                 &format!("/vm-app-{i}/app-{i}"),
-                &[("ip", ip.clone()), ("port", free_port().to_string())],
+                &[("ip", ip.clone()), ("port", port.to_string())],
             )
         })
         .collect();
-    let lb_port = free_port();
     let mut lb = Inst::new(
         root,
         "LB",

@@ -129,7 +129,8 @@ pub fn runs(runs: &[RunView]) -> String {
     }
     for r in runs {
         let verdict = match (r.ok, r.code, &r.error) {
-            (true, Some(c), _) => format!("ok (exit {c})"),
+            (true, Some(c), Some(w)) => format!("ok (exit {c}), {w}"),
+            (true, Some(c), None) => format!("ok (exit {c})"),
             (true, None, _) => "ok (no script for this action)".to_string(),
             (false, _, Some(e)) => format!("FAILED: {e}"),
             (false, _, None) => "FAILED".to_string(),

@@ -9,7 +9,7 @@ use crate::api::Response;
 use crate::core::{LoadedApp, PluginRun, RunResult};
 use roboconf_model::diag::has_errors;
 use roboconf_model::dsl::Limits;
-use roboconf_plugins::{logger::Logger, script::Script, Plugin};
+use roboconf_plugins::{logger::Logger, puppet::Puppet, script::Script, Plugin};
 use std::path::Path;
 
 /// Most findings listed in one answer (an application may have millions).
@@ -215,6 +215,13 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The plug-ins this agent runs, one per installer it supports (`file` has no settings).
+pub(super) struct Plugins {
+    pub script: Script,
+    pub puppet: Puppet,
+    pub logger: Logger,
+}
+
 /// Prepares the instance's working copy of its recipe, then runs the plug-in; logs how
 /// it ended (never the script's output, which may hold anything).
 #[tracing::instrument(
@@ -227,10 +234,10 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         run = run.run
     )
 )]
-pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
+pub(super) fn execute(run: &PluginRun, plugins: &Plugins) -> RunResult {
     let started = std::time::Instant::now();
     tracing::debug!(installer = run.installer.as_str(), "plug-in run started");
-    let result = run_plugin(run, script, logger);
+    let result = run_plugin(run, plugins);
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match &result.error {
         None => tracing::debug!(code = result.code, elapsed_ms, "plug-in run ended"),
@@ -245,10 +252,10 @@ pub(super) fn execute(run: &PluginRun, script: &Script, logger: &Logger) -> RunR
     result
 }
 
-fn run_plugin(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
+fn run_plugin(run: &PluginRun, plugins: &Plugins) -> RunResult {
     let dir = &run.invocation.recipe_dir;
     let prepare = || -> std::io::Result<()> {
-        let _writing = roboconf_plugins::script::EXEC_LOCK.write();
+        let _writing = roboconf_plugins::process::EXEC_LOCK.write();
         if run.fresh_copy && dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
@@ -256,7 +263,7 @@ fn run_plugin(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
             let recipe = run
                 .components
                 .iter()
-                .map(|c| run.bundle.join("graph").join(c))
+                .map(|c| run.invocation.application_dir.join("graph").join(c))
                 .find(|p| p.is_dir());
             match recipe {
                 Some(r) => copy_dir(&r, dir)?,
@@ -285,8 +292,9 @@ fn run_plugin(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
         );
     }
     let plugin: &dyn Plugin = match run.installer.as_str() {
-        "script" => script,
-        "logger" => logger,
+        "script" => &plugins.script,
+        "puppet" => &plugins.puppet,
+        "logger" => &plugins.logger,
         "file" => &roboconf_plugins::file::File,
         other => {
             return fail(
@@ -302,23 +310,36 @@ fn run_plugin(run: &PluginRun, script: &Script, logger: &Logger) -> RunResult {
                 // What the `logger` plug-in records goes to this agent's log.
                 tracing::info!(output = o.output.as_str(), "logger plug-in");
             }
+            // A warning is kept as the error of a run that went well (the run record's
+            // shape is shared with older agents).
             RunResult {
                 ok: true,
-                code: Some(0).filter(|_| o.ran),
-                error: None,
+                code: o.code.or(Some(0).filter(|_| o.ran)),
+                error: o.warning.map(|w| format!("warning: {w}")),
                 output: o.output,
                 at_ms: now_ms(),
                 retry: false,
             }
         }
-        Err(roboconf_plugins::Error::Failed { code, output, .. }) => RunResult {
+        Err(roboconf_plugins::Error::Failed {
+            code,
+            detail,
+            output,
+            ..
+        }) => RunResult {
             ok: false,
             code: Some(code),
-            error: Some(format!("exit code {code}")),
+            error: Some(match detail {
+                Some(d) => format!("exit code {code}: {d}"),
+                None => format!("exit code {code}"),
+            }),
             output,
             at_ms: now_ms(),
             retry: false,
         },
+        Err(roboconf_plugins::Error::Refused {
+            message, output, ..
+        }) => fail(message, output, false),
         Err(roboconf_plugins::Error::TimedOut {
             seconds, output, ..
         }) => fail(format!("timed out after {seconds} s"), output, false),

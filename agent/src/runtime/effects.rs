@@ -256,11 +256,10 @@ impl Loop {
     /// comes back on `done_rx`. Counted in the metrics: waiting, running, ended (by
     /// action and result) and how long it ran.
     fn run(&self, run: crate::core::PluginRun) {
-        let (workers, done_tx, script, logger, counts) = (
+        let (workers, done_tx, plugins, counts) = (
             self.workers.clone(),
             self.done_tx.clone(),
-            self.script.clone(),
-            self.logger.clone(),
+            self.plugins.clone(),
             self.metrics.scripts.clone(),
         );
         counts.waiting.inc();
@@ -273,7 +272,7 @@ impl Loop {
             let (id, action) = (run.run, run.action.as_str());
             counts.running.inc();
             let started = std::time::Instant::now();
-            let result = tokio::task::spawn_blocking(move || apps::execute(&run, &script, &logger))
+            let result = tokio::task::spawn_blocking(move || apps::execute(&run, &plugins))
                 .await
                 .unwrap_or_else(|e| RunResult {
                     ok: false,

@@ -146,8 +146,7 @@ struct Loop {
     next_id: u64,
     done_tx: mpsc::Sender<(u64, RunResult)>,
     workers: Arc<Semaphore>,
-    script: Arc<Script>,
-    logger: Arc<Logger>,
+    plugins: Arc<apps::Plugins>,
     mesh: Option<crate::meshio::MeshIo>,
     /// Set once the node has left the mesh.
     stop: bool,
@@ -312,12 +311,12 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             hosts: cfg.hosts()?,
             runs_kept: cfg.runs_kept,
             forbidden_ports: cfg.forbidden_ports.iter().copied().collect(),
+            port_range: (cfg.random_ports[0], cfg.random_ports[1]),
             timing: core::Timing {
                 collect_every_ms: cfg.collect_every_secs.saturating_mul(1000),
                 collect_after_ms: cfg.collect_after_secs.saturating_mul(1000),
                 ..core::Timing::default()
             },
-            ..core::Config::default()
         },
         networked,
         ..node_defaults
@@ -376,11 +375,17 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     };
     let mut lp = Loop {
         workers: Arc::new(Semaphore::new(cfg.max_parallel_scripts)),
-        script: Arc::new(Script {
-            timeout: Duration::from_secs(cfg.script_timeout_secs),
-            capture_limit: cfg.script_output_limit,
+        plugins: Arc::new(apps::Plugins {
+            script: Script {
+                timeout: Duration::from_secs(cfg.script_timeout_secs),
+                capture_limit: cfg.script_output_limit,
+            },
+            puppet: cfg.puppet.plugin(
+                Duration::from_secs(cfg.script_timeout_secs),
+                cfg.script_output_limit,
+            ),
+            logger: Logger::new(1000),
         }),
-        logger: Arc::new(Logger::new(1000)),
         cfg,
         node,
         store,

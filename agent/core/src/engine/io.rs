@@ -4,7 +4,6 @@
 
 use crate::api::{Desired, Response};
 use roboconf_plugins::{Action, Invocation};
-use std::path::PathBuf;
 
 use super::{records, Coordination, LoadedApp, Write};
 
@@ -176,10 +175,9 @@ pub struct PluginRun {
     pub action: Action,
     pub installer: String,
     /// The component whose recipe the working copy is made from (first along `extends`
-    /// that has a recipe folder is the runtime's business).
+    /// that has a recipe folder, in `invocation.application_dir`, is the runtime's
+    /// business).
     pub components: Vec<String>,
-    /// The project copy the recipe comes from.
-    pub bundle: PathBuf,
     /// True when the working copy must be made anew (deploy).
     pub fresh_copy: bool,
     pub invocation: Invocation,

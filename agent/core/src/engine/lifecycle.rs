@@ -347,15 +347,24 @@ impl Core {
             .work_dir
             .join(app_name)
             .join(super::folders::instance_folder(path));
+        let mut import_prefixes: Vec<String> = a
+            .graph
+            .all_imports(comp)
+            .keys()
+            .map(|k| roboconf_model::graph::split_var(k).0.to_string())
+            .collect();
+        import_prefixes.dedup();
         let invocation = Invocation {
             application: app_name.to_string(),
             instance_name: i.rec.name.clone(),
             instance_path: path.to_string(),
             component: a.graph.components[comp].name.clone(),
             recipe_dir: work,
+            application_dir: a.bundle.clone(),
             exports: a.exports(path, &ip),
             ancestors,
             imports,
+            import_prefixes,
             changed: changed_import,
         };
         let pending = PendingRun {
@@ -372,7 +381,6 @@ impl Core {
             action,
             installer,
             components,
-            bundle: a.bundle.clone(),
             fresh_copy: action == Action::Deploy,
             invocation,
         };

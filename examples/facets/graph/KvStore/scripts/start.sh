@@ -12,10 +12,13 @@ if [ -s kv.pid ] && alive "$(cat kv.pid)"; then
 	exit 0
 fi
 mkdir -p "$data"
+from=$(($(stat -c %s kv.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/kv.py" "$bind" "$port" "$PWD/$data/store.json" >>kv.log 2>&1 </dev/null &
 echo $! > kv.pid
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" kv.log | grep -q " listening on "; then
 		echo "KvStore started on $bind:$port (pid $(cat kv.pid))"
 		exit 0
 	fi

@@ -74,5 +74,5 @@ class Handler(BaseHTTPRequestHandler):
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 threading.Thread(target=probe_forever, daemon=True).start()
 server = ThreadingHTTPServer((host, port), Handler)
-print(f"prober serving its status on {host}:{port}", flush=True)
+print(f"prober listening on {host}:{port}, its status at /", flush=True)
 server.serve_forever()

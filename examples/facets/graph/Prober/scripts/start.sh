@@ -10,10 +10,13 @@ if [ -s prober.pid ] && alive "$(cat prober.pid)"; then
 	echo "Prober already running (pid $(cat prober.pid))"
 	exit 0
 fi
+from=$(($(stat -c %s prober.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/prober.py" "$bind" "$port" "$PWD/targets.conf" >>prober.log 2>&1 </dev/null &
 echo $! > prober.pid
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" prober.log | grep -q " listening on "; then
 		echo "Prober started, status on http://$bind:$port/ (pid $(cat prober.pid))"
 		exit 0
 	fi

@@ -10,10 +10,13 @@ if [ -s web.pid ] && alive "$(cat web.pid)"; then
 	echo "$ROBOCONF_COMPONENT_NAME already running (pid $(cat web.pid))"
 	exit 0
 fi
+from=$(($(stat -c %s web.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/web.py" "$bind" "$port" "$PWD/web.conf" >>web.log 2>&1 </dev/null &
 echo $! > web.pid
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" web.log | grep -q " listening on "; then
 		echo "$ROBOCONF_COMPONENT_NAME started on http://$bind:$port/ (pid $(cat web.pid)), $(grep '^kv' web.conf)"
 		exit 0
 	fi

@@ -12,11 +12,14 @@ if [ -s aggregator.pid ] && alive "$(cat aggregator.pid)"; then
 	echo "Aggregator already running (pid $(cat aggregator.pid))"
 	exit 0
 fi
+from=$(($(stat -c %s aggregator.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/aggregator.py" "$bind" "$port" "$endpoint" \
 	"$PWD/sensors.conf" "$PWD/data/readings.jsonl" >>aggregator.log 2>&1 </dev/null &
 echo $! > aggregator.pid
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" aggregator.log | grep -q " listening on "; then
 		echo "Aggregator started on http://$bind:$port$endpoint (pid $(cat aggregator.pid))"
 		exit 0
 	fi

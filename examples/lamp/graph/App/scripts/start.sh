@@ -10,10 +10,13 @@ if [ -s app.pid ] && alive "$(cat app.pid)"; then
 	echo "App already running (pid $(cat app.pid))"
 	exit 0
 fi
+from=$(($(stat -c %s app.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/app.py" "$bind" "$port" "$PWD/app.conf" >>app.log 2>&1 </dev/null &
 echo $! > app.pid
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" app.log | grep -q " listening on "; then
 		echo "App started on $bind:$port (pid $(cat app.pid)), $(grep '^db' app.conf || echo 'no db yet')"
 		exit 0
 	fi

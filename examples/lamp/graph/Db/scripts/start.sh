@@ -10,11 +10,13 @@ if [ -s db.pid ] && alive "$(cat db.pid)"; then
 	exit 0
 fi
 mkdir -p data
+from=$(($(stat -c %s db.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/db.py" "$bind" "$port" "$PWD/data/counters.json" >>db.log 2>&1 </dev/null &
 echo $! > db.pid
-# Wait until it accepts connections (or died).
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" db.log | grep -q " listening on "; then
 		echo "Db started on $bind:$port (pid $(cat db.pid))"
 		exit 0
 	fi

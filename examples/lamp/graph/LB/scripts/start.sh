@@ -11,10 +11,13 @@ if [ -s lb.pid ] && alive "$(cat lb.pid)"; then
 	echo "LB already running (pid $(cat lb.pid)); told it to reload lb.conf"
 	exit 0
 fi
+from=$(($(stat -c %s lb.log 2>/dev/null || echo 0) + 1))
 setsid nohup python3 "$ROBOCONF_FILES_DIR/lb.py" "$bind" "$port" "$PWD/lb.conf" >>lb.log 2>&1 </dev/null &
 echo $! > lb.pid
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null; then
+	# Up when this run's own server says it listens: a connection alone could reach
+	# another program holding the port (then this one dies: "Address already in use").
+	if tail -c +"$from" lb.log | grep -q " listening on "; then
 		echo "LB started on $bind:$port (pid $(cat lb.pid)) with $(grep -c '^server' lb.conf || true) backend(s)"
 		exit 0
 	fi
