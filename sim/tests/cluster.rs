@@ -242,3 +242,24 @@ fn members_down_across_a_collection_catch_up_without_resurrection() {
         );
     }
 }
+
+/// A node cut off alone declares every other member down, with no one to tell; once the
+/// link is back none of those verdicts reaches the others (they would withdraw live
+/// members' exports mesh-wide): no live member is declared down by anyone, and the mesh
+/// converges after the heal. Over seeds, the cut node drawn from each.
+#[test]
+fn a_node_cut_off_alone_takes_no_live_member_down() {
+    let failed = over_seeds(6, |seed| {
+        let agents = if seed % 2 == 0 { 8 } else { 30 };
+        let (r, _) = run(&params(agents, seed, Kind::Isolate, 45, 0.0), false);
+        let mut failed = Vec::new();
+        if r.false_deaths > 0 || !r.invariant_violations.is_empty() {
+            failed.push(format!(
+                "seed {seed}, N = {agents}: {} false deaths, {:?}",
+                r.false_deaths, r.invariant_violations
+            ));
+        }
+        failed
+    });
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

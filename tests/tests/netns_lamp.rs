@@ -78,6 +78,14 @@ fn processes_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The last lines of a machine agent's log, for a failure's message.
+fn machine_log(machines: &Path, folder: &str) -> String {
+    let log = std::fs::read_to_string(machines.join(folder).join("agent.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!("{folder} agent log (last lines):\n{}", tail.join("\n"))
+}
+
 fn run(program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program)
         .args(args)
@@ -355,14 +363,21 @@ fn lamp_on_machines_in_network_namespaces() {
             },
         );
     }
-    agents[0].wait_until(
-        "the balancer with app-2 again",
-        Duration::from_secs(30),
-        |_| {
-            count();
-            roboconf_tests::lamp_servers(&machines).len() == 3
-        },
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while {
+        count();
+        roboconf_tests::lamp_servers(&machines).len() != 3
+    } {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for the balancer with app-2 again: {:?}\n{}\n{}",
+                roboconf_tests::lamp_servers(&machines),
+                machine_log(&machines, &machine("/vm-lb").folder),
+                machine_log(&machines, &cut.folder),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for a in &agents {
         let root_view = |a: &Agent| {
             let s = a.status("lamp");

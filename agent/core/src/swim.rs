@@ -5,7 +5,10 @@
 //! (datagrams to send, timers, membership changes) in an `Outbox` that the runtime carries
 //! out — datagrams go on the `/roboconf/swim/1` protocol to admitted peers only. SWIM is
 //! what finds members that went silent without closing their connections (a partition, a
-//! frozen host); closed connections are the fast path (`core/members.rs`).
+//! frozen host); closed connections are the fast path (`core/members.rs`). Down verdicts
+//! this node reached while it heard no one are kept out of what it sends (`alone`).
+
+mod alone;
 
 use foca::{
     Codec, Config, Foca, Identity, Incarnation, Member, Message, NoCustomBroadcast, Notification,
@@ -107,13 +110,18 @@ pub struct Outbox {
     pub down: Vec<String>,
     /// Members this node came to suspect (each suspicion, refuted or not).
     pub suspected: Vec<String>,
+    /// The identities declared down, as `down`.
+    downed: Vec<SwimId>,
 }
 
 impl Runtime<SwimId> for Outbox {
     fn notify(&mut self, n: Notification<'_, SwimId>) {
         match n {
             Notification::MemberUp(id) => self.up.push(id.peer.to_string()),
-            Notification::MemberDown(id) => self.down.push(id.peer.to_string()),
+            Notification::MemberDown(id) => {
+                self.down.push(id.peer.to_string());
+                self.downed.push(id.clone());
+            }
             Notification::Rename(_, new) => self.up.push(new.peer.to_string()),
             _ => {}
         }
@@ -237,6 +245,11 @@ pub struct Swim {
     watched: Vec<(SwimId, Incarnation)>,
     /// Datagrams foca refused (malformed, too big).
     pub rejected: u64,
+    /// Verdicts reached while hearing no one, kept out of what is sent (`swim::alone`).
+    alone: alone::Alone,
+    /// The driver's clock (ms), and when a datagram last came in.
+    now_ms: u64,
+    last_heard_ms: u64,
 }
 
 impl Swim {
@@ -259,6 +272,9 @@ impl Swim {
             out: Outbox::default(),
             watched: Vec::new(),
             rejected: 0,
+            alone: alone::Alone::default(),
+            now_ms: 0,
+            last_heard_ms: 0,
         }
     }
 
@@ -383,11 +399,25 @@ impl Swim {
         }
     }
 
+    /// The driver's clock moved to `now_ms`.
+    pub fn clock(&mut self, now_ms: u64) {
+        if self.now_ms == 0 {
+            self.last_heard_ms = now_ms;
+        }
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
     /// A datagram from a member.
     pub fn handle(&mut self, data: &[u8]) {
-        if self.foca.handle_data(data, &mut self.out).is_err() {
-            self.rejected += 1;
+        match self.foca.handle_data(data, &mut self.out) {
+            Ok(()) => self.last_heard_ms = self.now_ms,
+            Err(_) => self.rejected += 1,
         }
+    }
+
+    /// Updates taken out of datagrams because they carried a verdict reached alone.
+    pub fn withheld(&self) -> u64 {
+        self.alone.withheld
     }
 
     /// A timer foca asked for is due. A down timer whose suspicion was refuted is
@@ -406,7 +436,14 @@ impl Swim {
             }
         }
         let probe = matches!(t, Timer::ProbeRandomMember(_));
+        // No datagram for a whole suspicion: a verdict now is this node's alone.
+        let silent =
+            self.now_ms.saturating_sub(self.last_heard_ms) >= self.suspect_for.as_millis() as u64;
+        let downed = self.out.downed.len();
         let _ = self.foca.handle_timer(t, &mut self.out);
+        if silent {
+            self.alone.note(&self.out.downed[downed..]);
+        }
         if probe {
             self.retell_suspects();
         }
@@ -471,6 +508,16 @@ impl Swim {
             }
         }
         out.timers.append(&mut self.closed_timers);
+        if self.alone.any() {
+            for (_, data) in &mut out.sends {
+                if let Some(filtered) = self.alone.filter(data) {
+                    *data = filtered;
+                }
+            }
+            if self.foca.updates_backlog() == 0 {
+                self.alone.forget();
+            }
+        }
         out
     }
 }
@@ -538,6 +585,9 @@ mod tests {
             }
             let (at, n, t) = timers.remove(0);
             *now = at;
+            for swim in nodes.values_mut() {
+                swim.clock(*now);
+            }
             nodes.get_mut(n).expect("node").timer(t);
         }
     }
@@ -633,6 +683,46 @@ mod tests {
                 !reports.iter().any(|(_, _, w)| *w == "suspect"),
                 "{reports:?}"
             );
+        }
+    }
+
+    /// Five members; one is cut off until it and the others declare each other down.
+    /// When the link is back, it rejoins under a new identity and every member holds the
+    /// five alive again — and none of its verdicts from the cut (the four others down)
+    /// reaches the others: no live member is declared down by anyone.
+    #[test]
+    fn a_member_cut_off_alone_rejoins_without_taking_the_others_down() {
+        let names = ["a", "b", "c", "d", "e"];
+        let mut nodes: Nodes = names
+            .into_iter()
+            .zip(1u64..)
+            .map(|(n, seed)| (n, Swim::seeded(n, 0, config(Duration::from_secs(2)), seed)))
+            .collect();
+        let (mut timers, mut now) = (Vec::new(), 0u64);
+        for n in &names[1..] {
+            nodes.get_mut(n).expect("node").announce("a");
+        }
+        drive(&mut nodes, &mut timers, &mut now, 5_000, &|_, _| false);
+        for (n, swim) in &nodes {
+            assert_eq!(swim.active(), 4, "{n} knows the four others");
+        }
+        let cut = |f: &str, t: &str| f == "e" || t == "e";
+        let reports = drive(&mut nodes, &mut timers, &mut now, 20_000, &cut);
+        for n in ["a", "b", "c", "d"] {
+            assert!(said(&reports, n, "e", "down"), "{n}: {reports:?}");
+            assert!(said(&reports, "e", n, "down"), "e on {n}: {reports:?}");
+        }
+        let reports = drive(&mut nodes, &mut timers, &mut now, 60_000, &|_, _| false);
+        let wrong: Vec<_> = reports
+            .iter()
+            .filter(|(_, p, w)| *w == "down" && p != "e")
+            .collect();
+        assert!(wrong.is_empty(), "live members declared down: {wrong:?}");
+        for n in ["a", "b", "c", "d"] {
+            assert!(said(&reports, n, "e", "up"), "{n}: {reports:?}");
+        }
+        for (n, swim) in &nodes {
+            assert_eq!(swim.active(), 4, "{n} knows the four others again");
         }
     }
 }

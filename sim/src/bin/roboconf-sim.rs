@@ -36,7 +36,7 @@ struct Args {
     /// Largest clock skew between a node and true time (±).
     #[arg(long, default_value = "50ms", value_parser = duration_ms)]
     skew: u64,
-    /// idle, steady, churn, partition, mixed or coordinator.
+    /// idle, steady, churn, partition, isolate, mixed or coordinator.
     #[arg(long, default_value = "steady")]
     scenario: String,
     /// The coordinator's voters (node 0 founds it); 0: none (the `coordinator`
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     let a = Args::parse();
     let Some(kind) = Kind::parse(&a.scenario) else {
         eprintln!(
-            "roboconf-sim: unknown scenario `{}` (idle, steady, churn, partition, mixed, coordinator)",
+            "roboconf-sim: unknown scenario `{}` (idle, steady, churn, partition, isolate, mixed, coordinator)",
             a.scenario
         );
         return ExitCode::from(2);

@@ -16,6 +16,10 @@ use std::rc::Rc;
 
 /// How long after a crash a verdict that the node is dead still concerns that crash.
 const LATE_VERDICT_US: Micros = 15_000_000;
+/// How long after a heal a verdict on a member that was cut off still concerns the cut:
+/// a suspicion that started during the cut, whose refutation came too late (the longest
+/// suspicion, at N = 1,000, is 6 s).
+const LATE_CUT_VERDICT_US: Micros = 6_000_000;
 /// How many of the first nodes are every node's bootstrap peers.
 const BOOTSTRAP_SEEDS: usize = 3;
 
@@ -182,7 +186,11 @@ impl Cluster {
                     let lately = self.nodes[j]
                         .crashed_at
                         .is_some_and(|t| now_us.saturating_sub(t) < LATE_VERDICT_US);
-                    let real = !self.nodes[j].up || !self.parts.connected(k, j) || lately;
+                    let cut_lately = self.last_cut.as_ref().is_some_and(|(t, parts)| {
+                        now_us.saturating_sub(*t) < LATE_CUT_VERDICT_US && !parts.connected(k, j)
+                    });
+                    let real =
+                        !self.nodes[j].up || !self.parts.connected(k, j) || lately || cut_lately;
                     self.metrics.liveness(dead, real);
                     if !real && dead && self.debug {
                         eprintln!(

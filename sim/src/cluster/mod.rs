@@ -100,6 +100,9 @@ pub struct Cluster {
     pub intents: std::collections::BTreeMap<u64, (String, roboconf_core::api::Desired)>,
     /// When the last heal happened, until the mesh converged again.
     pub healed_at: Option<Micros>,
+    /// The last heal: when, and the partitions it ended (a verdict soon after on a
+    /// member that was cut off concerns the cut).
+    pub last_cut: Option<(Micros, Partitions)>,
     /// FNV-1a over every event handled: two runs with one seed have the same.
     hash: u64,
     /// `SIM_DEBUG` set: false verdicts are told on stderr as they happen.
@@ -143,6 +146,7 @@ impl Cluster {
             next_cmd: 1,
             intents: Default::default(),
             healed_at: None,
+            last_cut: None,
             hash: 0xcbf2_9ce4_8422_2325,
             debug: std::env::var_os("SIM_DEBUG").is_some(),
             interner: Default::default(),
@@ -152,6 +156,13 @@ impl Cluster {
 
     /// Tombstones acknowledged and collected on shorter timings than the agent's (so
     /// that a run of seconds sees collections); before `boot`.
+    /// Heals every partition, noting what it ended.
+    pub fn heal(&mut self) {
+        self.last_cut = Some((self.queue.now, self.parts.clone()));
+        self.parts.heal();
+        self.healed_at = Some(self.queue.now);
+    }
+
     pub fn compress_collection(&mut self, every_ms: u64, after_ms: u64) {
         for n in &mut self.nodes {
             n.set_collection(every_ms, after_ms);

@@ -90,10 +90,7 @@ pub fn apply(c: &mut Cluster, op: Op) {
         Op::Split { side } => {
             c.parts.isolate(&side, 1);
         }
-        Op::Heal => {
-            c.parts.heal();
-            c.healed_at = Some(c.queue.now);
-        }
+        Op::Heal => c.heal(),
         Op::CrashLeader { after } => {
             let leader = (0..c.nodes.len())
                 .find(|&k| c.nodes[k].up && c.nodes[k].node.group().is_some_and(|g| g.is_leader()));
@@ -155,8 +152,7 @@ pub fn apply(c: &mut Cluster, op: Op) {
         }
         Op::Calm => {
             if !c.parts.is_whole() {
-                c.parts.heal();
-                c.healed_at = Some(c.queue.now);
+                c.heal();
             }
             for k in 0..c.nodes.len() {
                 c.restart(k);

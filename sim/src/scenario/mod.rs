@@ -41,6 +41,9 @@ pub enum Kind {
     Churn,
     /// Export churn, and a split in two halves healed later.
     Partition,
+    /// Export churn, and one node cut off alone (long enough for it and the others to
+    /// declare each other down), healed later.
+    Isolate,
     /// All of the above, drawn from the seed.
     Mixed,
     /// The coordinator: machines launched and retired for roots deployed and
@@ -55,6 +58,7 @@ impl Kind {
             "steady" => Kind::Steady,
             "churn" => Kind::Churn,
             "partition" => Kind::Partition,
+            "isolate" => Kind::Isolate,
             "mixed" => Kind::Mixed,
             "coordinator" => Kind::Coordinator,
             _ => return None,
@@ -311,6 +315,12 @@ pub fn plan(p: &Params, rng: &mut Rng) -> Vec<(Micros, Op)> {
             if side.is_empty() {
                 side.push(n - 1);
             }
+            let span = end - start;
+            ops.push((start + span / 3, Op::Split { side }));
+            ops.push((start + 2 * span / 3, Op::Heal));
+        }
+        Kind::Isolate => {
+            let side = vec![rng.below(n)];
             let span = end - start;
             ops.push((start + span / 3, Op::Split { side }));
             ops.push((start + 2 * span / 3, Op::Heal));

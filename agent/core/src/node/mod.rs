@@ -524,6 +524,9 @@ impl Node {
     fn advance_clock(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         let now = self.now_ms;
+        if let Some(s) = self.swim.as_mut() {
+            s.clock(now);
+        }
         while let Some((&(at, seq), _)) = self.timers.iter().next() {
             if at > now {
                 break;
