@@ -49,9 +49,20 @@ pub fn config(domain: &str) -> Config {
     }
 }
 
-/// A store in a temporary folder and its outbox.
+/// A store in a temporary folder and its outbox. sled lets go of its lock file a moment
+/// after the last handle is dropped (its background writes end on threads of their own):
+/// reopened in the same process, the store is polled for until the lock is free (10 s).
 pub fn outbox_in(dir: &std::path::Path, max: u64) -> (Sled, Outbox) {
-    let store = Sled::open(dir).expect("store");
+    let end = Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match Sled::open(dir) {
+            Ok(store) => break store,
+            Err(e) if format!("{e:?}").contains("WouldBlock") && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("store: {e:?}"),
+        }
+    };
     let o = Outbox::open(store.open_tree(outbox::TREE).expect("tree"), max).expect("outbox");
     (store, o)
 }
