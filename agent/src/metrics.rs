@@ -55,6 +55,7 @@ const SCALARS: &[(&str, Type, Option<Unit>, &str)] = &[
     ("peers_refused", Type::Counter, None, "Peers refused at admission, and requests of peers not admitted"),
     ("udp_datagrams_refused", Type::Counter, None, "SWIM datagrams over UDP refused (badly signed, stale, of another mesh)"),
     ("swim_datagrams_unreadable", Type::Counter, None, "SWIM datagrams that SWIM could not read"),
+    ("swim_verdicts_withheld", Type::Counter, None, "Down verdicts reached while hearing no one, kept out of the SWIM datagrams sent"),
     ("control_connections", Type::Gauge, None, "Control socket connections open"),
     ("control_refused_busy", Type::Counter, None, "Control socket connections refused because every slot waited for the agent"),
     ("control_evicted", Type::Counter, None, "Idle control socket connections closed to make room for a newcomer"),

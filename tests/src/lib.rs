@@ -475,24 +475,47 @@ pub fn lamp_copy(root: &Path) -> PathBuf {
     lamp_copy_on(root, free_port())
 }
 
-/// A copy of examples/lamp under `root/lamp`, its balancer on port `lb`, its database on
-/// a free port.
-pub fn lamp_copy_on(root: &Path, lb: u16) -> PathBuf {
-    let app = root.join("lamp");
+/// A copy of `examples/<name>` under `root/<name>`.
+pub fn example_copy(root: &Path, name: &str) -> PathBuf {
+    let app = root.join(name);
     let copy = Command::new("cp")
         .arg("-r")
-        .arg(workspace().join("examples/lamp"))
+        .arg(workspace().join("examples").join(name))
         .arg(&app)
         .status()
         .is_ok_and(|s| s.success());
-    assert!(copy, "copy examples/lamp");
-    // The database's port differs from the balancer's, both taken by the caller.
-    let db = loop {
+    assert!(copy, "copy examples/{name}");
+    app
+}
+
+/// A free port (`free_port`) other than `taken`, one the caller holds no socket on.
+pub fn free_port_besides(taken: u16) -> u16 {
+    loop {
         let p = free_port();
-        if p != lb {
-            break p;
+        if p != taken {
+            return p;
         }
-    };
+    }
+}
+
+/// `roboconf`'s output of a command that must succeed (its stdout), or a panic with
+/// what it printed.
+pub fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A copy of examples/lamp under `root/lamp`, its balancer on port `lb`, its database on
+/// a free port.
+pub fn lamp_copy_on(root: &Path, lb: u16) -> PathBuf {
+    let app = example_copy(root, "lamp");
+    // The database's port differs from the balancer's, both taken by the caller.
+    let db = free_port_besides(lb);
     let instances = format!(
         "instance of VM {{\n\tname: vm-lb;\n\tinstance of LB {{\n\t\tname: lb;\n\t\tport: {lb};\n\t}}\n}}\n\
          instance of VM {{\n\tname: vm-app-1;\n\tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
@@ -533,13 +556,22 @@ pub fn live_machines(dir: &Path) -> Vec<u32> {
 }
 
 /// Polls `cond` every 20 ms until it holds; fails the test after `timeout`.
-pub fn wait(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait(what: &str, timeout: std::time::Duration, cond: impl FnMut() -> bool) {
+    wait_or_tell(what, timeout, cond, String::new)
+}
+
+/// `wait`, whose failure also says what `tell` gathers then (logs, files).
+pub fn wait_or_tell(
+    what: &str,
+    timeout: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+    tell: impl FnOnce() -> String,
+) {
     let end = std::time::Instant::now() + timeout;
     while !cond() {
-        assert!(
-            std::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
+        if std::time::Instant::now() >= end {
+            panic!("timed out waiting for {what}\n{}", tell());
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -4,7 +4,7 @@
 //! `kill -9` in the middle of a start-all, and bad input (hanging and chatty scripts,
 //! garbage on the control socket, unusable or busy data dirs, invalid applications).
 
-use roboconf_tests::{roboconf, Agent};
+use roboconf_tests::{ok, roboconf, Agent};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -134,16 +134,6 @@ impl Fixture {
     }
 }
 
-fn ok(o: std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn position(journal: &[String], line: &str) -> usize {
     journal
         .iter()
@@ -186,20 +176,20 @@ fn start_all_parents_first_and_importers_wait() {
         .as_str()
         .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p >= 10_000)));
     // Stopping the exporter cascades; starting it again restores everything.
-    ok(a.cli(&["instance", "stop", "shop", "/vm/db"]));
+    ok(&a.cli(&["instance", "stop", "shop", "/vm/db"]));
     a.wait_states("shop", &["/vm/db"], "DEPLOYED_STOPPED");
     a.wait_states("shop", &["/vm/app"], "UNRESOLVED");
     a.wait_states("shop", &["/vm/app/web"], "WAITING_FOR_ANCESTOR");
-    ok(a.cli(&["instance", "start", "shop", "/vm/db"]));
+    ok(&a.cli(&["instance", "start", "shop", "/vm/db"]));
     a.wait_states(
         "shop",
         &["/vm/db", "/vm/app", "/vm/app/web"],
         "DEPLOYED_STARTED",
     );
     // An importer created while its exporter is down waits UNRESOLVED, then starts by itself.
-    ok(a.cli(&["instance", "stop", "shop", "/vm/db"]));
+    ok(&a.cli(&["instance", "stop", "shop", "/vm/db"]));
     a.wait_states("shop", &["/vm/app"], "UNRESOLVED");
-    ok(a.cli(&[
+    ok(&a.cli(&[
         "instance",
         "create",
         "shop",
@@ -207,12 +197,12 @@ fn start_all_parents_first_and_importers_wait() {
         "--component",
         "App",
     ]));
-    ok(a.cli(&["instance", "start", "shop", "/vm/app2"]));
+    ok(&a.cli(&["instance", "start", "shop", "/vm/app2"]));
     a.wait_states("shop", &["/vm/app2"], "UNRESOLVED");
-    ok(a.cli(&["instance", "start", "shop", "/vm/db"]));
+    ok(&a.cli(&["instance", "start", "shop", "/vm/db"]));
     a.wait_states("shop", &["/vm/app", "/vm/app2"], "DEPLOYED_STARTED");
     // Undeploy reverses deploy: children first.
-    ok(a.cli(&["app", "undeploy", "shop"]));
+    ok(&a.cli(&["app", "undeploy", "shop"]));
     a.wait_states(
         "shop",
         &["/vm/db", "/vm/app", "/vm/app/web", "/vm/app2"],
@@ -229,8 +219,8 @@ fn start_all_parents_first_and_importers_wait() {
         last("end stop /vm/app/web") < last("begin stop /vm/app"),
         "a child stops before its parent"
     );
-    ok(a.cli(&["app", "remove", "shop"]));
-    assert!(ok(a.cli(&["app", "list"])).contains("no application"));
+    ok(&a.cli(&["app", "remove", "shop"]));
+    assert!(ok(&a.cli(&["app", "list"])).contains("no application"));
 }
 
 #[test]
@@ -239,7 +229,7 @@ fn an_optional_import_change_runs_update_once() {
     let a = f.agent(&[], "0");
     f.add(&a, true);
     a.wait_states("shop", &["/vm/app"], "DEPLOYED_STARTED");
-    ok(a.cli(&[
+    ok(&a.cli(&[
         "instance",
         "create",
         "shop",
@@ -247,7 +237,7 @@ fn an_optional_import_change_runs_update_once() {
         "--component",
         "Cache",
     ]));
-    ok(a.cli(&["instance", "start", "shop", "/vm/cache"]));
+    ok(&a.cli(&["instance", "start", "shop", "/vm/cache"]));
     a.wait_states("shop", &["/vm/cache"], "DEPLOYED_STARTED");
     a.wait_until("the update", Duration::from_secs(20), |_| {
         f.journal().iter().any(|l| l == "end update /vm/app")
@@ -260,7 +250,7 @@ fn an_optional_import_change_runs_update_once() {
         "{j:?}"
     );
     // The cache leaves: one more update, with the stopped status.
-    ok(a.cli(&["instance", "stop", "shop", "/vm/cache"]));
+    ok(&a.cli(&["instance", "stop", "shop", "/vm/cache"]));
     a.wait_until("the second update", Duration::from_secs(20), |_| {
         f.journal()
             .iter()
@@ -296,19 +286,19 @@ fn a_failing_script_keeps_the_previous_state_and_says_why() {
     });
     assert_eq!(a.state("shop", "/vm/db"), "DEPLOYED_STOPPED");
     assert_eq!(a.state("shop", "/vm/app"), "UNRESOLVED");
-    let human = ok(a.cli(&["status", "shop"]));
+    let human = ok(&a.cli(&["status", "shop"]));
     assert!(
         human.contains("last error: start failed: exit code 3"),
         "{human}"
     );
-    let logs = ok(a.cli(&["logs", "shop", "/vm/db"]));
+    let logs = ok(&a.cli(&["logs", "shop", "/vm/db"]));
     assert!(
         logs.contains("start FAILED: exit code 3") && logs.contains("told to fail"),
         "{logs}"
     );
     // Fixed, and asked again: it starts, and its importer follows.
     std::fs::remove_file(f.flags.join("db.start.fail")).expect("unflag");
-    ok(a.cli(&["instance", "start", "shop", "/vm/db"]));
+    ok(&a.cli(&["instance", "start", "shop", "/vm/db"]));
     a.wait_states("shop", &["/vm/db", "/vm/app"], "DEPLOYED_STARTED");
 }
 
@@ -374,7 +364,7 @@ fn bad_scripts_do_not_hurt_the_agent() {
     f.add(&a, true);
     // The agent answers while a script hangs.
     let t = std::time::Instant::now();
-    ok(a.cli(&["status", "shop"]));
+    ok(&a.cli(&["status", "shop"]));
     assert!(t.elapsed() < Duration::from_secs(2));
     a.wait_until("the timeout", Duration::from_secs(30), |a| {
         a.status("shop")["instances"].as_array().is_some_and(|l| {
@@ -413,7 +403,7 @@ fn bad_scripts_do_not_hurt_the_agent() {
     line.clear();
     r.read_line(&mut line).expect("second answer");
     assert!(line.contains("\"kind\":\"status\""), "{line}");
-    ok(a.cli(&["status"]));
+    ok(&a.cli(&["status"]));
 }
 
 #[test]
@@ -429,7 +419,7 @@ fn recipes_without_scripts_are_no_ops() {
         &["/vm/db", "/vm/app", "/vm/app/web"],
         "DEPLOYED_STARTED",
     );
-    assert!(ok(a.cli(&["logs", "shop", "/vm/db"])).contains("no script for this action"));
+    assert!(ok(&a.cli(&["logs", "shop", "/vm/db"])).contains("no script for this action"));
 }
 
 #[test]
@@ -470,7 +460,7 @@ fn data_dir_problems_are_clear() {
             && err.contains("g.graph:2:2: error[P_PROPERTY_ENDS_WITH_SEMI_COLON]"),
         "{err}"
     );
-    assert!(ok(a.cli(&["app", "list"])).contains("no application"));
+    assert!(ok(&a.cli(&["app", "list"])).contains("no application"));
     assert!(!a.data_dir.join("apps/bad").exists());
     // No agent: a clear message.
     let o = roboconf(&[
@@ -505,7 +495,7 @@ fn random_ports_are_unique_stable_and_skip_forbidden_ones() {
     let cfg_s = cfg.display().to_string();
     let mut a = f.agent(&["--config", &cfg_s], "0");
     f.add(&a, false);
-    ok(a.cli(&[
+    ok(&a.cli(&[
         "instance",
         "create",
         "shop",
@@ -513,7 +503,7 @@ fn random_ports_are_unique_stable_and_skip_forbidden_ones() {
         "--component",
         "App",
     ]));
-    ok(a.cli(&["app", "start", "shop"]));
+    ok(&a.cli(&["app", "start", "shop"]));
     a.wait_states("shop", &["/vm/app", "/vm/app2"], "DEPLOYED_STARTED");
     let ports = |a: &Agent| -> Vec<String> {
         let s = a.status("shop");
@@ -559,7 +549,7 @@ fn wait_returns_0_when_reached_and_1_on_timeout() {
     ]);
     assert_eq!(o.status.code(), Some(1), "nothing was asked to start");
     assert!(String::from_utf8_lossy(&o.stderr).contains("timed out: 0/3"));
-    ok(a.cli(&["app", "start", "shop"]));
+    ok(&a.cli(&["app", "start", "shop"]));
     let o = a.cli(&[
         "wait",
         "shop",
@@ -580,7 +570,7 @@ fn wait_returns_0_when_reached_and_1_on_timeout() {
         a.cli(&["wait", "shop", "--state", "NOPE"]).status.code(),
         Some(2)
     );
-    let list = ok(a.cli(&["app", "list"]));
+    let list = ok(&a.cli(&["app", "list"]));
     assert!(
         list.contains("shop 1.0.0 (4 instances, 4 started)"),
         "{list}"

@@ -3,7 +3,7 @@
 //! working folder and was never tried again, a store deleted under a data dir that still
 //! held applications.
 
-use roboconf_tests::{roboconf_bin, shop_app, Agent};
+use roboconf_tests::{ok, roboconf_bin, shop_app, Agent};
 use std::path::Path;
 use std::time::Duration;
 
@@ -69,16 +69,6 @@ fn refused_agent(args: &[&std::ffi::OsStr]) -> std::process::Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("output")
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// `/vm/a b`, `/vm/a-b` and `/vm/a_b` shared `instances/shop/vm_a_b`: deploying one wiped

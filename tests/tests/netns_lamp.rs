@@ -363,21 +363,22 @@ fn lamp_on_machines_in_network_namespaces() {
             },
         );
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while {
-        count();
-        roboconf_tests::lamp_servers(&machines).len() != 3
-    } {
-        if std::time::Instant::now() > deadline {
-            panic!(
-                "timed out waiting for the balancer with app-2 again: {:?}\n{}\n{}",
+    roboconf_tests::wait_or_tell(
+        "the balancer with app-2 again",
+        Duration::from_secs(30),
+        || {
+            count();
+            roboconf_tests::lamp_servers(&machines).len() == 3
+        },
+        || {
+            format!(
+                "{:?}\n{}\n{}",
                 roboconf_tests::lamp_servers(&machines),
                 machine_log(&machines, &machine("/vm-lb").folder),
                 machine_log(&machines, &cut.folder),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            )
+        },
+    );
     for a in &agents {
         let root_view = |a: &Agent| {
             let s = a.status("lamp");

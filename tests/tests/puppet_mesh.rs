@@ -12,7 +12,9 @@
 //! `puppet` program): each fails alone with its cause. Skipped, with a message, when
 //! `puppet --version` does not run.
 
-use roboconf_tests::{free_port, roboconf, workspace, Agent, MachinesGuard};
+use roboconf_tests::{
+    example_copy, free_port, free_port_besides, ok, roboconf, Agent, MachinesGuard,
+};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,16 +40,9 @@ fn puppet_installed() -> bool {
 
 /// A copy of examples/puppet under `root/puppet`: the balancer on `lb`, the database on
 /// a free port, the VMs started by hand (an `embedded` target without an address).
-fn example_copy(root: &Path, lb: u16) -> PathBuf {
-    let app = root.join("puppet");
-    let copy = Command::new("cp")
-        .arg("-r")
-        .arg(workspace().join("examples/puppet"))
-        .arg(&app)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(copy, "copy examples/puppet");
-    let db = free_port();
+fn puppet_copy(root: &Path, lb: u16) -> PathBuf {
+    let app = example_copy(root, "puppet");
+    let db = free_port_besides(lb);
     let instances = format!(
         "instance of VM {{\n\tname: vm-1;\n\tinstance of Db {{\n\t\tname: db;\n\t\tport: {db};\n\t}}\n\
          \tinstance of App {{\n\t\tname: app-1;\n\t}}\n}}\n\
@@ -114,16 +109,6 @@ fn runs(root: &Path, instance: &str, program: &str) -> bool {
     servers_under(root).iter().any(|(_, c)| c.contains(&at))
 }
 
-fn ok(o: std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// The exported `App.port` of an app server.
 fn app_port(a: &Agent, path: &str) -> String {
     a.status(APP)["instances"]
@@ -187,7 +172,7 @@ fn the_puppet_lamp_runs_across_three_agents() {
     // a `puppet apply` in flight), also when the test fails.
     let _guard = MachinesGuard(root.to_path_buf());
     let lb = free_port();
-    let app = example_copy(root, lb);
+    let app = puppet_copy(root, lb);
     let start = |name: &str, root_path: &str| {
         let host = format!("{APP}:{root_path}");
         Agent::start(
@@ -219,7 +204,7 @@ fn the_puppet_lamp_runs_across_three_agents() {
     });
 
     // Deployed and started from one agent; every agent runs what it hosts with Puppet.
-    ok(a.cli(&["app", "add", &app.display().to_string(), "--start"]));
+    ok(&a.cli(&["app", "add", &app.display().to_string(), "--start"]));
     a.wait_until(
         "every instance DEPLOYED_STARTED",
         Duration::from_secs(180),
@@ -255,7 +240,7 @@ fn the_puppet_lamp_runs_across_three_agents() {
 
     // app-2 stopped from the agent that does not host it: its server goes, the
     // balancer's update (importDiff removed) drops it and it keeps app-1.
-    ok(a.cli(&["instance", "stop", APP, "/vm-2/app-2"]));
+    ok(&a.cli(&["instance", "stop", APP, "/vm-2/app-2"]));
     b.wait_until("app-2 stopped", Duration::from_secs(60), |b| {
         b.state(APP, "/vm-2/app-2") == "DEPLOYED_STOPPED"
     });
@@ -284,7 +269,7 @@ fn the_puppet_lamp_runs_across_three_agents() {
     assert!(runs(root, "vm-3+lb", "lb.py"), "the balancer kept running");
 
     // Started again: back in the balancer (importDiff added).
-    ok(c.cli(&["instance", "start", APP, "/vm-2/app-2"]));
+    ok(&c.cli(&["instance", "start", APP, "/vm-2/app-2"]));
     c.wait_until(
         "the balancer with app-2 again",
         Duration::from_secs(60),
@@ -312,7 +297,7 @@ fn the_puppet_lamp_runs_across_three_agents() {
     // Undeployed: every instance NOT_DEPLOYED on every agent, no server left. (The roots
     // stand for the machines, i.e. the agents started by hand: they stay DEPLOYED_STARTED
     // while their agent lives.)
-    ok(b.cli(&["app", "undeploy", APP]));
+    ok(&b.cli(&["app", "undeploy", APP]));
     let nested: Vec<&str> = INSTANCES
         .iter()
         .copied()
@@ -426,7 +411,7 @@ fn broken_puppet_recipes_fail_alone_with_the_cause() {
         &[],
     );
     let app_arg = app.display().to_string();
-    ok(a.cli(&["app", "add", &app_arg, "--start"]));
+    ok(&a.cli(&["app", "add", &app_arg, "--start"]));
     // Two `puppet apply` runs beside three others: give them a busy machine's time.
     a.wait_until("/vm/good started", Duration::from_secs(90), |a| {
         a.state("shop", "/vm/good") == "DEPLOYED_STARTED"
@@ -484,8 +469,8 @@ fn broken_puppet_recipes_fail_alone_with_the_cause() {
         &["--host", "shop:/vm", "--config", &config_arg],
         &[],
     );
-    ok(b.cli(&["app", "add", &app_arg]));
-    ok(b.cli(&["instance", "start", "shop", "/vm/good"]));
+    ok(&b.cli(&["app", "add", &app_arg]));
+    ok(&b.cli(&["instance", "start", "shop", "/vm/good"]));
     b.wait_until(
         "good failed: no puppet program",
         Duration::from_secs(30),
@@ -495,5 +480,5 @@ fn broken_puppet_recipes_fail_alone_with_the_cause() {
         },
     );
     assert_eq!(b.state("shop", "/vm/good"), "NOT_DEPLOYED");
-    ok(b.cli(&["app", "list"]));
+    ok(&b.cli(&["app", "list"]));
 }

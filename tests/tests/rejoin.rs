@@ -3,7 +3,7 @@
 //! one agent of an instance hosted by another said "no script run recorded"; `app list`
 //! counted started instances differently from `status`.
 
-use roboconf_tests::Agent;
+use roboconf_tests::{ok, Agent};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,16 +36,6 @@ fn args<'a>(host: &'a str, node: &'a str) -> [&'a str; 6] {
         "--node",
         node,
     ]
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// `node-a` hosting `/vm-db`, `node-b` hosting `/vm-app`, the application started.

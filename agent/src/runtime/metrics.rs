@@ -34,6 +34,7 @@ impl Loop {
             ("antientropy_rounds_timed_out", timed_out),
             ("tombstones_collected", self.node.engine().collected()),
             ("swim_datagrams_unreadable", self.node.swim_rejected()),
+            ("swim_verdicts_withheld", self.node.swim_withheld()),
             ("control_connections", self.control.open.load(Relaxed)),
             ("control_refused_busy", self.control.busy.load(Relaxed)),
             ("control_evicted", self.control.evicted.load(Relaxed)),

@@ -280,6 +280,7 @@ impl Loop {
             ("sync_rounds_ended", ended),
             ("sync_rounds_timed_out", timed_out),
             ("swim_datagrams_unreadable", self.node.swim_rejected()),
+            ("swim_verdicts_withheld", self.node.swim_withheld()),
             ("tombstones_collected", self.node.engine().collected()),
         ];
         c.extend(self.node.coord_counts());

@@ -379,6 +379,11 @@ impl Node {
         self.swim.as_ref().map_or(0, |s| s.rejected)
     }
 
+    /// SWIM updates kept out of datagrams: down verdicts reached while hearing no one.
+    pub fn swim_withheld(&self) -> u64 {
+        self.swim.as_ref().map_or(0, |s| s.withheld())
+    }
+
     /// Applies one input at `now_ms`.
     pub fn step(&mut self, now_ms: u64, input: Input) {
         self.advance_clock(now_ms);
